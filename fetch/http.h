@@ -1,0 +1,73 @@
+/* http.h: one blocking HTTP exchange for metadata (revision, tree pages), and the parsers of
+ * the headers the Hub protocol uses. The transfer engine (xfer) uses the parsers too.
+ * Any thread; http_request() blocks for up to its timeout. One of two curl users. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "fetch/reason.h"
+
+struct http_request {
+	const char *method;   /* "GET" or "HEAD" */
+	const char *url;
+	const char *token;    /* Authorization: Bearer, sent only when auth_origin matches url */
+	const char *auth_origin; /* URL whose scheme://host:port may receive the token */
+	const char *user_agent;
+	const char *range;    /* "a-b" or NULL */
+	long timeout_s;       /* whole exchange; connect timeout is min(timeout_s, 10) */
+	bool follow_relative; /* follow redirects whose Location has no host (token kept) */
+};
+
+struct http_response {
+	long status;                /* 0 when no reply arrived */
+	char *body;                 /* NUL-terminated, malloc'd (may be empty, never NULL on 0) */
+	size_t body_len;
+	char *effective_url;        /* after relative redirects */
+	/* Headers (malloc'd, NULL when absent), quotes and W/ kept as sent. */
+	char *location, *etag, *x_repo_commit, *x_linked_etag, *x_linked_size, *content_range,
+		*content_length, *link, *x_error_code, *x_error_message, *retry_after, *ratelimit,
+		*x_request_id;
+	enum fetch_reason net_reason; /* transport failure reason when status == 0 */
+	char error[256];            /* words for a transport failure */
+};
+
+/* Performs req. Returns 0 when a reply arrived (any status), else -errno of net_reason
+ * (-EHOSTUNREACH, -ETIMEDOUT, ...) with ret->error set. ret must be released with
+ * http_response_done() either way. Bodies above 64 MiB are -EBADMSG. */
+int http_request(const struct http_request *req, struct http_response *ret);
+void http_response_done(struct http_response *r);
+
+/* Maps a reply to a reason: 401 + X-Error-Code GatedRepo -> GATED, 404 RevisionNotFound ->
+ * NO_REVISION, 404 -> NOT_FOUND, 401 -> TOKEN (or NOT_FOUND for RepoNotFound), 403 GatedRepo
+ * -> GATED, 403 -> FORBIDDEN, 429 -> RATE_LIMITED, 408/5xx -> SERVER, 2xx/3xx -> OK,
+ * other 4xx -> PROTOCOL. */
+enum fetch_reason http_status_reason(long status, const char *x_error_code);
+
+/* "bytes a-b/total" (total may be "*"; then *ret_total = UINT64_MAX). -EBADMSG. */
+int http_parse_content_range(const char *v, uint64_t *ret_first, uint64_t *ret_last,
+			     uint64_t *ret_total);
+/* Numeric Retry-After seconds; the HTTP-date form is -EINVAL (ignored, as the official
+ * client does). */
+int http_parse_retry_after(const char *v, uint64_t *ret_seconds);
+/* RateLimit: "<bucket>";r=<remaining>;t=<seconds>. -EINVAL. */
+int http_parse_ratelimit(const char *v, uint64_t *ret_remaining, uint64_t *ret_reset_seconds);
+/* The absolute URL of rel="next" in a Link header, malloc'd, or NULL. */
+char *http_link_next(const char *link);
+/* Strips W/ and quotes from an ETag into buf. -EINVAL when empty or too long. */
+int http_etag_normalize(const char *etag, char *buf, size_t len);
+
+/* True when both URLs have the same scheme, host and port (default ports filled in). */
+bool http_same_origin(const char *a, const char *b);
+/* Resolves a Location against base: an absolute Location is copied, a path-only one keeps
+ * base's scheme://host:port and (as the official client does, HUB_PROTOCOL.md 4.1) its own
+ * query. malloc'd or NULL on a malformed input. */
+char *http_url_join(const char *base, const char *location);
+/* Expiry (unix seconds) of a signed URL: X-Amz-Date + X-Amz-Expires (S3) or Expires=
+ * (CloudFront). -ENOENT when the URL carries neither. */
+int http_signed_url_expiry(const char *url, uint64_t *ret_unix);
+/* Percent-encodes a repo file path as Python quote(path): unreserved and '/' kept. malloc'd. */
+char *http_escape_path(const char *path);
+/* Percent-encodes one segment ('/' encoded too), for revisions: "refs/pr/1" -> "refs%2Fpr%2F1". */
+char *http_escape_segment(const char *s);

@@ -1,0 +1,97 @@
+/* hub.h: the Hub's metadata API (HUB_PROTOCOL.md 1-3, 5, 6): repo ids, configuration from the
+ * environment (endpoint, token discovery, offline), resolving a revision to a commit, listing
+ * the whole tree at a commit across pages, and turning error replies into words.
+ * Any thread; the calls that talk to the Hub block (never call them on a FUSE worker). */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "fetch/reason.h"
+
+enum hub_repo_type {
+	HUB_REPO_MODEL,
+	HUB_REPO_DATASET,
+	HUB_REPO_SPACE,
+};
+
+struct hub_repo {
+	enum hub_repo_type type;
+	char id[128]; /* "org/name" or "name" */
+};
+
+struct hub_config {
+	char *endpoint;   /* HF_ENDPOINT or the override, no trailing '/' */
+	char *token;      /* NULL: anonymous */
+	char *token_source; /* "HF_TOKEN", "/root/.cache/huggingface/token", ... for messages */
+	char *user_agent; /* "hffs/<version>; curl/<v>" */
+	bool offline;     /* HF_HUB_OFFLINE / TRANSFORMERS_OFFLINE */
+	long timeout_s;   /* metadata requests (HF_HUB_ETAG_TIMEOUT, default 10) */
+};
+
+struct hub_error {
+	enum fetch_reason reason;
+	long status;      /* HTTP status, 0 without a reply */
+	char message[512];/* one line for a person: what, which object, why */
+};
+
+struct hub_entry {
+	char *path;       /* full path from the repo root, validated by hub_tree_validate() */
+	uint64_t size;
+	bool is_dir;
+	bool is_lfs;
+	char oid[41];     /* git oid (for LFS: of the pointer) */
+	char sha256[65];  /* lfs.oid, when is_lfs */
+};
+
+struct hub_tree {
+	struct hub_entry *v;
+	size_t n, cap;
+};
+
+/* "org/name", "name", "datasets/org/name", "spaces/org/name" (HUB_PROTOCOL.md 1 rules).
+ * -EINVAL with words in err. */
+int hub_repo_parse(const char *spec, struct hub_repo *ret, struct hub_error *err);
+/* "models/org/name": the cache key and API path segment. */
+int hub_repo_key(const struct hub_repo *repo, char *buf, size_t len);
+/* "models", "datasets", "spaces" */
+const char *hub_repo_type_plural(enum hub_repo_type t);
+
+/* Fills cfg from the environment (HUB_PROTOCOL.md 5-6): HF_ENDPOINT (endpoint_override wins
+ * when non-NULL), HF_TOKEN, HUGGING_FACE_HUB_TOKEN, HF_TOKEN_PATH, HF_HOME/token (HF_HOME from
+ * XDG_CACHE_HOME or ~/.cache/huggingface), HF_HUB_DISABLE_IMPLICIT_TOKEN, HF_HUB_OFFLINE,
+ * HF_HUB_ETAG_TIMEOUT. Token values are trimmed; empty means none. -ENOMEM only. */
+int hub_config_init(struct hub_config *cfg, const char *endpoint_override);
+void hub_config_done(struct hub_config *cfg);
+
+/* Resolves rev (branch, tag, sha, refs/pr/N) to a 40-hex commit with
+ * GET /api/{type}s/{repo}/revision/{rev}. -ENOENT, -EACCES, -EAGAIN, -EHOSTUNREACH,
+ * -ETIMEDOUT, -EBADMSG with err filled. */
+int hub_resolve_revision(const struct hub_config *cfg, const struct hub_repo *repo,
+			 const char *rev, char ret_commit[41], struct hub_error *err);
+
+/* Lists every entry (files and directories) at commit with recursive tree pages, following
+ * Link rel="next" verbatim until none remains (HUB_PROTOCOL.md 3). Appends to tree.
+ * page_limit > 0 adds limit=N. Errors as above; -EBADMSG for malformed pages. */
+int hub_list_tree(const struct hub_config *cfg, const struct hub_repo *repo, const char *commit,
+		  unsigned page_limit, struct hub_tree *tree, struct hub_error *err);
+
+/* {E}/{prefix}{repo}/resolve/{commit}/{escaped path}, malloc'd. */
+char *hub_resolve_url(const struct hub_config *cfg, const struct hub_repo *repo,
+		      const char *commit, const char *path);
+
+/* Rejects hostile trees (HUB_PROTOCOL.md 10): empty, absolute, '\\'-containing, ".." or "."
+ * or empty segments, control characters, a segment over 255 bytes, duplicate paths, a file
+ * whose parent is a file, an LFS entry without a valid sha256, an oid that is not 40 hex.
+ * -EBADMSG with the offending path, quoted, in err. */
+int hub_tree_validate(const struct hub_tree *tree, struct hub_error *err);
+/* Content id of an entry: sha256 for LFS, else the git oid. */
+const char *hub_entry_cid(const struct hub_entry *e);
+void hub_tree_done(struct hub_tree *tree);
+
+/* Words for a reply that is an error (status, X-Error-Code, X-Error-Message, JSON body) about
+ * object (e.g. "repo 'org/name'"), into err, with the reason. Used by hub.c and fs/. */
+struct http_response;
+void hub_error_from_response(const struct http_response *r, const char *object,
+			     struct hub_error *err);

@@ -1,0 +1,19 @@
+/* hub_json.h: Hub JSON replies to structs, and the tree's serialized form for the cache.
+ * The only cJSON user. Pure; any thread. Every parser takes untrusted bytes (fuzzed). */
+#pragma once
+
+#include <stddef.h>
+
+#include "fetch/hub.h"
+
+/* "sha" of a revision reply into ret_sha (41 bytes). -EBADMSG when missing or not 40 hex. */
+int hub_json_revision(const char *json, size_t len, char *ret_sha);
+/* Appends the entries of one tree page (a JSON array of §3 entries) to tree. Unknown fields
+ * are ignored; a missing path/type/size or a malformed lfs object is -EBADMSG. */
+int hub_json_tree_page(const char *json, size_t len, struct hub_tree *tree);
+/* The tree as one JSON array in the page format, so hub_json_tree_page() reads it back.
+ * malloc'd, NULL on OOM. */
+char *hub_json_tree_dump(const struct hub_tree *tree, size_t *ret_len);
+/* The message of an error body: {"error": "..."}, {"error": ["a","b"]}, {"errors":
+ * [{"message": ...}]}. -EBADMSG when none is found. */
+int hub_json_error_message(const char *json, size_t len, char *buf, size_t buflen);
