@@ -1,0 +1,18 @@
+/* cli.h: what the subcommands share: their entry points and the default paths. */
+#pragma once
+
+#include <stddef.h>
+
+int cmd_mount(int argc, char **argv);
+int cmd_unmount(int argc, char **argv);
+int cmd_status(int argc, char **argv);
+
+/* --cache-dir, else HFFS_CACHE_DIR, else $XDG_CACHE_HOME/hffs, else ~/.cache/hffs, made
+ * absolute (not required to exist). malloc'd, NULL on OOM or no HOME. */
+char *cli_cache_dir(const char *arg);
+/* Absolute form of a path the user gave, without following a dead mount. malloc'd. */
+char *cli_abspath(const char *path);
+/* mkdir -p with mode 0755. 0 or -errno. */
+int cli_mkdir_p(const char *path);
+/* Runs fusermount3 with args ("-u" or "-uz") on path; returns its exit status or -errno. */
+int cli_fusermount(const char *flag, const char *path);

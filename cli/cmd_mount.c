@@ -1,0 +1,266 @@
+/* cmd_mount.c: `hffs mount`. Checks the arguments, then forks the daemon before any thread
+ * or LMDB handle exists; the parent waits until the mount answers (or the daemon fails,
+ * having said why on the inherited stderr) and exits with that outcome, as sshfs does. */
+#include "cli/cli.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "fs/mount.h"
+#include "util/cleanup.h"
+#include "util/log.h"
+#include "util/parse.h"
+
+static const char mount_usage[] =
+	"Usage: hffs mount REPO MOUNTPOINT [OPTIONS]\n"
+	"\n"
+	"Mounts REPO (org/name, name, datasets/org/name or spaces/org/name) read-only at\n"
+	"MOUNTPOINT, pinned to the commit REV resolves to now. Returns once the mount is ready\n"
+	"and serves it in the background; files are fetched as they are read.\n"
+	"\n"
+	"Options:\n"
+	"  -r, --revision REV      branch, tag, commit or refs/pr/N (default: main)\n"
+	"      --endpoint URL      Hub endpoint (default: $HF_ENDPOINT or https://huggingface.co)\n"
+	"      --cache-dir DIR     cache directory (default: $HFFS_CACHE_DIR, else\n"
+	"                          $XDG_CACHE_HOME/hffs or ~/.cache/hffs)\n"
+	"  -f, --foreground        serve in the foreground, logging to stderr\n"
+	"      --connections N     parallel connections (default: 16)\n"
+	"      --max-rate RATE     bandwidth cap in bytes/s, units allowed: 50M (default: none)\n"
+	"      --stall-timeout S   seconds without a byte before a transfer is retried (30)\n"
+	"      --log-file FILE     daemon log (default: DIR/logs/<mountpoint>.log)\n"
+	"  -d, --debug             debug logs and FUSE request tracing\n"
+	"  -h, --help              this text\n"
+	"\n"
+	"Token: $HF_TOKEN, else the file $HF_TOKEN_PATH, else $HF_HOME/token.\n"
+	"Offline: HF_HUB_OFFLINE=1 mounts a revision whose file list is cached, without network.\n";
+
+enum {
+	OPT_ENDPOINT = 256,
+	OPT_CACHE_DIR,
+	OPT_CONNECTIONS,
+	OPT_MAX_RATE,
+	OPT_STALL,
+	OPT_LOG_FILE,
+	OPT_PAGE_SIZE,
+};
+
+/* "/models/qwen" -> "models-qwen.log": one log per mountpoint, stable across mounts. */
+static char *default_log_path(const char *cache_dir, const char *mountpoint)
+{
+	_cleanup_free_ char *name = strdup(mountpoint[1] ? mountpoint + 1 : "root");
+	char *r;
+
+	if (!name)
+		return NULL;
+	for (char *p = name; *p; p++)
+		if (*p == '/' || *p == ' ')
+			*p = '-';
+	if (asprintf(&r, "%s/logs/%.200s.log", cache_dir, name) < 0)
+		return NULL;
+	return r;
+}
+
+/* A dead FUSE daemon leaves "Transport endpoint is not connected" behind: clear it so the
+ * next mount does not fail on it. */
+static int check_mountpoint(const char *mp)
+{
+	struct stat st;
+
+	if (stat(mp, &st) < 0 && errno == ENOTCONN) {
+		log_warn("'%s' is a mount whose daemon died; unmounting it first", mp);
+		(void)cli_fusermount("-uz", mp);
+	}
+	if (stat(mp, &st) < 0) {
+		log_err("mountpoint '%s': %s", mp, strerror(errno));
+		return -errno;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		log_err("mountpoint '%s' is not a directory", mp);
+		return -ENOTDIR;
+	}
+	return 0;
+}
+
+/* Parent side: 0 once the daemon says the mount answers, else the daemon's exit status. */
+static int wait_ready(pid_t pid, int fd)
+{
+	char b;
+	ssize_t n;
+	int status;
+
+	do
+		n = read(fd, &b, 1);
+	while (n < 0 && errno == EINTR);
+	close(fd);
+	if (n == 1)
+		return 0;
+	if (waitpid(pid, &status, 0) < 0)
+		return 1;
+	if (WIFEXITED(status))
+		return WEXITSTATUS(status) ? WEXITSTATUS(status) : 1;
+	log_err("the mount daemon died (signal %d) before the mount was ready", WTERMSIG(status));
+	return 1;
+}
+
+static int daemonize(struct mount_opts *o, pid_t *ret_pid, int *ret_fd)
+{
+	int p[2];
+	pid_t pid;
+
+	if (pipe2(p, O_CLOEXEC) < 0)
+		return -errno;
+	pid = fork();
+	if (pid < 0)
+		return -errno;
+	if (pid > 0) {
+		close(p[1]);
+		*ret_pid = pid;
+		*ret_fd = p[0];
+		return 1;
+	}
+	close(p[0]);
+	(void)setsid();
+	if (chdir("/") < 0)
+		return -errno;
+	int nul = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	if (nul >= 0) {
+		dup2(nul, STDIN_FILENO);
+		close(nul);
+	}
+	o->ready_fd = p[1];
+	return 0;
+}
+
+int cmd_mount(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "revision", required_argument, NULL, 'r' },
+		{ "endpoint", required_argument, NULL, OPT_ENDPOINT },
+		{ "cache-dir", required_argument, NULL, OPT_CACHE_DIR },
+		{ "foreground", no_argument, NULL, 'f' },
+		{ "connections", required_argument, NULL, OPT_CONNECTIONS },
+		{ "max-rate", required_argument, NULL, OPT_MAX_RATE },
+		{ "stall-timeout", required_argument, NULL, OPT_STALL },
+		{ "log-file", required_argument, NULL, OPT_LOG_FILE },
+		{ "tree-page-size", required_argument, NULL, OPT_PAGE_SIZE },
+		{ "debug", no_argument, NULL, 'd' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 },
+	};
+	struct mount_opts o = { .revision = "main", .ready_fd = -1 };
+	_cleanup_free_ char *cache_dir = NULL, *mountpoint = NULL, *log_path = NULL;
+	const char *cache_arg = NULL, *log_arg = NULL;
+	bool foreground = false;
+	uint64_t v;
+	pid_t pid;
+	int c, r, fd;
+
+	while ((c = getopt_long(argc, argv, "r:fdh", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'r':
+			o.revision = optarg;
+			break;
+		case OPT_ENDPOINT:
+			o.endpoint = optarg;
+			break;
+		case OPT_CACHE_DIR:
+			cache_arg = optarg;
+			break;
+		case 'f':
+			foreground = true;
+			break;
+		case OPT_CONNECTIONS:
+			if (parse_uint(optarg, 256, &v) < 0 || !v) {
+				log_err("--connections takes a number from 1 to 256, not '%s'", optarg);
+				return 2;
+			}
+			o.connections = (unsigned)v;
+			break;
+		case OPT_MAX_RATE:
+			if (parse_size(optarg, &o.max_rate) < 0) {
+				log_err("--max-rate takes bytes per second (e.g. 50M), not '%s'", optarg);
+				return 2;
+			}
+			break;
+		case OPT_STALL:
+			if (parse_uint(optarg, 3600, &v) < 0 || !v) {
+				log_err("--stall-timeout takes seconds from 1 to 3600, not '%s'", optarg);
+				return 2;
+			}
+			o.stall_timeout_s = (unsigned)v;
+			break;
+		case OPT_LOG_FILE:
+			log_arg = optarg;
+			break;
+		case OPT_PAGE_SIZE:
+			if (parse_uint(optarg, 100000, &v) < 0) {
+				log_err("--tree-page-size takes a number, not '%s'", optarg);
+				return 2;
+			}
+			o.page_limit = (unsigned)v;
+			break;
+		case 'd':
+			o.debug = true;
+			log_set_level(LOG_LEVEL_DEBUG);
+			break;
+		case 'h':
+			fputs(mount_usage, stdout);
+			return 0;
+		default:
+			fputs("see 'hffs mount --help'\n", stderr);
+			return 2;
+		}
+	}
+	if (argc - optind != 2) {
+		fputs(mount_usage, stderr);
+		return 2;
+	}
+	o.repo = argv[optind];
+	mountpoint = cli_abspath(argv[optind + 1]);
+	cache_dir = cli_cache_dir(cache_arg);
+	if (!mountpoint || !cache_dir) {
+		log_err("cannot determine the %s (set HOME or pass --cache-dir)",
+			mountpoint ? "cache directory" : "mountpoint");
+		return 1;
+	}
+	r = cli_mkdir_p(cache_dir);
+	if (r < 0) {
+		log_err("cannot create the cache directory '%s': %s", cache_dir, strerror(-r));
+		return 1;
+	}
+	if (check_mountpoint(mountpoint) < 0)
+		return 1;
+	o.mountpoint = mountpoint;
+	o.cache_dir = cache_dir;
+	if (!foreground) {
+		log_path = log_arg ? cli_abspath(log_arg) : default_log_path(cache_dir, mountpoint);
+		if (log_path && !log_arg) {
+			_cleanup_free_ char *dir = NULL;
+
+			if (asprintf(&dir, "%s/logs", cache_dir) >= 0)
+				(void)cli_mkdir_p(dir);
+		}
+		o.log_path = log_path;
+		r = daemonize(&o, &pid, &fd);
+		if (r < 0) {
+			log_err("cannot start the mount daemon: %s", strerror(-r));
+			return 1;
+		}
+		if (r > 0) {
+			r = wait_ready(pid, fd);
+			if (r == 0 && log_path)
+				fprintf(stderr, "hffs: log: %s\n", log_path);
+			return r;
+		}
+	}
+	r = mount_run(&o);
+	return r < 0 ? 1 : 0;
+}

@@ -1,0 +1,174 @@
+/* mount.c: the life of one mount, on the process's main thread. */
+#include "fs/mount.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cache/bitmap.h"
+#include "cache/db.h"
+#include "fetch/hub.h"
+#include "fetch/xfer.h"
+#include "fs/inode.h"
+#include "fs/ops.h"
+#include "fs/sched.h"
+#include "fs/session.h"
+#include "fs/snapshot.h"
+#include "util/log.h"
+#include "util/timeutil.h"
+
+struct ready_ud {
+	const struct mount_opts *o;
+};
+
+static void on_ready(void *ud)
+{
+	const struct mount_opts *o = ((struct ready_ud *)ud)->o;
+	int fd;
+
+	if (o->log_path) {
+		fd = open(o->log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+		if (fd >= 0) {
+			dup2(fd, STDOUT_FILENO);
+			dup2(fd, STDERR_FILENO);
+			close(fd);
+		}
+	}
+	if (o->ready_fd >= 0) {
+		char ok = 0;
+
+		(void)!write(o->ready_fd, &ok, 1);
+		close(o->ready_fd);
+	}
+}
+
+static uint64_t tree_total_size(const struct hub_tree *t)
+{
+	uint64_t sum = 0;
+
+	for (size_t i = 0; i < t->n; i++)
+		sum += t->v[i].is_dir ? 0 : t->v[i].size;
+	return sum;
+}
+
+static int serve(const struct mount_opts *o, struct hub_config *cfg, struct cache_db *db,
+		 struct snapshot *snap)
+{
+	struct inode_table *t = NULL;
+	struct xfer *x = NULL;
+	struct sched *s = NULL;
+	struct xfer_opts xo = {
+		.connections = o->connections,
+		.max_rate = o->max_rate,
+		.stall_timeout_s = o->stall_timeout_s,
+		.offline = cfg->offline,
+	};
+	struct sched_opts so = {
+		.cache_dir = o->cache_dir,
+		.cfg = cfg,
+		.repo = &snap->repo,
+		.commit = snap->commit,
+	};
+	struct mount_ctx m = {
+		.block_size = CACHE_BLOCK_SIZE_DEFAULT,
+		.mtime = now_realtime_usec() / USEC_PER_SEC,
+		.uid = getuid(),
+		.gid = getgid(),
+		.total_size = tree_total_size(&snap->tree),
+		.readahead_kb = 16384,
+	};
+	struct db_mount rec = { .pid = getpid(), .started = now_realtime_usec() };
+	char fsname[200];
+	struct ready_ud rud = { .o = o };
+	struct session_opts se = {
+		.mountpoint = o->mountpoint,
+		.fsname = fsname,
+		.debug = o->debug,
+		.ready = on_ready,
+		.ready_ud = &rud,
+	};
+	int r;
+
+	r = inode_table_new(&snap->tree, &t);
+	if (r < 0) {
+		log_err("cannot build the file tree of '%s': %s", snap->repo.id, strerror(-r));
+		goto out;
+	}
+	r = xfer_new(cfg, &xo, &x);
+	if (r < 0) {
+		log_err("cannot start the transfer engine: %s", strerror(-r));
+		goto out;
+	}
+	r = sched_new(&so, db, x, t, &s);
+	if (r < 0)
+		goto out;
+	m.t = t;
+	m.sched = s;
+	snprintf(fsname, sizeof(fsname), "hffs:%s", snap->repo.id);
+	snprintf(rec.mountpoint, sizeof(rec.mountpoint), "%s", o->mountpoint);
+	snprintf(rec.repo_key, sizeof(rec.repo_key), "%s", snap->repo_key);
+	snprintf(rec.revision, sizeof(rec.revision), "%s", snap->revision);
+	snprintf(rec.commit, sizeof(rec.commit), "%s", snap->commit);
+	snprintf(rec.endpoint, sizeof(rec.endpoint), "%s", cfg->endpoint);
+	rec.flags = snap->ref_from_cache ? DB_MOUNT_OFFLINE : 0;
+	r = db_mount_put(db, &rec);
+	if (r < 0)
+		log_warn("cannot record the mount for 'hffs status': %s", strerror(-r));
+	log_info("serving '%s' revision '%s' (commit %s) at '%s'", snap->repo.id, snap->revision,
+		 snap->commit, o->mountpoint);
+	r = session_run(&se, &m);
+	log_info("unmounted '%s'", o->mountpoint);
+	(void)db_mount_del(db, o->mountpoint);
+	(void)db_live_del(db, o->mountpoint);
+out:
+	/* The engine goes first: its cancellations answer the scheduler's fetches. */
+	x = xfer_free(x);
+	s = sched_free(s);
+	inode_table_free(t);
+	return r;
+}
+
+int mount_run(const struct mount_opts *o)
+{
+	struct hub_config cfg = { 0 };
+	struct cache_db *db = NULL;
+	struct snapshot snap;
+	struct hub_error err;
+	int r;
+
+	r = hub_config_init(&cfg, o->endpoint);
+	if (r < 0) {
+		log_err("out of memory");
+		return r;
+	}
+	r = db_open(o->cache_dir, &db);
+	if (r < 0) {
+		if (r == -EPROTONOSUPPORT)
+			log_err("the cache index in '%s' was written by another version of hffs "
+				"(schema %u); use another --cache-dir or remove that one",
+				o->cache_dir, (unsigned)DB_SCHEMA_VERSION);
+		else
+			log_err("cannot open the cache index in '%s': %s", o->cache_dir,
+				strerror(-r));
+		goto out;
+	}
+	r = snapshot_load(&cfg, db, o->repo, o->revision, o->page_limit, &snap, &err);
+	if (r < 0) {
+		log_err("%s", err.message[0] ? err.message : strerror(-r));
+		snapshot_done(&snap);
+		goto out;
+	}
+	if (snap.ref_from_cache && !cfg.offline) {
+		/* The Hub was unreachable when the mount began: serve what is cached and say so. */
+		log_warn("uncached data cannot be fetched until the Hub answers again");
+	}
+	r = serve(o, &cfg, db, &snap);
+	snapshot_done(&snap);
+out:
+	db = db_close(db);
+	hub_config_done(&cfg);
+	return r;
+}

@@ -1,0 +1,26 @@
+/* mount.h: one mount from start to end: open the cache, pin the snapshot, build the inodes,
+ * start the transfer engine and the scheduler, record the mount for `hffs status`, serve
+ * until unmounted, and take everything down in order (engine, scheduler, record, index). */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+
+struct mount_opts {
+	const char *repo;           /* "org/name", "datasets/org/name", ... */
+	const char *revision;       /* branch, tag, sha, refs/pr/N */
+	const char *endpoint;       /* NULL: HF_ENDPOINT or the default */
+	const char *cache_dir;      /* absolute */
+	const char *mountpoint;     /* absolute */
+	unsigned connections;       /* 0: the engine's default */
+	uint64_t max_rate;          /* bytes/s, 0: none */
+	unsigned stall_timeout_s;   /* 0: the engine's default */
+	unsigned page_limit;        /* tree page size asked of the Hub; 0: the Hub's */
+	bool debug;                 /* FUSE request tracing and debug logs */
+	int ready_fd;               /* >= 0: a byte 0 is written there once the mount answers */
+	const char *log_path;       /* after ready, stdout/stderr go there (NULL: unchanged) */
+};
+
+/* Runs the mount to its end. 0 after a clean unmount; -errno when it could not start, after
+ * a line saying why was logged (on stderr, before readiness). */
+int mount_run(const struct mount_opts *o);

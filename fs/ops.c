@@ -1,0 +1,268 @@
+/* ops.c: FUSE low-level handlers for a read-only commit. Every inode is immutable, so entries
+ * and attributes are cached by the kernel for a day and file pages are kept across opens. The
+ * only place that turns -errno into a FUSE error reply. */
+#include "fs/ops.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <fuse_lowlevel.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+
+#include "util/cleanup.h"
+#include "util/log.h"
+
+/* A commit never changes: the kernel may keep entries and attributes as long as it likes. */
+#define CACHE_TIMEOUT_S 86400.0
+
+static struct mount_ctx *ctx_of(fuse_req_t req)
+{
+	return fuse_req_userdata(req);
+}
+
+static void fill_stat(const struct mount_ctx *m, const struct inode *e, struct stat *st)
+{
+	memset(st, 0, sizeof(*st));
+	st->st_ino = e->ino;
+	st->st_mode = e->is_dir ? S_IFDIR | 0555 : S_IFREG | 0444;
+	st->st_nlink = e->is_dir ? 2 : 1;
+	st->st_uid = m->uid;
+	st->st_gid = m->gid;
+	st->st_size = (off_t)e->size;
+	st->st_blksize = m->block_size;
+	st->st_blocks = (blkcnt_t)((e->size + 511) / 512);
+	st->st_mtim.tv_sec = st->st_ctim.tv_sec = st->st_atim.tv_sec = (time_t)m->mtime;
+}
+
+static void op_init(void *userdata, struct fuse_conn_info *conn)
+{
+	struct mount_ctx *m = userdata;
+
+	/* libfuse derives max_pages from max_write: 1 MiB requests instead of 128 KiB ones, the
+	 * difference between one round trip per block and eight. */
+	conn->max_write = 1U << 20;
+	conn->max_readahead = m->readahead_kb * 1024U;
+	if (conn->capable & FUSE_CAP_SPLICE_WRITE)
+		conn->want |= FUSE_CAP_SPLICE_WRITE | FUSE_CAP_SPLICE_MOVE;
+	if (conn->capable & FUSE_CAP_PARALLEL_DIROPS)
+		conn->want |= FUSE_CAP_PARALLEL_DIROPS;
+	conn->want |= FUSE_CAP_ASYNC_READ;
+	conn->want &= ~(unsigned)FUSE_CAP_AUTO_INVAL_DATA;
+}
+
+static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	struct mount_ctx *m = ctx_of(req);
+	const struct inode *e = inode_lookup(m->t, parent, name);
+	struct fuse_entry_param ep;
+
+	if (!e) {
+		/* A negative entry with a timeout: absent names stay absent under a commit. */
+		memset(&ep, 0, sizeof(ep));
+		ep.entry_timeout = CACHE_TIMEOUT_S;
+		fuse_reply_entry(req, &ep);
+		return;
+	}
+	memset(&ep, 0, sizeof(ep));
+	ep.ino = e->ino;
+	ep.generation = 1;
+	ep.attr_timeout = ep.entry_timeout = CACHE_TIMEOUT_S;
+	fill_stat(m, e, &ep.attr);
+	fuse_reply_entry(req, &ep);
+}
+
+static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct mount_ctx *m = ctx_of(req);
+	const struct inode *e = inode_get(m->t, ino);
+	struct stat st;
+
+	(void)fi;
+	if (!e) {
+		fuse_reply_err(req, ENOENT);
+		return;
+	}
+	fill_stat(m, e, &st);
+	fuse_reply_attr(req, &st, CACHE_TIMEOUT_S);
+}
+
+static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	const struct inode *e = inode_get(ctx_of(req)->t, ino);
+
+	if (!e) {
+		fuse_reply_err(req, ENOENT);
+		return;
+	}
+	if (!e->is_dir) {
+		fuse_reply_err(req, ENOTDIR);
+		return;
+	}
+	fi->cache_readdir = 1;
+	fi->keep_cache = 1;
+	fuse_reply_open(req, fi);
+}
+
+/* Offsets: 1 is ".", 2 is "..", 3 + i is child i. */
+static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		       struct fuse_file_info *fi)
+{
+	struct mount_ctx *m = ctx_of(req);
+	const struct inode *d = inode_get(m->t, ino);
+	_cleanup_free_ char *buf = NULL;
+	size_t used = 0;
+
+	(void)fi;
+	if (!d || !d->is_dir) {
+		fuse_reply_err(req, d ? ENOTDIR : ENOENT);
+		return;
+	}
+	buf = malloc(size);
+	if (!buf) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	for (uint64_t i = (uint64_t)off; i < d->nchildren + 2; i++) {
+		const struct inode *c = i == 0 ? d : i == 1 ? inode_get(m->t, d->parent) :
+							      inode_get(m->t, d->children[i - 2]);
+		const char *name = i == 0 ? "." : i == 1 ? ".." : c->name;
+		struct stat st = { .st_ino = c->ino, .st_mode = c->is_dir ? S_IFDIR : S_IFREG };
+		size_t n = fuse_add_direntry(req, buf + used, size - used, name, &st, (off_t)i + 1);
+
+		if (n > size - used)
+			break;
+		used += n;
+	}
+	fuse_reply_buf(req, buf, used);
+}
+
+static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	const struct inode *e = inode_get(ctx_of(req)->t, ino);
+
+	if (!e) {
+		fuse_reply_err(req, ENOENT);
+		return;
+	}
+	if (e->is_dir) {
+		fuse_reply_err(req, EISDIR);
+		return;
+	}
+	if ((fi->flags & O_ACCMODE) != O_RDONLY) {
+		fuse_reply_err(req, EROFS);
+		return;
+	}
+	fi->keep_cache = 1; /* the bytes of a commit never change */
+	fuse_reply_open(req, fi);
+}
+
+struct read_ctx {
+	fuse_req_t req;
+	uint64_t offset;
+	uint64_t len;
+};
+
+static void reply_from_fd(fuse_req_t req, int fd, uint64_t offset, uint64_t len)
+{
+	struct fuse_bufvec bv = FUSE_BUFVEC_INIT(len);
+
+	bv.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
+	bv.buf[0].fd = fd;
+	bv.buf[0].pos = (off_t)offset;
+	fuse_reply_data(req, &bv, FUSE_BUF_SPLICE_MOVE);
+}
+
+/* Engine or committer thread: the parked read's blocks landed, or will never land. */
+static void read_ready(void *ud, int err, int fd)
+{
+	struct read_ctx *rc = ud;
+
+	if (err)
+		fuse_reply_err(rc->req, EIO);
+	else
+		reply_from_fd(rc->req, fd, rc->offset, rc->len);
+	free(rc);
+}
+
+static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		    struct fuse_file_info *fi)
+{
+	struct mount_ctx *m = ctx_of(req);
+	const struct inode *e = inode_get(m->t, ino);
+	struct read_ctx *rc;
+	uint64_t offset = (uint64_t)off, len;
+	int fd = -1, r;
+
+	(void)fi;
+	if (!e || e->is_dir) {
+		fuse_reply_err(req, e ? EISDIR : ENOENT);
+		return;
+	}
+	if (offset >= e->size || !size) {
+		fuse_reply_buf(req, NULL, 0);
+		return;
+	}
+	len = MIN((uint64_t)size, e->size - offset);
+	rc = malloc(sizeof(*rc));
+	if (!rc) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	*rc = (struct read_ctx){ .req = req, .offset = offset, .len = len };
+	r = sched_read(m->sched, e, offset, len, read_ready, rc, &fd);
+	if (r == 0)
+		return; /* parked: read_ready() replies */
+	free(rc);
+	if (r < 0)
+		fuse_reply_err(req, r == -ENOMEM ? ENOMEM : EIO);
+	else
+		reply_from_fd(req, fd, offset, len);
+}
+
+static void op_statfs(fuse_req_t req, fuse_ino_t ino)
+{
+	struct mount_ctx *m = ctx_of(req);
+	struct statvfs sv;
+
+	(void)ino;
+	memset(&sv, 0, sizeof(sv));
+	sv.f_bsize = m->block_size;
+	sv.f_frsize = 512;
+	sv.f_blocks = (fsblkcnt_t)((m->total_size + 511) / 512);
+	sv.f_files = (fsfilcnt_t)inode_count(m->t);
+	sv.f_namemax = 255;
+	sv.f_flag = ST_RDONLY | ST_NOSUID | ST_NODEV;
+	fuse_reply_statfs(req, &sv);
+}
+
+static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
+{
+	(void)ino;
+	(void)name;
+	(void)size;
+	fuse_reply_err(req, ENODATA);
+}
+
+static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
+{
+	(void)ino;
+	if (size)
+		fuse_reply_buf(req, NULL, 0);
+	else
+		fuse_reply_xattr(req, 0);
+}
+
+const struct fuse_lowlevel_ops ops_lowlevel = {
+	.init = op_init,
+	.lookup = op_lookup,
+	.getattr = op_getattr,
+	.opendir = op_opendir,
+	.readdir = op_readdir,
+	.open = op_open,
+	.read = op_read,
+	.statfs = op_statfs,
+	.getxattr = op_getxattr,
+	.listxattr = op_listxattr,
+};

@@ -1,0 +1,25 @@
+/* ops.h: the FUSE low-level operations of a mounted commit, and the state they share.
+ * Thin handlers: they look up inodes, ask sched for bytes, and reply. FUSE worker threads;
+ * no handler waits on the network (a miss is parked in sched and answered from there). */
+#pragma once
+
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "fs/inode.h"
+#include "fs/sched.h"
+
+struct fuse_lowlevel_ops;
+
+struct mount_ctx {
+	const struct inode_table *t; /* immutable */
+	struct sched *sched;
+	uint32_t block_size;
+	uint64_t mtime;              /* one time for every inode (unix seconds) */
+	uid_t uid;
+	gid_t gid;
+	uint64_t total_size;         /* sum of file sizes, for statfs */
+	unsigned readahead_kb;       /* kernel read-ahead asked for (conn->max_readahead) */
+};
+
+extern const struct fuse_lowlevel_ops ops_lowlevel;

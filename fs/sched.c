@@ -1,0 +1,615 @@
+/* sched.c: from reads to block fetches and back. FUSE workers call sched_read(); the engine
+ * thread calls fetch_write()/fetch_done(); the committer thread commits landed blocks to the
+ * index. Lock order: s->lock, then (inside xfer) the engine's queue lock; no sched lock is
+ * held while a ready callback runs or while xfer_submit() is called. */
+#include "fs/sched.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cache/bitmap.h"
+#include "util/cleanup.h"
+#include "util/log.h"
+#include "util/timeutil.h"
+
+struct fetch;
+
+struct waiter {
+	struct waiter *next;
+	uint64_t first, last; /* blocks the read needs */
+	sched_ready_fn ready;
+	void *ud;
+};
+
+/* One per distinct content id. Fields after the first block are guarded by s->lock.
+ * Invariant: a bit set in inflight is clear in present, and belongs to exactly one fetch. */
+struct sched_blob {
+	char cid[CID_MAX];
+	char *path;       /* the first file with this content, for messages */
+	char *url;        /* resolve URL at the pinned commit */
+	uint64_t size;
+	uint64_t nblocks;
+	enum blob_hash hash;
+	int fd;           /* data file, open for the sched's life */
+
+	uint8_t *present; /* s->lock: blocks in the file (committed or about to be) */
+	uint8_t *inflight;/* s->lock: blocks some fetch will write */
+	struct fetch *fetches; /* s->lock: fetches in flight */
+	struct waiter *waiters;/* s->lock: parked reads */
+	bool accessed;    /* s->lock: read since the last commit batch */
+};
+
+struct fetch {
+	struct fetch *next;
+	struct sched *s;
+	struct sched_blob *b;
+	uint64_t first, count; /* blocks */
+	uint64_t landed;       /* blocks [first, first + landed) are written (engine thread) */
+	uint64_t id;
+	enum xfer_prio prio;
+};
+
+struct pending {
+	struct sched_blob *b;
+	uint64_t block;
+};
+
+struct sched {
+	struct cache_db *db;
+	struct xfer *x;
+	const struct inode_table *t;
+	uint32_t bs;
+
+	struct sched_blob *blobs;
+	size_t nblobs;
+	struct sched_blob **blob_of_ino; /* index ino; NULL for directories and empty files */
+
+	pthread_mutex_t lock;
+	pthread_cond_t cond;       /* committer work, fetch drain, flush progress */
+	struct pending *queue;     /* lock: landed blocks not yet committed */
+	size_t qn, qcap;
+	uint64_t queued_gen;       /* lock: batches handed to the committer */
+	uint64_t committed_gen;    /* lock: batches committed */
+	unsigned nfetches;         /* lock: fetches between submit and done */
+	bool stopping;             /* lock */
+	pthread_t committer;
+};
+
+static int blob_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct sched_blob *)a)->cid, ((const struct sched_blob *)b)->cid);
+}
+
+static struct sched_blob *blob_find(struct sched *s, const char *cid)
+{
+	struct sched_blob key;
+
+	snprintf(key.cid, sizeof(key.cid), "%s", cid);
+	return bsearch(&key, s->blobs, s->nblobs, sizeof(key), blob_cmp);
+}
+
+/* Merges the bits other processes committed for b into present (they share the cache). */
+static void merge_from_db_locked(struct sched *s, struct sched_blob *b)
+{
+	_cleanup_free_ uint8_t *map = NULL;
+	struct blob_rec rec;
+
+	if (db_blob_get(s->db, b->cid, &rec, &map) < 0 || !map)
+		return;
+	for (uint64_t i = 0; i < bitmap_bytes(b->nblocks); i++)
+		b->present[i] |= map[i] & (uint8_t)~b->inflight[i];
+}
+
+static int blob_setup(struct sched *s, struct sched_blob *b, const struct sched_opts *o)
+{
+	struct blob_rec rec;
+	int r;
+
+	b->nblocks = block_count(b->size, s->bs);
+	r = db_blob_ensure(s->db, b->cid, b->size, b->hash, s->bs, &rec);
+	if (r < 0)
+		return r;
+	b->present = calloc(1, bitmap_bytes(b->nblocks) + 1);
+	b->inflight = calloc(1, bitmap_bytes(b->nblocks) + 1);
+	if (!b->present || !b->inflight)
+		return -ENOMEM;
+	merge_from_db_locked(s, b);
+	b->fd = blob_open(o->cache_dir, b->cid, b->size);
+	return b->fd < 0 ? b->fd : 0;
+}
+
+static int build_blobs(struct sched *s, const struct sched_opts *o)
+{
+	size_t n = inode_count(s->t), k = 0;
+
+	s->blob_of_ino = calloc(n + 1, sizeof(*s->blob_of_ino));
+	s->blobs = calloc(n, sizeof(*s->blobs));
+	if (!s->blob_of_ino || !s->blobs)
+		return -ENOMEM;
+	for (uint64_t ino = 1; ino <= n; ino++) {
+		const struct inode *f = inode_get(s->t, ino);
+
+		if (f->is_dir || !f->size)
+			continue;
+		s->blobs[k].fd = -1;
+		snprintf(s->blobs[k].cid, CID_MAX, "%s", f->cid);
+		s->blobs[k].size = f->size;
+		s->blobs[k].hash = f->is_lfs ? BLOB_HASH_SHA256 : BLOB_HASH_GITSHA1;
+		s->blobs[k].path = f->path; /* the table outlives the sched */
+		k++;
+	}
+	qsort(s->blobs, k, sizeof(*s->blobs), blob_cmp);
+	/* Paths that share content share one blob. */
+	for (size_t i = 0; i < k; i++)
+		if (!s->nblobs || strcmp(s->blobs[s->nblobs - 1].cid, s->blobs[i].cid))
+			s->blobs[s->nblobs++] = s->blobs[i];
+	for (size_t i = 0; i < s->nblobs; i++) {
+		struct sched_blob *b = &s->blobs[i];
+		int r;
+
+		b->url = hub_resolve_url(o->cfg, o->repo, o->commit, b->path);
+		if (!b->url)
+			return -ENOMEM;
+		r = blob_setup(s, b, o);
+		if (r < 0) {
+			log_err("cannot prepare the cache of '%s' (%s): %s", b->path, b->cid,
+				strerror(-r));
+			return r;
+		}
+	}
+	for (uint64_t ino = 1; ino <= n; ino++) {
+		const struct inode *f = inode_get(s->t, ino);
+
+		if (!f->is_dir && f->size)
+			s->blob_of_ino[ino] = blob_find(s, f->cid);
+	}
+	return 0;
+}
+
+/* Removes and returns the waiters of b whose blocks are all present. */
+static struct waiter *take_ready_locked(struct sched_blob *b)
+{
+	struct waiter *ready = NULL, **pp = &b->waiters;
+
+	while (*pp) {
+		struct waiter *w = *pp;
+
+		if (bitmap_all_set(b->present, w->first, w->last - w->first + 1)) {
+			*pp = w->next;
+			w->next = ready;
+			ready = w;
+		} else {
+			pp = &w->next;
+		}
+	}
+	return ready;
+}
+
+/* Removes and returns the waiters of b that need a block neither present nor in flight:
+ * nothing will ever answer them. */
+static struct waiter *take_orphans_locked(struct sched_blob *b)
+{
+	struct waiter *dead = NULL, **pp = &b->waiters;
+
+	while (*pp) {
+		struct waiter *w = *pp;
+		bool orphan = false;
+
+		for (uint64_t i = w->first; i <= w->last && !orphan; i++)
+			orphan = !bitmap_test(b->present, i) && !bitmap_test(b->inflight, i);
+		if (orphan) {
+			*pp = w->next;
+			w->next = dead;
+			dead = w;
+		} else {
+			pp = &w->next;
+		}
+	}
+	return dead;
+}
+
+static void answer(struct waiter *list, int err, int fd)
+{
+	while (list) {
+		struct waiter *next = list->next;
+
+		list->ready(list->ud, err, fd);
+		free(list);
+		list = next;
+	}
+}
+
+static int queue_push_locked(struct sched *s, struct sched_blob *b, uint64_t block)
+{
+	if (s->qn == s->qcap) {
+		size_t cap = s->qcap ? s->qcap * 2 : 256;
+		struct pending *q = realloc(s->queue, cap * sizeof(*q));
+
+		if (!q)
+			return -ENOMEM;
+		s->queue = q;
+		s->qcap = cap;
+	}
+	s->queue[s->qn++] = (struct pending){ .b = b, .block = block };
+	return 0;
+}
+
+/* Engine thread: bytes of f's range, in order. Data reaches the file first; only then is a
+ * block marked present and queued for its bit to be committed. */
+static int fetch_write(void *ud, uint64_t offset, const void *data, size_t len)
+{
+	struct fetch *f = ud;
+	struct sched *s = f->s;
+	struct sched_blob *b = f->b;
+	uint64_t end = offset + len;
+	struct waiter *ready;
+	int r;
+
+	r = blob_pwrite_all(b->fd, data, len, offset);
+	if (r < 0)
+		return r;
+	pthread_mutex_lock(&s->lock);
+	while (f->landed < f->count) {
+		uint64_t k = f->first + f->landed;
+		uint64_t block_end = k * s->bs + block_len(b->size, s->bs, k);
+
+		if (end < block_end)
+			break;
+		bitmap_set(b->present, k);
+		bitmap_clear(b->inflight, k);
+		if (queue_push_locked(s, b, k) < 0)
+			log_warn("out of memory: block %llu of '%s' will be fetched again next time",
+				 (unsigned long long)k, b->path);
+		f->landed++;
+	}
+	ready = take_ready_locked(b);
+	pthread_cond_broadcast(&s->cond);
+	pthread_mutex_unlock(&s->lock);
+	answer(ready, 0, b->fd);
+	return 0;
+}
+
+/* Engine thread, once per fetch. Blocks the fetch did not land are given up; reads that
+ * needed them fail (the engine already spent the retry budget). */
+static void fetch_done(void *ud, int err, enum fetch_reason reason, const char *why,
+		       uint64_t written)
+{
+	struct fetch *f = ud;
+	struct sched *s = f->s;
+	struct sched_blob *b = f->b;
+	struct waiter *dead = NULL;
+	struct fetch **pp;
+
+	(void)written;
+	pthread_mutex_lock(&s->lock);
+	for (pp = &b->fetches; *pp && *pp != f; pp = &(*pp)->next)
+		;
+	if (*pp)
+		*pp = f->next;
+	for (uint64_t i = f->landed; i < f->count; i++)
+		bitmap_clear(b->inflight, f->first + i);
+	if (f->landed < f->count) {
+		dead = take_orphans_locked(b);
+		if (!err) {
+			err = -EIO;
+			reason = FETCH_PROTOCOL;
+		}
+	}
+	s->nfetches--;
+	pthread_cond_broadcast(&s->cond);
+	pthread_mutex_unlock(&s->lock);
+
+	if (err && err != -ECANCELED)
+		log_warn("fetching '%s' bytes %llu-%llu failed: %s%s%s", b->path,
+			 (unsigned long long)(f->first * s->bs),
+			 (unsigned long long)MIN((f->first + f->count) * s->bs, b->size) - 1,
+			 fetch_reason_str(reason), why && *why ? ": " : "", why ? why : "");
+	answer(dead, -EIO, -1);
+	free(f);
+}
+
+/* Creates the fetch of blocks [first, first + count) of b and marks them in flight. */
+static struct fetch *fetch_new_locked(struct sched *s, struct sched_blob *b, uint64_t first,
+				      uint64_t count, enum xfer_prio prio)
+{
+	struct fetch *f = calloc(1, sizeof(*f));
+
+	if (!f)
+		return NULL;
+	*f = (struct fetch){ .s = s, .b = b, .first = first, .count = count, .prio = prio };
+	bitmap_set_range(b->inflight, first, count);
+	f->next = b->fetches;
+	b->fetches = f;
+	s->nfetches++;
+	return f;
+}
+
+static void fetch_submit(struct fetch *f)
+{
+	struct sched *s = f->s;
+	struct sched_blob *b = f->b;
+	uint64_t off = f->first * s->bs;
+	uint64_t end = MIN((f->first + f->count) * s->bs, b->size);
+	struct xfer_req req = {
+		.url = b->url,
+		.blob_key = b->cid,
+		.blob_size = b->size,
+		.offset = off,
+		.len = end - off,
+		.prio = f->prio,
+		.sink = { .write = fetch_write, .done = fetch_done, .ud = f },
+	};
+	uint64_t id = 0;
+	int r;
+
+	/* The id is written before the engine can look at f only through the sched lock. */
+	pthread_mutex_lock(&s->lock);
+	r = xfer_submit(s->x, &req, &id);
+	f->id = id;
+	pthread_mutex_unlock(&s->lock);
+	if (r < 0)
+		fetch_done(f, r, r == -ECANCELED ? FETCH_CANCELED : FETCH_IO, "not submitted", 0);
+}
+
+/* Raises to demand the fetches that carry blocks [first, last] of b. */
+static void promote_locked(struct sched *s, struct sched_blob *b, uint64_t first, uint64_t last)
+{
+	for (struct fetch *f = b->fetches; f; f = f->next) {
+		if (f->prio == XFER_PRIO_DEMAND || f->first > last || f->first + f->count <= first)
+			continue;
+		f->prio = XFER_PRIO_DEMAND;
+		(void)xfer_set_prio(s->x, f->id, XFER_PRIO_DEMAND);
+	}
+}
+
+int sched_read(struct sched *s, const struct inode *f, uint64_t offset, uint64_t len,
+	       sched_ready_fn ready, void *ud, int *ret_fd)
+{
+	struct sched_blob *b = s->blob_of_ino[f->ino];
+	struct fetch *todo[64];
+	size_t ntodo = 0;
+	uint64_t first, last;
+	struct waiter *w;
+
+	if (!b || !block_span(b->size, s->bs, offset, len, &first, &last)) {
+		*ret_fd = b ? b->fd : -1;
+		return 1;
+	}
+	pthread_mutex_lock(&s->lock);
+	b->accessed = true;
+	if (!bitmap_all_set(b->present, first, last - first + 1))
+		merge_from_db_locked(s, b);
+	if (bitmap_all_set(b->present, first, last - first + 1)) {
+		pthread_mutex_unlock(&s->lock);
+		*ret_fd = b->fd;
+		return 1;
+	}
+	w = calloc(1, sizeof(*w));
+	if (!w) {
+		pthread_mutex_unlock(&s->lock);
+		return -ENOMEM;
+	}
+	*w = (struct waiter){ .next = b->waiters, .first = first, .last = last, .ready = ready,
+			      .ud = ud };
+	b->waiters = w;
+	/* One fetch per run of blocks that are neither present nor in flight. */
+	for (uint64_t i = first; i <= last && ntodo < ARRAY_SIZE(todo);) {
+		uint64_t end;
+
+		i = bitmap_next_clear(b->present, i, last + 1);
+		while (i <= last && bitmap_test(b->inflight, i))
+			i = bitmap_next_clear(b->present, i + 1, last + 1);
+		if (i > last)
+			break;
+		for (end = i; end <= last && !bitmap_test(b->present, end) &&
+			      !bitmap_test(b->inflight, end);
+		     end++)
+			;
+		todo[ntodo] = fetch_new_locked(s, b, i, end - i, XFER_PRIO_DEMAND);
+		if (!todo[ntodo])
+			break;
+		ntodo++;
+		i = end;
+	}
+	promote_locked(s, b, first, last);
+	pthread_mutex_unlock(&s->lock);
+	for (size_t i = 0; i < ntodo; i++)
+		fetch_submit(todo[i]);
+	return 0;
+}
+
+static int pending_cmp(const void *a, const void *b)
+{
+	const struct pending *x = a, *y = b;
+
+	if (x->b != y->b)
+		return x->b < y->b ? -1 : 1;
+	return x->block < y->block ? -1 : x->block > y->block;
+}
+
+/* Committer thread: one batch. Data files are synced before their bits are committed. */
+static void commit_batch(struct sched *s, struct pending *q, size_t n)
+{
+	_cleanup_free_ struct db_block_run *runs = calloc(n ? n : 1, sizeof(*runs));
+	size_t nruns = 0;
+	int r;
+
+	if (!runs) {
+		log_warn("out of memory: %zu blocks stay uncommitted and will be fetched again", n);
+		return;
+	}
+	qsort(q, n, sizeof(*q), pending_cmp);
+	for (size_t i = 0; i < n; i++) {
+		struct db_block_run *last = nruns ? &runs[nruns - 1] : NULL;
+
+		if (last && !strcmp(last->cid, q[i].b->cid) &&
+		    last->first + last->count == q[i].block) {
+			last->count++;
+			continue;
+		}
+		if (!last || strcmp(last->cid, q[i].b->cid))
+			(void)blob_sync(q[i].b->fd);
+		runs[nruns++] = (struct db_block_run){ .cid = q[i].b->cid, .first = q[i].block,
+						       .count = 1 };
+	}
+	r = db_blob_add_blocks(s->db, runs, nruns, NULL);
+	if (r < 0)
+		log_warn("cannot record %zu fetched blocks in the cache index: %s", n, strerror(-r));
+}
+
+static void touch_accessed(struct sched *s)
+{
+	uint64_t now = now_realtime_usec();
+
+	for (size_t i = 0; i < s->nblobs; i++) {
+		bool accessed;
+
+		pthread_mutex_lock(&s->lock);
+		accessed = s->blobs[i].accessed;
+		s->blobs[i].accessed = false;
+		pthread_mutex_unlock(&s->lock);
+		if (accessed)
+			(void)db_blob_touch(s->db, s->blobs[i].cid, now);
+	}
+}
+
+static void *committer_main(void *arg)
+{
+	struct sched *s = arg;
+	uint64_t last_touch = 0;
+
+	pthread_mutex_lock(&s->lock);
+	for (;;) {
+		struct pending *q;
+		size_t n;
+		uint64_t gen;
+
+		while (!s->qn && !s->stopping && s->committed_gen == s->queued_gen)
+			pthread_cond_wait(&s->cond, &s->lock);
+		if (!s->qn && s->stopping)
+			break;
+		q = TAKE_PTR(s->queue);
+		n = s->qn;
+		s->qn = s->qcap = 0;
+		gen = s->queued_gen;
+		pthread_mutex_unlock(&s->lock);
+
+		if (n)
+			commit_batch(s, q, n);
+		free(q);
+		if (now_usec() - last_touch > 5 * USEC_PER_SEC) {
+			touch_accessed(s);
+			last_touch = now_usec();
+		}
+
+		pthread_mutex_lock(&s->lock);
+		if (gen > s->committed_gen)
+			s->committed_gen = gen;
+		pthread_cond_broadcast(&s->cond);
+		if (!s->stopping) {
+			/* Batch what lands in the next 50 ms into one transaction. */
+			struct timespec ts;
+
+			clock_gettime(CLOCK_REALTIME, &ts);
+			ts.tv_nsec += 50 * 1000 * 1000;
+			if (ts.tv_nsec >= 1000000000) {
+				ts.tv_sec++;
+				ts.tv_nsec -= 1000000000;
+			}
+			while (!s->stopping && s->queued_gen == s->committed_gen &&
+			       pthread_cond_timedwait(&s->cond, &s->lock, &ts) == 0)
+				;
+		}
+	}
+	pthread_mutex_unlock(&s->lock);
+	touch_accessed(s);
+	return NULL;
+}
+
+void sched_flush(struct sched *s)
+{
+	uint64_t want;
+
+	pthread_mutex_lock(&s->lock);
+	want = ++s->queued_gen;
+	pthread_cond_broadcast(&s->cond);
+	while (s->committed_gen < want)
+		pthread_cond_wait(&s->cond, &s->lock);
+	pthread_mutex_unlock(&s->lock);
+}
+
+int sched_new(const struct sched_opts *opts, struct cache_db *db, struct xfer *x,
+	      const struct inode_table *t, struct sched **ret)
+{
+	struct sched *s = calloc(1, sizeof(*s));
+	int r;
+
+	if (!s)
+		return -ENOMEM;
+	s->db = db;
+	s->x = x;
+	s->t = t;
+	s->bs = opts->block_size ? opts->block_size : CACHE_BLOCK_SIZE_DEFAULT;
+	pthread_mutex_init(&s->lock, NULL);
+	pthread_cond_init(&s->cond, NULL);
+	r = build_blobs(s, opts);
+	if (r < 0)
+		goto fail;
+	r = -pthread_create(&s->committer, NULL, committer_main, s);
+	if (r < 0)
+		goto fail;
+	*ret = s;
+	return 0;
+fail:
+	s->stopping = true;
+	s->committer = 0;
+	sched_free(s);
+	return r;
+}
+
+struct sched *sched_free(struct sched *s)
+{
+	struct waiter *dead = NULL;
+
+	if (!s)
+		return NULL;
+	pthread_mutex_lock(&s->lock);
+	s->stopping = true;
+	while (s->nfetches)
+		pthread_cond_wait(&s->cond, &s->lock);
+	for (size_t i = 0; i < s->nblobs; i++) {
+		struct waiter *w = TAKE_PTR(s->blobs[i].waiters);
+
+		while (w) {
+			struct waiter *next = w->next;
+
+			w->next = dead;
+			dead = w;
+			w = next;
+		}
+	}
+	pthread_cond_broadcast(&s->cond);
+	pthread_mutex_unlock(&s->lock);
+	answer(dead, -EIO, -1);
+	if (s->committer)
+		pthread_join(s->committer, NULL);
+	for (size_t i = 0; i < s->nblobs; i++) {
+		struct sched_blob *b = &s->blobs[i];
+
+		if (b->fd >= 0)
+			close(b->fd);
+		free(b->url);
+		free(b->present);
+		free(b->inflight);
+	}
+	free(s->blobs);
+	free(s->blob_of_ino);
+	free(s->queue);
+	pthread_cond_destroy(&s->cond);
+	pthread_mutex_destroy(&s->lock);
+	free(s);
+	return NULL;
+}

@@ -1,0 +1,50 @@
+/* sched.h: turns reads into block fetches. For every blob of the mounted tree it keeps the
+ * presence bitmap in memory (loaded from cache/db, merged with what other processes commit),
+ * parks reads whose blocks are missing, submits one fetch per missing run (a block in flight
+ * is never asked twice: later readers join it), writes arriving bytes into the blob file, and
+ * answers parked reads as their blocks land. A committer thread syncs the data files and then
+ * commits the new bits to the index in batches, so a bit never claims data the file lacks.
+ * It joins cache/ and fetch/; it knows nothing of FUSE (ops.c replies). */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "cache/db.h"
+#include "fetch/hub.h"
+#include "fetch/xfer.h"
+#include "fs/inode.h"
+
+struct sched;
+
+struct sched_opts {
+	const char *cache_dir;
+	uint32_t block_size;            /* 0 -> CACHE_BLOCK_SIZE_DEFAULT */
+	const struct hub_config *cfg;   /* borrowed for the life of the sched */
+	const struct hub_repo *repo;
+	const char *commit;
+};
+
+/* Called once when a parked read can be answered (err 0: every byte is in the file behind fd)
+ * or cannot (-EIO, with the reason already logged). Runs on the engine or committer thread;
+ * must not block beyond a local read. */
+typedef void (*sched_ready_fn)(void *ud, int err, int fd);
+
+/* Registers every file blob of t in db (creating records), loads their bitmaps and opens
+ * their data files. db, x and t are borrowed and must outlive the sched. Starts the committer
+ * thread. -ENOMEM, -ENOSPC/-EACCES (cache dir), -EBADMSG (a cid known with another size). */
+int sched_new(const struct sched_opts *opts, struct cache_db *db, struct xfer *x,
+	      const struct inode_table *t, struct sched **ret);
+/* Cancels parked reads (-EIO), waits for in-flight fetches to end (xfer must be freed first
+ * or be cancelling), commits what landed, stops the committer. Takes NULL, returns NULL. */
+struct sched *sched_free(struct sched *s);
+
+/* Asks for bytes [offset, offset+len) of file inode f (clipped to its size by the caller).
+ * Returns 1 with *ret_fd set when they are all present now (ready is not called), 0 when the
+ * read is parked (ready is called later, exactly once), or -errno (-EIO offline miss,
+ * -ENOMEM). Any thread; never blocks on the network. */
+int sched_read(struct sched *s, const struct inode *f, uint64_t offset, uint64_t len,
+	       sched_ready_fn ready, void *ud, int *ret_fd);
+
+/* Commits every landed block now (used at unmount and by tests). */
+void sched_flush(struct sched *s);

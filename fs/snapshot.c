@@ -1,0 +1,149 @@
+/* snapshot.c: revision -> commit -> tree, from the Hub or the cache index. Mount thread. */
+#include "fs/snapshot.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fetch/hub_json.h"
+#include "util/cleanup.h"
+#include "util/log.h"
+
+static bool is_commit_sha(const char *s)
+{
+	size_t n = strspn(s, "0123456789abcdef");
+
+	return n == 40 && !s[n];
+}
+
+/* Failures after which a cached commit may stand in (the Hub said nothing about the repo). */
+static bool is_unreachable(enum fetch_reason r)
+{
+	switch (r) {
+	case FETCH_DNS:
+	case FETCH_CONNECT:
+	case FETCH_TLS:
+	case FETCH_TIMEOUT:
+	case FETCH_STALL:
+	case FETCH_SERVER:
+	case FETCH_RATE_LIMITED:
+	case FETCH_OFFLINE:
+		return true;
+	default:
+		return false;
+	}
+}
+
+static int resolve_commit(const struct hub_config *cfg, struct cache_db *db, struct snapshot *s,
+			  struct hub_error *err)
+{
+	int r = -ENETDOWN;
+
+	if (!cfg->offline) {
+		r = hub_resolve_revision(cfg, &s->repo, s->revision, s->commit, err);
+		if (r >= 0) {
+			(void)db_ref_put(db, s->repo_key, s->revision, s->commit);
+			return 0;
+		}
+		if (!is_unreachable(err->reason))
+			return r;
+	} else {
+		err->reason = FETCH_OFFLINE;
+		snprintf(err->message, sizeof(err->message), "offline mode (HF_HUB_OFFLINE)");
+	}
+	/* A full sha needs no ref; a branch maps to the last commit seen for it. */
+	if (is_commit_sha(s->revision)) {
+		snprintf(s->commit, sizeof(s->commit), "%s", s->revision);
+	} else if (db_ref_get(db, s->repo_key, s->revision, s->commit) < 0) {
+		char why[sizeof(err->message)];
+
+		snprintf(why, sizeof(why), "%s", err->message);
+		snprintf(err->message, sizeof(err->message),
+			 "%s, and revision '%s' of '%s' was never resolved in this cache", why,
+			 s->revision, s->repo.id);
+		return r < 0 ? r : -ENETDOWN;
+	}
+	s->ref_from_cache = true;
+	if (!cfg->offline)
+		log_warn("the Hub cannot be reached (%s); using commit %.12s of '%s', last seen for "
+			 "revision '%s'",
+			 err->message, s->commit, s->repo.id, s->revision);
+	return 0;
+}
+
+static int load_tree(const struct hub_config *cfg, struct cache_db *db, unsigned page_limit,
+		     struct snapshot *s, struct hub_error *err)
+{
+	_cleanup_free_ char *json = NULL;
+	size_t len;
+	int r;
+
+	if (db_tree_get(db, s->repo_key, s->commit, &json, &len) >= 0) {
+		r = hub_json_tree_page(json, len, &s->tree);
+		if (r >= 0) {
+			s->tree_from_cache = true;
+			return 0;
+		}
+		log_warn("the cached tree of %.12s is unreadable (%s); listing it again", s->commit,
+			 strerror(-r));
+		hub_tree_done(&s->tree);
+	}
+	if (cfg->offline || s->ref_from_cache) {
+		err->reason = cfg->offline ? FETCH_OFFLINE : err->reason;
+		snprintf(err->message, sizeof(err->message),
+			 "the file list of '%s' at %.12s is not in the cache and the Hub %s",
+			 s->repo.id, s->commit, cfg->offline ? "may not be used (offline mode)" :
+							       "cannot be reached");
+		return -ENETDOWN;
+	}
+	r = hub_list_tree(cfg, &s->repo, s->commit, page_limit, &s->tree, err);
+	if (r < 0)
+		return r;
+	r = hub_tree_validate(&s->tree, err);
+	if (r < 0)
+		return r;
+	free(json);
+	json = hub_json_tree_dump(&s->tree, &len);
+	if (!json)
+		return -ENOMEM;
+	r = db_tree_put(db, s->repo_key, s->commit, json, len);
+	if (r < 0)
+		log_warn("cannot store the file list of %.12s in the cache: %s", s->commit,
+			 strerror(-r));
+	return 0;
+}
+
+int snapshot_load(const struct hub_config *cfg, struct cache_db *db, const char *repo_spec,
+		  const char *revision, unsigned page_limit, struct snapshot *ret,
+		  struct hub_error *err)
+{
+	int r;
+
+	memset(ret, 0, sizeof(*ret));
+	memset(err, 0, sizeof(*err));
+	r = hub_repo_parse(repo_spec, &ret->repo, err);
+	if (r < 0)
+		return r;
+	r = hub_repo_key(&ret->repo, ret->repo_key, sizeof(ret->repo_key));
+	if (r < 0)
+		return r;
+	if (snprintf(ret->revision, sizeof(ret->revision), "%s", revision) >=
+	    (int)sizeof(ret->revision)) {
+		snprintf(err->message, sizeof(err->message), "revision name too long");
+		return -EINVAL;
+	}
+	r = resolve_commit(cfg, db, ret, err);
+	if (r < 0)
+		return r;
+	r = load_tree(cfg, db, page_limit, ret, err);
+	if (r < 0)
+		return r;
+	/* A cached tree is checked too: the index is a file on disk like any other. */
+	return hub_tree_validate(&ret->tree, err);
+}
+
+void snapshot_done(struct snapshot *s)
+{
+	hub_tree_done(&s->tree);
+}

@@ -1,0 +1,28 @@
+/* snapshot.h: the pinned snapshot of a repo: the commit a revision resolves to and the tree
+ * at that commit. It asks the Hub when it may and can, and falls back on the cache index
+ * (refs and trees) when offline or when the Hub cannot be reached, as the official client
+ * serves cached files (HUB_PROTOCOL.md 5, 8). Mount thread only; blocks on the network. */
+#pragma once
+
+#include <stdbool.h>
+
+#include "cache/db.h"
+#include "fetch/hub.h"
+
+struct snapshot {
+	struct hub_repo repo;
+	char repo_key[160];  /* "models/org/name" */
+	char revision[256];  /* as asked */
+	char commit[41];
+	struct hub_tree tree;/* validated */
+	bool ref_from_cache; /* the commit came from the cache: offline, or the Hub unreachable */
+	bool tree_from_cache;
+};
+
+/* Resolves revision of repo_spec and loads its tree, recording both in db. page_limit > 0
+ * asks the Hub for tree pages of that size. Errors: -EINVAL (bad repo id), the Hub's errno
+ * (-ENOENT, -EACCES, ...) or, offline with nothing cached, -ENETDOWN; err says it in words. */
+int snapshot_load(const struct hub_config *cfg, struct cache_db *db, const char *repo_spec,
+		  const char *revision, unsigned page_limit, struct snapshot *ret,
+		  struct hub_error *err);
+void snapshot_done(struct snapshot *s);

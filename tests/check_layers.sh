@@ -1,0 +1,21 @@
+#!/bin/sh
+# The layering of DESIGN.md, checked: FUSE only in fs/; curl only in fetch/xfer.c and
+# fetch/http.c; cJSON only in fetch/hub_json.c; lmdb.h only in cache/db.c; fetch/ and cache/
+# never include each other. Prints each violation; exits 1 if there is any.
+cd "$(dirname "$0")/.." || exit 2
+bad=0
+check() { # pattern allowed-files-regex description
+  hits=$(grep -rlE "$1" util cache fetch fs cli --include='*.[ch]' | grep -vE "$2")
+  if [ -n "$hits" ]; then
+    echo "layer violation ($3):"; echo "$hits" | sed 's/^/  /'; bad=1
+  fi
+}
+check '#include <fuse' '^fs/' 'FUSE headers outside fs/'
+check '#include <curl/' '^fetch/(xfer|http)\.c$' 'curl outside fetch/xfer.c and fetch/http.c'
+check '#include <cjson/' '^fetch/hub_json\.c$' 'cJSON outside fetch/hub_json.c'
+check '#include <lmdb\.h>' '^cache/db\.c$' 'lmdb.h outside cache/db.c'
+check '#include "fetch/' '^(fetch|fs|cli)/' 'fetch/ included by cache/ or util/'
+check '#include "cache/' '^(cache|fs|cli)/' 'cache/ included by fetch/ or util/'
+check '#include "fs/' '^(fs|cli)/' 'fs/ included below it'
+[ $bad -eq 0 ] && echo "layers: ok"
+exit $bad
