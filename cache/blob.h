@@ -14,6 +14,10 @@
 /* True when cid is 40 or 64 lowercase hex digits (a git sha1 or a sha256). */
 bool blob_cid_is_valid(const char *cid);
 
+/* Creates the directory path and its missing parents, mode 0755 (mkdir -p): 0 when it
+ * exists (as a directory) afterwards, else -errno (-ENOTDIR, -EACCES, -ENAMETOOLONG). */
+int blob_mkdir_p(const char *path);
+
 /* Writes "<cache_dir>/blobs/<cid[0..1]>/<cid>" into buf. -ENAMETOOLONG, -EINVAL bad cid. */
 int blob_path(const char *cache_dir, const char *cid, char *buf, size_t len);
 
@@ -31,7 +35,9 @@ int blob_pread_all(int fd, void *buf, size_t len, uint64_t offset);
 /* Makes written data durable before the bits that claim it are committed (fdatasync). */
 int blob_sync(int fd);
 
-/* Frees the disk space of [offset, offset+len) (FALLOC_FL_PUNCH_HOLE), keeping the size. */
+/* Frees the disk space of [offset, offset+len) (FALLOC_FL_PUNCH_HOLE), keeping the size.
+ * A file system without hole punching returns 0 with nothing freed: the bitmap, not the
+ * file, says which bytes are valid, so stale bytes need no zeroing. */
 int blob_punch(int fd, uint64_t offset, uint64_t len);
 
 /* Removes the data file of cid. -ENOENT when there is none. */
