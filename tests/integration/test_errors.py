@@ -1,0 +1,79 @@
+"""Everything `hffs mount` refuses, each with one clear line and a non-zero exit."""
+import pytest
+
+from conftest import TOKEN, TOKEN_UNAPPROVED, clean_env, run_hffs
+
+
+def mount_fails(hub, cache_dir, tmp_path, repo, *args, env=None):
+    mp = tmp_path / "mp"
+    mp.mkdir(exist_ok=True)
+    p = run_hffs("mount", repo, mp, "--foreground", "--cache-dir", cache_dir,
+                 "--endpoint", hub.api_url, *args, env=env, timeout=60)
+    assert p.returncode != 0, p.stderr
+    errors = [line for line in p.stderr.splitlines() if "error" in line]
+    assert len(errors) == 1, p.stderr
+    assert "Traceback" not in p.stderr
+    return errors[0]
+
+
+@pytest.mark.parametrize("repo,env,words", [
+    ("org/absent", None, ["org/absent", "not found"]),
+    ("org/private", None, ["org/private", "token"]),
+    ("org/private", {"HF_TOKEN": "hf_wrong"}, ["token", "rejected"]),
+    ("org/gated", None, ["gated"]),
+    ("org/gated", {"HF_TOKEN": TOKEN_UNAPPROVED}, ["gated", "access"]),
+])
+def test_hub_refusals(hub, cache_dir, tmp_path, repo, env, words):
+    line = mount_fails(hub, cache_dir, tmp_path, repo, env=clean_env(**(env or {})))
+    for w in words:
+        assert w.lower() in line.lower(), line
+
+
+def test_missing_revision(hub, cache_dir, tmp_path):
+    line = mount_fails(hub, cache_dir, tmp_path, "org/model", "--revision", "v404")
+    assert "v404" in line and "revision" in line.lower()
+
+
+def test_gated_with_approved_token_mounts(hub, mount):
+    m = mount("org/gated", env=clean_env(HF_TOKEN=TOKEN))
+    for rel, data in hub.files("org/gated").items():
+        assert (m.path / rel).read_bytes() == data
+
+
+def test_token_from_hf_home_and_token_path(hub, mount, tmp_path):
+    home = tmp_path / "hfhome"
+    home.mkdir()
+    (home / "token").write_text(f"  {TOKEN}\r\n")
+    m = mount("org/private", env=clean_env(HF_HOME=str(home)))
+    assert (m.path / "config.json").read_bytes() == hub.files("org/private")["config.json"]
+    tok = tmp_path / "tok"
+    tok.write_text(TOKEN)
+    m2 = mount("org/private", env=clean_env(HF_TOKEN_PATH=str(tok)))
+    assert (m2.path / "config.json").exists()
+
+
+@pytest.mark.parametrize("repo", ["org/hostile-dotdot", "org/hostile-abs"])
+def test_hostile_tree_is_refused(hub, cache_dir, tmp_path, repo):
+    line = mount_fails(hub, cache_dir, tmp_path, repo)
+    assert "'" in line and ("unsafe" in line or "refus" in line or "invalid" in line), line
+
+
+@pytest.mark.parametrize("spec", ["a/b/c", "-bad/name", "org/na..me", "org/name.git", ""])
+def test_invalid_repo_id(hub, cache_dir, tmp_path, spec):
+    line = mount_fails(hub, cache_dir, tmp_path, spec)
+    assert "repo" in line.lower()
+
+
+def test_missing_mountpoint(hub, cache_dir, tmp_path):
+    p = run_hffs("mount", "org/model", tmp_path / "nope", "--foreground", "--cache-dir",
+                 cache_dir, "--endpoint", hub.api_url)
+    assert p.returncode == 1 and "nope" in p.stderr
+
+
+def test_unreachable_hub_without_cache(cache_dir, tmp_path):
+    mp = tmp_path / "mp"
+    mp.mkdir()
+    p = run_hffs("mount", "org/model", mp, "--foreground", "--cache-dir", cache_dir,
+                 "--endpoint", "http://127.0.0.1:9")
+    assert p.returncode == 1
+    assert "127.0.0.1" in p.stderr or "reach" in p.stderr or "connect" in p.stderr.lower()
