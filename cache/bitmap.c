@@ -55,7 +55,7 @@ void bitmap_set(uint8_t *map, uint64_t bit)
 
 void bitmap_clear(uint8_t *map, uint64_t bit)
 {
-	map[bit / 8] &= (uint8_t)~(1U << (bit % 8));
+	map[bit / 8] &= (uint8_t) ~(1U << (bit % 8));
 }
 
 /* Mask of bits [lo, hi) of one byte, 0 <= lo <= hi <= 8. */

@@ -93,7 +93,8 @@ int blob_open(const char *cache_dir, const char *cid, uint64_t size)
 		r = blob_mkdir_p(path);
 		*slash = '/';
 		if (r < 0) {
-			log_debug("blob: cannot create the directory of '%s': %s", path, strerror(-r));
+			log_debug("blob: cannot create the directory of '%s': %s", path,
+				  strerror(-r));
 			return r;
 		}
 		fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);

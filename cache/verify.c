@@ -88,8 +88,8 @@ int verify_fd(int fd, uint64_t size, enum blob_hash hash, const char *cid, char 
 
 		r = blob_pread_all(fd, buf, n, off);
 		if (r < 0) {
-			log_debug("verify: cannot read %zu bytes at %" PRIu64 " of '%s': %s", n, off,
-				  cid, strerror(-r));
+			log_debug("verify: cannot read %zu bytes at %" PRIu64 " of '%s': %s", n,
+				  off, cid, strerror(-r));
 			return r;
 		}
 		if (!EVP_DigestUpdate(ctx, buf, n))

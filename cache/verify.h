@@ -6,7 +6,7 @@
 #include <stdint.h>
 
 enum blob_hash {
-	BLOB_HASH_SHA256,  /* LFS/Xet file: cid is the sha256 of the content (tree lfs.oid) */
+	BLOB_HASH_SHA256, /* LFS/Xet file: cid is the sha256 of the content (tree lfs.oid) */
 	BLOB_HASH_GITSHA1, /* regular file: cid is sha1("blob <size>\0" + content) (tree oid) */
 };
 

@@ -34,9 +34,9 @@ static void test_cid(void)
 	ASSERT_TRUE(blob_cid_is_valid(CID_B));
 	ASSERT_FALSE(blob_cid_is_valid(NULL));
 	ASSERT_FALSE(blob_cid_is_valid(""));
-	ASSERT_FALSE(blob_cid_is_valid("e69de29bb2d1d6434b8b29ae775ad8c2e48c539"));   /* 39 */
+	ASSERT_FALSE(blob_cid_is_valid("e69de29bb2d1d6434b8b29ae775ad8c2e48c539")); /* 39 */
 	ASSERT_FALSE(blob_cid_is_valid("e69de29bb2d1d6434b8b29ae775ad8c2e48c53911")); /* 41 */
-	ASSERT_FALSE(blob_cid_is_valid("E69DE29BB2D1D6434B8B29AE775AD8C2E48C5391"));  /* upper */
+	ASSERT_FALSE(blob_cid_is_valid("E69DE29BB2D1D6434B8B29AE775AD8C2E48C5391")); /* upper */
 	ASSERT_FALSE(blob_cid_is_valid("../de29bb2d1d6434b8b29ae775ad8c2e48c5391"));
 	ASSERT_FALSE(blob_cid_is_valid(CID_A "0"));
 	ASSERT_FALSE(blob_cid_is_valid(CID_A CID_A));
