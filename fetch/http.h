@@ -65,9 +65,10 @@ bool http_same_origin(const char *a, const char *b);
  * query. malloc'd or NULL on a malformed input. */
 char *http_url_join(const char *base, const char *location);
 /* Expiry (unix seconds) of a signed URL: X-Amz-Date + X-Amz-Expires (S3) or Expires=
- * (CloudFront). -ENOENT when the URL carries neither. */
+ * (CloudFront). -ENOENT when the URL carries neither, -EBADMSG when its value is malformed. */
 int http_signed_url_expiry(const char *url, uint64_t *ret_unix);
-/* Percent-encodes a repo file path as Python quote(path): unreserved and '/' kept. malloc'd. */
+/* Percent-encodes a repo file path as Python quote(path): unreserved and '/' kept; every
+ * other byte (UTF-8 included) as %XX, uppercase. malloc'd; NULL on OOM or a NULL path. */
 char *http_escape_path(const char *path);
 /* Percent-encodes one segment ('/' encoded too), for revisions: "refs/pr/1" -> "refs%2Fpr%2F1". */
 char *http_escape_segment(const char *s);

@@ -27,7 +27,7 @@ enum fetch_reason {
 
 /* Short words: "DNS failure", "gated repo: access not approved", ... Never NULL. */
 const char *fetch_reason_str(enum fetch_reason r);
-/* The errno of STYLE.md's table: NOT_FOUND -ENOENT, TOKEN/GATED/FORBIDDEN -EACCES,
+/* The errno of STYLE.md's table: NOT_FOUND/NO_REVISION -ENOENT, TOKEN/GATED/FORBIDDEN -EACCES,
  * RATE_LIMITED/SERVER -EAGAIN, TIMEOUT/STALL -ETIMEDOUT, DISK_FULL -ENOSPC, PROTOCOL -EBADMSG,
  * CANCELED -ECANCELED, DNS/CONNECT/TLS -EHOSTUNREACH, OFFLINE -ENETDOWN, else -EIO. */
 int fetch_reason_errno(enum fetch_reason r);

@@ -1,0 +1,318 @@
+/* test_http.c: the header and URL parsers of http.h against the forms HUB_PROTOCOL.md quotes
+ * (and hostile variants), the status mapping, and http_request() against a tiny HTTP server
+ * forked from the test (tests/unit/minihttp.h): headers collected, relative redirects
+ * followed with the token kept, the token withheld from other origins, transport failures. */
+#include "fetch/http.h"
+
+#include <errno.h>
+#include <stdlib.h>
+
+#include "tests/unit/check.h"
+
+static void test_status_reason(void)
+{
+	static const struct {
+		long status;
+		const char *code;
+		enum fetch_reason want;
+	} table[] = {
+		{ 200, NULL, FETCH_OK },
+		{ 206, NULL, FETCH_OK },
+		{ 302, NULL, FETCH_OK },
+		{ 307, NULL, FETCH_OK },
+		{ 401, NULL, FETCH_TOKEN },
+		{ 401, "RepoNotFound", FETCH_NOT_FOUND },
+		{ 401, "GatedRepo", FETCH_GATED },
+		{ 403, NULL, FETCH_FORBIDDEN },
+		{ 403, "GatedRepo", FETCH_GATED },
+		{ 404, NULL, FETCH_NOT_FOUND },
+		{ 404, "RepoNotFound", FETCH_NOT_FOUND },
+		{ 404, "EntryNotFound", FETCH_NOT_FOUND },
+		{ 404, "RevisionNotFound", FETCH_NO_REVISION },
+		{ 408, NULL, FETCH_SERVER },
+		{ 429, NULL, FETCH_RATE_LIMITED },
+		{ 500, NULL, FETCH_SERVER },
+		{ 503, NULL, FETCH_SERVER },
+		{ 599, NULL, FETCH_SERVER },
+		{ 400, NULL, FETCH_PROTOCOL },
+		{ 416, NULL, FETCH_PROTOCOL },
+		{ 0, NULL, FETCH_PROTOCOL },
+		{ 600, NULL, FETCH_PROTOCOL },
+	};
+
+	for (size_t i = 0; i < sizeof(table) / sizeof(table[0]); i++)
+		if (http_status_reason(table[i].status, table[i].code) != table[i].want)
+			CHECK_FAIL("status %ld code %s: got %d want %d", table[i].status,
+				   table[i].code ? table[i].code : "-",
+				   http_status_reason(table[i].status, table[i].code),
+				   table[i].want);
+}
+
+static void test_content_range(void)
+{
+	uint64_t a, b, t;
+
+	ASSERT_OK(http_parse_content_range("bytes 0-99/1000", &a, &b, &t));
+	ASSERT_U64_EQ(a, 0);
+	ASSERT_U64_EQ(b, 99);
+	ASSERT_U64_EQ(t, 1000);
+	ASSERT_OK(http_parse_content_range("Bytes  5-5/6 ", &a, &b, &t));
+	ASSERT_U64_EQ(a, 5);
+	ASSERT_U64_EQ(b, 5);
+	ASSERT_U64_EQ(t, 6);
+	ASSERT_OK(http_parse_content_range("bytes 100-199/*", &a, &b, &t));
+	ASSERT_U64_EQ(b, 199);
+	ASSERT_U64_EQ(t, UINT64_MAX);
+	ASSERT_OK(http_parse_content_range("bytes 0-18446744073709551614/18446744073709551615", &a,
+					   &b, &t));
+	ASSERT_U64_EQ(b, UINT64_MAX - 1);
+
+	static const char *const bad[] = {
+		NULL,
+		"",
+		"bytes",
+		"bytes ",
+		"bytes 0-99",
+		"bytes 0-99/",
+		"bytes */1000", /* the 416 form has no range */
+		"bytes 10-5/100", /* first > last */
+		"bytes 0-100/100", /* last past the end */
+		"bytes -1-5/10",
+		"bytes 0-5/10 junk",
+		"bytes=0-5/10",
+		"items 0-5/10",
+		"bytes 0-18446744073709551616/*", /* overflow */
+		"bytes 0-1/99999999999999999999999",
+		"bytes 0x1-5/10",
+		"bytes0-5/10",
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		if (http_parse_content_range(bad[i], &a, &b, &t) != -EBADMSG)
+			CHECK_FAIL("content-range \"%s\" accepted", bad[i] ? bad[i] : "(null)");
+}
+
+static void test_retry_after(void)
+{
+	uint64_t s;
+
+	ASSERT_OK(http_parse_retry_after("120", &s));
+	ASSERT_U64_EQ(s, 120);
+	ASSERT_OK(http_parse_retry_after(" 0 ", &s));
+	ASSERT_U64_EQ(s, 0);
+	ASSERT_EQ(http_parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", &s), -EINVAL);
+	ASSERT_EQ(http_parse_retry_after("", &s), -EINVAL);
+	ASSERT_EQ(http_parse_retry_after("-5", &s), -EINVAL);
+	ASSERT_EQ(http_parse_retry_after("1.5", &s), -EINVAL);
+	ASSERT_EQ(http_parse_retry_after("99999999999999999999999", &s), -EINVAL);
+	ASSERT_EQ(http_parse_retry_after(NULL, &s), -EINVAL);
+}
+
+static void test_ratelimit(void)
+{
+	uint64_t r, t;
+
+	ASSERT_OK(http_parse_ratelimit("\"api\";r=0;t=55", &r, &t));
+	ASSERT_U64_EQ(r, 0);
+	ASSERT_U64_EQ(t, 55);
+	ASSERT_OK(http_parse_ratelimit("\"resolvers\"; t=7 ; r=4999", &r, &t));
+	ASSERT_U64_EQ(r, 4999);
+	ASSERT_U64_EQ(t, 7);
+	/* a quoted bucket may hold ';' and ','; an unknown parameter is skipped */
+	ASSERT_OK(http_parse_ratelimit("\"a;b,c\";pk=:abc=:;r=3;t=9", &r, &t));
+	ASSERT_U64_EQ(r, 3);
+	ASSERT_U64_EQ(t, 9);
+	/* only the first list member counts */
+	ASSERT_OK(http_parse_ratelimit("\"api\";r=1;t=2, \"pages\";r=0;t=300", &r, &t));
+	ASSERT_U64_EQ(r, 1);
+	ASSERT_U64_EQ(t, 2);
+
+	ASSERT_EQ(http_parse_ratelimit("\"api\";r=0", &r, &t), -EINVAL);
+	ASSERT_EQ(http_parse_ratelimit("\"api\";t=5", &r, &t), -EINVAL);
+	ASSERT_EQ(http_parse_ratelimit("\"api\";r=x;t=5", &r, &t), -EINVAL);
+	ASSERT_EQ(http_parse_ratelimit("\"api\";r=-1;t=5", &r, &t), -EINVAL);
+	ASSERT_EQ(http_parse_ratelimit("\"api\";r=1;t=99999999999999999999999", &r, &t), -EINVAL);
+	ASSERT_EQ(http_parse_ratelimit("", &r, &t), -EINVAL);
+	ASSERT_EQ(http_parse_ratelimit(NULL, &r, &t), -EINVAL);
+}
+
+static void link_case(const char *link, const char *want)
+{
+	char *got = http_link_next(link);
+
+	if (want)
+		ASSERT_STR_EQ(got, want);
+	else if (got)
+		CHECK_FAIL("Link \"%s\": got \"%s\", want none", link, got);
+	free(got);
+}
+
+static void test_link_next(void)
+{
+	link_case("<https://huggingface.co/api/models/a/b/tree/main?recursive=true&cursor=abc>; "
+		  "rel=\"next\"",
+		  "https://huggingface.co/api/models/a/b/tree/main?recursive=true&cursor=abc");
+	link_case("<http://h/p?x=1>; rel=\"prev\", <http://h/p?x=3>; rel=\"next\"",
+		  "http://h/p?x=3");
+	link_case("<http://h/a>;rel=next", "http://h/a");
+	link_case("  <http://h/a>  ;  title=\"a, b; c\" ; REL = \"last next\"", "http://h/a");
+	link_case("<http://h/a,b>; rel=\"next\"", "http://h/a,b");
+	link_case("<{E}/api/xet-read-token/c>; rel=\"xet-auth\", <https://cas/v1/r/h>; "
+		  "rel=\"xet-reconstruction-info\"",
+		  NULL);
+	link_case("</api/models/a/tree/main?cursor=x>; rel=\"next\"", NULL); /* relative */
+	link_case("<ftp://h/x>; rel=\"next\"", NULL);
+	link_case("<http://h/x>; rel=\"nextpage\"", NULL);
+	link_case("<http://h/x; rel=\"next\"", NULL);
+	link_case("http://h/x; rel=\"next\"", NULL);
+	link_case("", NULL);
+	link_case(NULL, NULL);
+}
+
+static void test_etag_normalize(void)
+{
+	char buf[65];
+
+	ASSERT_OK(http_etag_normalize("\"abc\"", buf, sizeof(buf)));
+	ASSERT_STR_EQ(buf, "abc");
+	ASSERT_OK(http_etag_normalize("W/\"abc\"", buf, sizeof(buf)));
+	ASSERT_STR_EQ(buf, "abc");
+	ASSERT_OK(http_etag_normalize("abc", buf, sizeof(buf)));
+	ASSERT_STR_EQ(buf, "abc");
+	ASSERT_OK(http_etag_normalize(" \"d41d8cd98f00b204e9800998ecf8427e-1\" ", buf, 65));
+	ASSERT_STR_EQ(buf, "d41d8cd98f00b204e9800998ecf8427e-1");
+	ASSERT_EQ(http_etag_normalize("\"\"", buf, sizeof(buf)), -EINVAL);
+	ASSERT_EQ(http_etag_normalize("W/", buf, sizeof(buf)), -EINVAL);
+	ASSERT_EQ(http_etag_normalize("", buf, sizeof(buf)), -EINVAL);
+	ASSERT_EQ(http_etag_normalize(NULL, buf, sizeof(buf)), -EINVAL);
+	ASSERT_EQ(http_etag_normalize("\"abcd\"", buf, 4), -EINVAL);
+	ASSERT_OK(http_etag_normalize("\"abc\"", buf, 4));
+}
+
+static void test_same_origin(void)
+{
+	ASSERT_TRUE(http_same_origin("https://huggingface.co/api/x", "https://huggingface.co"));
+	ASSERT_TRUE(http_same_origin("https://HuggingFace.CO:443/a", "https://huggingface.co/b"));
+	ASSERT_TRUE(http_same_origin("HTTP://h:80/a?b", "http://h"));
+	ASSERT_TRUE(http_same_origin("http://127.0.0.1:8080/a", "http://127.0.0.1:8080"));
+	ASSERT_TRUE(http_same_origin("http://user:pw@h/a", "http://h:80/"));
+	ASSERT_TRUE(http_same_origin("http://[::1]:81/a", "http://[::1]:81"));
+	ASSERT_FALSE(http_same_origin("http://h/a", "https://h/a"));
+	ASSERT_FALSE(http_same_origin("http://h:8080/a", "http://h/a"));
+	ASSERT_FALSE(http_same_origin("https://cdn-lfs.hf.co/x", "https://huggingface.co"));
+	ASSERT_FALSE(http_same_origin("https://huggingface.co.evil/x", "https://huggingface.co"));
+	ASSERT_FALSE(http_same_origin("https://huggingface.co@evil/x", "https://huggingface.co"));
+	ASSERT_FALSE(http_same_origin("http://127.0.0.1:8080", "http://127.0.0.2:8080"));
+	ASSERT_FALSE(http_same_origin("/relative", "/relative"));
+	ASSERT_FALSE(http_same_origin("http://h:99999/", "http://h:99999/"));
+	ASSERT_TRUE(http_same_origin("http://h:/", "http://h")); /* empty port: default */
+	ASSERT_FALSE(http_same_origin(NULL, "http://h"));
+}
+
+static void join_case(const char *base, const char *loc, const char *want)
+{
+	char *got = http_url_join(base, loc);
+
+	if (want)
+		ASSERT_STR_EQ(got, want);
+	else if (got)
+		CHECK_FAIL("join(\"%s\", \"%s\"): got \"%s\", want NULL", base, loc, got);
+	free(got);
+}
+
+static void test_url_join(void)
+{
+	const char *b = "http://127.0.0.1:8080/org/model/resolve/main/config.json?x=1";
+
+	join_case(b, "https://cdn.example/x?sig=1", "https://cdn.example/x?sig=1");
+	join_case(
+		b, "/api/resolve-cache/models/org/model/abc/config.json?etag=e",
+		"http://127.0.0.1:8080/api/resolve-cache/models/org/model/abc/config.json?etag=e");
+	join_case(b, "/new/name", "http://127.0.0.1:8080/new/name");
+	join_case(b, "//cdn.example:9/p?q", "http://cdn.example:9/p?q");
+	join_case(b, "other.json", "http://127.0.0.1:8080/org/model/resolve/main/other.json");
+	join_case(b, "../../v2/a%20b", "http://127.0.0.1:8080/org/model/v2/a%20b");
+	join_case(b, "/a/./b/../c", "http://127.0.0.1:8080/a/c");
+	join_case(b, "/../../x", "http://127.0.0.1:8080/x");
+	join_case(b, "?y=2", "http://127.0.0.1:8080/org/model/resolve/main/config.json?y=2");
+	join_case("http://h", "a", "http://h/a");
+	join_case("http://h?q", "/p", "http://h/p");
+	join_case(b, "", NULL);
+	join_case(b, "/a b", NULL);
+	join_case(b, "/a\r\nX-Injected: 1", NULL);
+	join_case(b, "mailto:x@y", NULL);
+	join_case("/relative/base", "/x", NULL);
+	join_case(NULL, "/x", NULL);
+	join_case(b, NULL, NULL);
+}
+
+static void test_signed_url_expiry(void)
+{
+	uint64_t t;
+
+	ASSERT_OK(http_signed_url_expiry("https://s3.amazonaws.com/b/k?X-Amz-Algorithm=AWS4-HMAC-"
+					 "SHA256&X-Amz-Date=20240102T030405Z&X-Amz-Expires=3600&"
+					 "X-Amz-Signature=ab",
+					 &t));
+	ASSERT_U64_EQ(t, 1704164645ULL + 3600);
+	ASSERT_OK(http_signed_url_expiry("https://cdn-lfs.hf.co/repos/x?response-content-"
+					 "disposition=a&Expires=1735689600&Policy=eyJ&"
+					 "Signature=s&Key-Pair-Id=K",
+					 &t));
+	ASSERT_U64_EQ(t, 1735689600ULL);
+	ASSERT_OK(http_signed_url_expiry("http://h/x?x-amz-expires=60&x-amz-date=19700101T000100Z"
+					 "#frag",
+					 &t));
+	ASSERT_U64_EQ(t, 120);
+	ASSERT_EQ(http_signed_url_expiry("https://h/x?a=1&b=2", &t), -ENOENT);
+	ASSERT_EQ(http_signed_url_expiry("https://h/x", &t), -ENOENT);
+	ASSERT_EQ(http_signed_url_expiry("https://h/x#Expires=5", &t), -ENOENT);
+	ASSERT_EQ(http_signed_url_expiry("https://h/x?NotExpires=5", &t), -ENOENT);
+	ASSERT_EQ(http_signed_url_expiry("https://h/x?Expires=soon", &t), -EBADMSG);
+	ASSERT_EQ(http_signed_url_expiry("https://h/x?X-Amz-Date=2024&X-Amz-Expires=1", &t),
+		  -EBADMSG);
+	ASSERT_EQ(http_signed_url_expiry("https://h/x?X-Amz-Date=20241302T000000Z&"
+					 "X-Amz-Expires=1",
+					 &t),
+		  -EBADMSG);
+	ASSERT_EQ(
+		http_signed_url_expiry(
+			"https://h/x?X-Amz-Date=20240101T000000Z&X-Amz-Expires=18446744073709551615",
+			&t),
+		-EBADMSG);
+}
+
+static void escape_case(char *(*fn)(const char *), const char *in, const char *want)
+{
+	char *got = fn(in);
+
+	ASSERT_STR_EQ(got, want);
+	free(got);
+}
+
+static void test_escape(void)
+{
+	escape_case(http_escape_path, "dir/a b#c?d%e+f.bin", "dir/a%20b%23c%3Fd%25e%2Bf.bin");
+	escape_case(http_escape_path, "caf\xc3\xa9/\xe2\x9c\x93~_-.", "caf%C3%A9/%E2%9C%93~_-.");
+	escape_case(http_escape_path, "a&b=c;d:e@f,g'h", "a%26b%3Dc%3Bd%3Ae%40f%2Cg%27h");
+	escape_case(http_escape_path, "", "");
+	escape_case(http_escape_segment, "refs/pr/1", "refs%2Fpr%2F1");
+	escape_case(http_escape_segment, "main", "main");
+	escape_case(http_escape_segment, "v1.0 b\xc3\xa9ta", "v1.0%20b%C3%A9ta");
+	ASSERT_NULL(http_escape_path(NULL));
+}
+
+int main(void)
+{
+	RUN(test_status_reason);
+	RUN(test_content_range);
+	RUN(test_retry_after);
+	RUN(test_ratelimit);
+	RUN(test_link_next);
+	RUN(test_etag_normalize);
+	RUN(test_same_origin);
+	RUN(test_url_join);
+	RUN(test_signed_url_expiry);
+	RUN(test_escape);
+
+	return 0;
+}
