@@ -160,8 +160,8 @@ int cmd_mount(int argc, char **argv)
 	const char *cache_arg = NULL, *log_arg = NULL;
 	bool foreground = false;
 	uint64_t v;
-	pid_t pid;
-	int c, r, fd;
+	pid_t pid = 0;
+	int c, r, fd = -1;
 
 	while ((c = getopt_long(argc, argv, "r:fdh", longopts, NULL)) != -1) {
 		switch (c) {

@@ -54,13 +54,13 @@ static int resolve_commit(const struct hub_config *cfg, struct cache_db *db, str
 	}
 	/* A full sha needs no ref; a branch maps to the last commit seen for it. */
 	if (is_commit_sha(s->revision)) {
-		snprintf(s->commit, sizeof(s->commit), "%s", s->revision);
+		memcpy(s->commit, s->revision, sizeof(s->commit));
 	} else if (db_ref_get(db, s->repo_key, s->revision, s->commit) < 0) {
 		char why[sizeof(err->message)];
 
 		snprintf(why, sizeof(why), "%s", err->message);
 		snprintf(err->message, sizeof(err->message),
-			 "%s, and revision '%s' of '%s' was never resolved in this cache", why,
+			 "%.200s, and revision '%.80s' of '%.96s' was never resolved in this cache", why,
 			 s->revision, s->repo.id);
 		return r < 0 ? r : -ENETDOWN;
 	}

@@ -1,0 +1,25 @@
+"""The fake Hub as the integration tests use it: the standard set of repos, and the fixture
+class of tests/fakehub with the few helpers the tests share."""
+import genrepo
+from fakehub_fixture import FakeHub
+
+MiB = 1 << 20
+
+
+def generate_standard_repos(data_dir):
+    """Small repos (a few MiB each) covering the shapes the tests need."""
+    genrepo.generate(data_dir, "org/model", shards=3, shard_size=3 * MiB + 12345, seed=1,
+                     tags=("v1",))
+    genrepo.generate(data_dir, "org/private", private=True, shards=1, shard_size=MiB, seed=2)
+    genrepo.generate(data_dir, "org/gated", gated="manual", shards=1, shard_size=MiB, seed=3)
+    genrepo.generate(data_dir, "org/hostile-dotdot", shards=1, shard_size=MiB, seed=4,
+                     hostile_paths=("../etc/passwd",))
+    genrepo.generate(data_dir, "org/hostile-abs", shards=1, shard_size=MiB, seed=5,
+                     hostile_paths=("/abs/path",))
+    return data_dir
+
+
+class Hub(FakeHub):
+    def log(self):
+        """Every request so far, oldest first."""
+        return self.log_entries()
