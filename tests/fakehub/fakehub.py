@@ -120,11 +120,6 @@ def json_reply(obj, status=200, headers=()):
                  Body(data))
 
 
-def text_reply(status, text, headers=()):
-    return Reply(status, [("Content-Type", "text/plain; charset=utf-8"), *headers],
-                 Body(text.encode()))
-
-
 def s3_error(status, code, message, headers=()):
     """An S3/CloudFront-style XML error, as the CDN answers (§4.3)."""
     xml = (f'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>{code}</Code>'
@@ -230,7 +225,8 @@ class Signer:
         given = dict(params)
         signature = given.get("X-Amz-Signature")
         if not signature or not hmac.compare_digest(signature, self._mac(path, params)):
-            return "The request signature we calculated does not match the signature you provided", None
+            return ("The request signature we calculated does not match the signature you "
+                    "provided"), None
         start = calendar.timegm(time.strptime(given["X-Amz-Date"], "%Y%m%dT%H%M%SZ"))
         if time.time() >= start + int(given["X-Amz-Expires"]):
             return "Request has expired", signature
@@ -312,7 +308,7 @@ class Hub:
             if req.headers.get("If-None-Match") == etag:
                 return Reply(304, headers)
         ctype = dict(headers).get("Content-Type", "")
-        if (req.method == "GET" and is_text_type(ctype) and accepts_gzip(req.headers)):
+        if req.method == "GET" and is_text_type(ctype) and accepts_gzip(req.headers):
             rule = self.take({"gzip"}, req)
             if rule:
                 return gzip_reply(headers, body, rule)
@@ -599,6 +595,9 @@ class ApiApp:
             return self.raw(req, commit, f)
         if f["lfs"]:
             return self.lfs_redirect(commit, f)
+        etag = f'"{f["sha1"]}"'
+        if req.headers.get("If-None-Match") == etag:  # §4.2: observed 304 on resolve
+            return Reply(304, [("X-Repo-Commit", commit.sha), ("ETag", etag)])
         # §4.1: served directly for 0-byte files and private, gated or namespace-less repos.
         if (f["size"] == 0 or repo.private or repo.gated or "/" not in repo.id or
                 self.hub.direct_200):
@@ -816,9 +815,11 @@ class Handler(BaseHTTPRequestHandler):
 
     do_HEAD = do_POST = do_GET
 
-    def log_message(self, fmt, *args):
-        """Requests go to LOGFILE; only the stdlib's own errors reach stderr."""
-        sys.stderr.write("fakehub: %s\n" % (fmt % args))
+    def log_error(self, fmt, *args):
+        """Requests go to LOGFILE; stderr gets only the stdlib's errors (malformed requests),
+        not the normal end of an idle keep-alive connection."""
+        if not fmt.startswith("Request timed out"):
+            super().log_error(fmt, *args)
 
     def send(self, req, reply):
         hub = self.server.app.hub

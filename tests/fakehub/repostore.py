@@ -13,6 +13,8 @@ import threading
 REPO_TYPES = ("model", "dataset", "space")
 DEFAULT_BRANCH = "main"
 COMMIT_RE = re.compile(r"^[0-9a-f]{40}$")
+# Client-side repo id rules of HUB_PROTOCOL.md §1 (with is_valid_repo_id()).
+REPO_ID_RE = re.compile(r"^(?:[A-Za-z0-9_.-]{1,96}/)?[A-Za-z0-9_.-]{1,96}$")
 FORMAT = 1
 
 
@@ -25,7 +27,14 @@ def git_blob_sha1(data):
 
 def lfs_pointer(sha256, size):
     """The git-lfs pointer that git stores in place of an LFS file's content."""
-    return f"version https://git-lfs.github.com/spec/v1\noid sha256:{sha256}\nsize {size}\n".encode()
+    return (f"version https://git-lfs.github.com/spec/v1\n"
+            f"oid sha256:{sha256}\nsize {size}\n").encode()
+
+
+def is_valid_repo_id(repo_id):
+    return bool(REPO_ID_RE.match(repo_id) and "--" not in repo_id and ".." not in repo_id and
+                not repo_id.endswith(".git") and
+                all(part[0] not in "-." and part[-1] not in "-." for part in repo_id.split("/")))
 
 
 def parent_dir(path):
@@ -159,6 +168,9 @@ class Store:
         self._cache = {}  # (type, id) -> (stat key, Repo); under _lock
 
     def repo(self, repo_type, repo_id):
+        """The Repo, or None when it does not exist (or its id could not exist)."""
+        if not is_valid_repo_id(repo_id):
+            return None
         path = manifest_path(self.data_dir, repo_type, repo_id)
         try:
             st = os.stat(path)

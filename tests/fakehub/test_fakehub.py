@@ -358,14 +358,23 @@ def test_direct_200_cases(hub, repo, path, token):
     assert h["X-Repo-Commit"] == hub.commit(repo) and h["Content-Length"] == str(len(data))
 
 
-def test_direct_200_flag_and_faults_file(data, tmp_path):
+def test_start_options_direct_200_cdn_rate_and_faults_file(data, tmp_path):
     rules = [{"host": "api", "path_re": "tokenizer", "fault": "status", "status": 500}]
-    with FakeHub(data, tmp_path, direct_200=True, faults=rules) as h:
+    with FakeHub(data, tmp_path, direct_200=True, faults=rules, cdn_rate=4_000_000) as h:
         status, _, body = fetch(f"{h.api_url}/org/model/resolve/main/config.json")
         assert status == 200 and body == h.files("org/model")["config.json"]
         status, _, _ = fetch(f"{h.api_url}/org/model/resolve/main/tokenizer.json")
         assert status == 500
+        assert fetch(signed_url(h, SHARD_NAME))[2] == h.files("org/model")[SHARD_NAME]
     assert h.server_errors() == ""
+
+
+def test_if_none_match_gives_304_on_resolve(hub):
+    etag = f'"{repostore.git_blob_sha1(hub.files("org/model")["config.json"])}"'
+    status, h, body = fetch(f"{hub.api_url}/org/model/resolve/main/config.json",
+                            headers={"If-None-Match": etag})
+    assert (status, h["ETag"], body) == (304, etag, b"")
+    assert h["X-Repo-Commit"] == hub.commit("org/model")
 
 
 def test_odd_names_round_trip(hub):
@@ -373,11 +382,9 @@ def test_odd_names_round_trip(hub):
     odd = [p for p in files if not p.isascii() or any(c in p for c in " #%+?")]
     assert len(odd) >= 4
     for path in odd:
-        status, _, body = fetch(f"{hub.api_url}/org/model/resolve/main/{quote(path)}",
-                                headers={"Range": "bytes=0-"})
-        assert status == 307, path
-        status, h, body = fetch(hub.api_url + fetch(
-            f"{hub.api_url}/org/model/resolve/main/{quote(path)}")[1]["Location"].split("?")[0])
+        status, h, _ = fetch(f"{hub.api_url}/org/model/resolve/main/{quote(path)}")
+        assert status == 307 and f"/{quote(path)}?" in h["Location"], path
+        status, _, body = fetch(hub.api_url + h["Location"].split("?")[0])
         assert status == 200 and body == files[path], path
 
 
@@ -400,7 +407,7 @@ def test_dataset_prefix_and_a_moving_branch(hub, data):
     assert json.loads(body)["sha"] == new, "manifests are reloaded when they change"
 
 
-# --- ranges and the CDN (§4.2, §4.3) --------------------------------------------------------------
+# --- ranges and the CDN (§4.2, §4.3) -------------------------------------------------------------
 
 @pytest.mark.parametrize("rng,first,last", [
     ("bytes=0-0", 0, 0), ("bytes=10-19", 10, 19), ("bytes=100-", 100, None),
