@@ -792,6 +792,11 @@ class HubServer(ThreadingHTTPServer):
         self.name, self.app = name, app
         super().__init__(address, Handler)
 
+    def handle_error(self, request, client_address):
+        """Clients may reset idle keep-alive connections: normal, not worth a traceback."""
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
 
 class Handler(BaseHTTPRequestHandler):
     """Parses a request, asks the host's app for a Reply, and sends it with the delivery
