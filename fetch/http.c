@@ -259,12 +259,14 @@ static const char *link_params(const char *p, bool *ret_next)
 	return p;
 }
 
-char *http_link_next(const char *link)
+/* Finds the first link-value whose rel lists "next": its URL is [*ret_url, *ret_url + *ret_len).
+ * False when there is none or the header is malformed before one is found. */
+static bool link_find_next(const char *link, const char **ret_url, size_t *ret_len)
 {
 	const char *p = link;
 
 	if (!link)
-		return NULL;
+		return false;
 	for (;;) {
 		const char *url, *end;
 		bool next;
@@ -273,24 +275,45 @@ char *http_link_next(const char *link)
 		while (*p == ',')
 			p = skip_ws(p + 1);
 		if (*p != '<')
-			return NULL;
+			return false;
 		url = p + 1;
 		end = strchr(url, '>');
 		if (!end)
-			return NULL;
+			return false;
 		p = link_params(end + 1, &next);
 		if (next) {
-			size_t n = (size_t)(end - url);
-
-			/* The protocol gives an absolute URL (HUB_PROTOCOL.md 3); anything else
-			 * is not followed. */
-			if (!is_absolute_http(url, n) || memchr(url, ' ', n))
-				return NULL;
-			return strndup(url, n);
+			*ret_url = url;
+			*ret_len = (size_t)(end - url);
+			return true;
 		}
 		if (*p != ',')
-			return NULL;
+			return false;
 	}
+}
+
+char *http_link_next(const char *link)
+{
+	const char *url;
+	size_t n;
+
+	if (!link_find_next(link, &url, &n))
+		return NULL;
+	/* The protocol gives an absolute URL (HUB_PROTOCOL.md 3); anything else is not
+	 * followed. */
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)url[i] <= ' ' || url[i] == 0x7f)
+			return NULL;
+	if (!is_absolute_http(url, n))
+		return NULL;
+	return strndup(url, n);
+}
+
+bool http_link_has_next(const char *link)
+{
+	const char *url;
+	size_t n;
+
+	return link_find_next(link, &url, &n);
 }
 
 int http_etag_normalize(const char *etag, char *buf, size_t len)
@@ -1080,4 +1103,11 @@ void http_response_done(struct http_response *r)
 	r->body = NULL;
 	r->effective_url = NULL;
 	r->body_len = 0;
+}
+
+const char *http_curl_version(void)
+{
+	const curl_version_info_data *v = curl_version_info(CURLVERSION_NOW);
+
+	return v && v->version ? v->version : LIBCURL_VERSION;
 }

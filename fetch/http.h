@@ -38,6 +38,8 @@ struct http_response {
  * http_response_done() either way. Bodies above 64 MiB are -EBADMSG. */
 int http_request(const struct http_request *req, struct http_response *ret);
 void http_response_done(struct http_response *r);
+/* libcurl's version ("7.88.1"), for user agents. Never NULL. */
+const char *http_curl_version(void);
 
 /* Maps a reply to a reason: 401 + X-Error-Code GatedRepo -> GATED, 404 RevisionNotFound ->
  * NO_REVISION, 404 -> NOT_FOUND, 401 -> TOKEN (or NOT_FOUND for RepoNotFound), 403 GatedRepo
@@ -53,8 +55,12 @@ int http_parse_content_range(const char *v, uint64_t *ret_first, uint64_t *ret_l
 int http_parse_retry_after(const char *v, uint64_t *ret_seconds);
 /* RateLimit: "<bucket>";r=<remaining>;t=<seconds>. -EINVAL. */
 int http_parse_ratelimit(const char *v, uint64_t *ret_remaining, uint64_t *ret_reset_seconds);
-/* The absolute URL of rel="next" in a Link header, malloc'd, or NULL. */
+/* The absolute URL of rel="next" in a Link header, malloc'd, or NULL (none, a relative or
+ * malformed URL, OOM). */
 char *http_link_next(const char *link);
+/* True when the Link header names a rel="next", whether or not its URL is usable: a pager
+ * can tell "last page" from "a next page it cannot follow". */
+bool http_link_has_next(const char *link);
 /* Strips W/ and quotes from an ETag into buf. -EINVAL when empty or too long. */
 int http_etag_normalize(const char *etag, char *buf, size_t len);
 

@@ -41,7 +41,7 @@ struct hub_entry {
 	uint64_t size;
 	bool is_dir;
 	bool is_lfs;
-	char oid[41];     /* git oid (for LFS: of the pointer) */
+	char oid[41];     /* git oid (for LFS: of the pointer); "" for a directory listed without */
 	char sha256[65];  /* lfs.oid, when is_lfs */
 };
 
@@ -88,6 +88,11 @@ char *hub_resolve_url(const struct hub_config *cfg, const struct hub_repo *repo,
 int hub_tree_validate(const struct hub_tree *tree, struct hub_error *err);
 /* Content id of an entry: sha256 for LFS, else the git oid. */
 const char *hub_entry_cid(const struct hub_entry *e);
+/* Appends *e, taking e->path on success. -ENOMEM (then e->path is still the caller's). */
+int hub_tree_push(struct hub_tree *tree, const struct hub_entry *e);
+/* Frees the entries from index n on (n <= tree->n): undoes pushes after a failure. */
+void hub_tree_truncate(struct hub_tree *tree, size_t n);
+/* Frees every entry and the array; tree is empty afterwards. */
 void hub_tree_done(struct hub_tree *tree);
 
 /* Words for a reply that is an error (status, X-Error-Code, X-Error-Message, JSON body) about

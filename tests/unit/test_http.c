@@ -8,6 +8,7 @@
 #include <stdlib.h>
 
 #include "tests/unit/check.h"
+#include "tests/unit/minihttp.h"
 
 static void test_status_reason(void)
 {
@@ -166,6 +167,10 @@ static void test_link_next(void)
 	link_case("http://h/x; rel=\"next\"", NULL);
 	link_case("", NULL);
 	link_case(NULL, NULL);
+	ASSERT_TRUE(http_link_has_next("</api/x?cursor=y>; rel=\"next\""));
+	ASSERT_TRUE(http_link_has_next("<http://h/a>; rel=next"));
+	ASSERT_FALSE(http_link_has_next("<http://h/a>; rel=\"prev\""));
+	ASSERT_FALSE(http_link_has_next(NULL));
 }
 
 static void test_etag_normalize(void)
@@ -301,6 +306,293 @@ static void test_escape(void)
 	ASSERT_NULL(http_escape_path(NULL));
 }
 
+/* ---- http_request() against two local servers: A (the "Hub") and B (another origin) ---- */
+
+#define TOKEN "hf_secret"
+#define UA "hffs-test/1"
+
+static struct minihttp srv_a, srv_b;
+static char origin_a[64], origin_b[64], tmpdir[64];
+static long req_timeout_s = 5;
+
+static void handler_b(const struct mh_request *req, struct mh_reply *rep)
+{
+	(void)req;
+	rep->body = "from b";
+}
+
+static void handler_a(const struct mh_request *req, struct mh_reply *rep)
+{
+	const char *t = req->target;
+
+	if (!strcmp(t, "/headers")) {
+		mh_header(rep, "ETag: W/\"abc\"");
+		mh_header(rep, "x-repo-commit: 0123456789abcdef0123456789abcdef01234567");
+		mh_header(rep, "X-LINKED-ETAG: \"sha\"");
+		mh_header(rep, "X-Linked-Size: 42");
+		mh_header(rep, "Content-Range: bytes 0-9/42");
+		mh_header(rep, "Link: <http://h/x>; rel=\"next\"");
+		mh_header(rep, "X-Error-Code: first");
+		mh_header(rep, "X-Error-Code:   EntryNotFound  ");
+		mh_header(rep, "X-Error-Message: gone");
+		mh_header(rep, "Retry-After: 7");
+		mh_header(rep, "RateLimit: \"api\";r=0;t=9");
+		mh_header(rep, "X-Amzn-Trace-Id: trace-1");
+		mh_header(rep, "X-Unrelated: 1");
+		rep->body = "hello";
+	} else if (!strcmp(t, "/rel")) {
+		rep->status = 307;
+		mh_header(rep, "Location: /target?q=1");
+	} else if (!strcmp(t, "/target?q=1")) {
+		mh_header(rep, "X-Request-Id: rid-9");
+		mh_header(rep, "X-Amzn-Trace-Id: trace-2");
+		rep->body = "arrived";
+	} else if (!strcmp(t, "/abs")) {
+		rep->status = 302;
+		mh_header(rep, "Location: http://127.0.0.1:%d/cdn?sig=1", srv_b.port);
+	} else if (!strcmp(t, "/loop")) {
+		rep->status = 307;
+		mh_header(rep, "Location: /loop");
+	} else if (!strcmp(t, "/slow")) {
+		rep->delay_ms = 2000;
+	} else if (!strcmp(t, "/huge")) {
+		rep->stream_zeros = (64u << 20) + 1;
+	} else if (!strcmp(t, "/big")) {
+		rep->stream_zeros = 1u << 20;
+	} else if (!strcmp(t, "/err")) {
+		rep->status = 503;
+		rep->body = "{\"error\":\"busy\"}";
+	} else {
+		rep->status = 404;
+	}
+}
+
+static int get(const char *origin, const char *path, const char *method, bool follow,
+	       struct http_response *resp)
+{
+	char url[256];
+	struct http_request req = {
+		.method = method,
+		.url = url,
+		.token = TOKEN,
+		.auth_origin = origin_a,
+		.user_agent = UA,
+		.timeout_s = req_timeout_s,
+		.follow_relative = follow,
+	};
+
+	snprintf(url, sizeof(url), "%s%s", origin, path);
+	return http_request(&req, resp);
+}
+
+static void test_request_headers(void)
+{
+	struct http_response r;
+
+	minihttp_clear(&srv_a);
+	ASSERT_OK(get(origin_a, "/headers", "GET", true, &r));
+	ASSERT_EQ(r.status, 200);
+	ASSERT_EQ(r.body_len, 5);
+	ASSERT_STR_EQ(r.body, "hello");
+	ASSERT_STR_EQ(r.etag, "W/\"abc\"");
+	ASSERT_STR_EQ(r.x_repo_commit, "0123456789abcdef0123456789abcdef01234567");
+	ASSERT_STR_EQ(r.x_linked_etag, "\"sha\"");
+	ASSERT_STR_EQ(r.x_linked_size, "42");
+	ASSERT_STR_EQ(r.content_range, "bytes 0-9/42");
+	ASSERT_STR_EQ(r.content_length, "5");
+	ASSERT_STR_EQ(r.link, "<http://h/x>; rel=\"next\"");
+	ASSERT_STR_EQ(r.x_error_code, "EntryNotFound"); /* the last wins, trimmed */
+	ASSERT_STR_EQ(r.x_error_message, "gone");
+	ASSERT_STR_EQ(r.retry_after, "7");
+	ASSERT_STR_EQ(r.ratelimit, "\"api\";r=0;t=9");
+	ASSERT_STR_EQ(r.x_request_id, "trace-1"); /* X-Amzn-Trace-Id stands in */
+	ASSERT_NULL(r.location);
+	ASSERT_TRUE(strstr(r.effective_url, "/headers") != NULL);
+	http_response_done(&r);
+	ASSERT_EQ(
+		minihttp_count(&srv_a, "GET /headers auth=Bearer " TOKEN " ua=" UA " ae=identity"),
+		1);
+
+	/* HEAD: headers, no body, yet a body string */
+	ASSERT_OK(get(origin_a, "/headers", "HEAD", true, &r));
+	ASSERT_EQ(r.status, 200);
+	ASSERT_NOT_NULL(r.body);
+	ASSERT_EQ(r.body_len, 0);
+	ASSERT_STR_EQ(r.x_linked_size, "42");
+	http_response_done(&r);
+
+	ASSERT_OK(get(origin_a, "/big", "GET", true, &r));
+	ASSERT_EQ(r.body_len, 1u << 20);
+	http_response_done(&r);
+}
+
+static void test_request_redirects(void)
+{
+	struct http_response r;
+	char want[128];
+
+	/* a relative redirect is followed, the token kept, the redirect's own query kept */
+	minihttp_clear(&srv_a);
+	ASSERT_OK(get(origin_a, "/rel", "GET", true, &r));
+	ASSERT_EQ(r.status, 200);
+	ASSERT_STR_EQ(r.body, "arrived");
+	snprintf(want, sizeof(want), "%s/target?q=1", origin_a);
+	ASSERT_STR_EQ(r.effective_url, want);
+	ASSERT_STR_EQ(r.x_request_id, "rid-9"); /* X-Request-Id beats the trace id */
+	ASSERT_NULL(r.location); /* headers are the final reply's */
+	http_response_done(&r);
+	ASSERT_EQ(minihttp_count(&srv_a, "GET /rel auth=Bearer " TOKEN), 1);
+	ASSERT_EQ(minihttp_count(&srv_a, "GET /target?q=1 auth=Bearer " TOKEN), 1);
+
+	/* not asked to follow: the 307 itself */
+	ASSERT_OK(get(origin_a, "/rel", "GET", false, &r));
+	ASSERT_EQ(r.status, 307);
+	ASSERT_STR_EQ(r.location, "/target?q=1");
+	http_response_done(&r);
+
+	/* an absolute redirect is never followed: its Location is the answer */
+	minihttp_clear(&srv_b);
+	ASSERT_OK(get(origin_a, "/abs", "GET", true, &r));
+	ASSERT_EQ(r.status, 302);
+	snprintf(want, sizeof(want), "%s/cdn?sig=1", origin_b);
+	ASSERT_STR_EQ(r.location, want);
+	http_response_done(&r);
+	ASSERT_EQ(minihttp_count(&srv_b, "GET"), 0);
+
+	/* another origin never sees the token */
+	ASSERT_OK(get(origin_b, "/cdn?sig=1", "GET", true, &r));
+	ASSERT_STR_EQ(r.body, "from b");
+	http_response_done(&r);
+	ASSERT_EQ(minihttp_count(&srv_b, "GET /cdn?sig=1 auth=- "), 1);
+
+	/* a redirect loop ends */
+	minihttp_clear(&srv_a);
+	ASSERT_EQ(get(origin_a, "/loop", "GET", true, &r), -EBADMSG);
+	ASSERT_EQ(r.status, 0);
+	ASSERT_EQ(r.net_reason, FETCH_PROTOCOL);
+	ASSERT_TRUE(strstr(r.error, "redirects") != NULL);
+	http_response_done(&r);
+	ASSERT_EQ(minihttp_count(&srv_a, "GET /loop"), 6);
+}
+
+static void test_request_errors(void)
+{
+	struct http_response r;
+	char url[64];
+	int fd, port;
+
+	/* an error status is a reply, not a failure */
+	ASSERT_OK(get(origin_a, "/err", "GET", true, &r));
+	ASSERT_EQ(r.status, 503);
+	ASSERT_STR_EQ(r.body, "{\"error\":\"busy\"}");
+	http_response_done(&r);
+
+	ASSERT_EQ(get(origin_a, "/huge", "GET", true, &r), -EBADMSG);
+	ASSERT_EQ(r.net_reason, FETCH_PROTOCOL);
+	http_response_done(&r);
+
+	/* a port nobody listens on */
+	{
+		struct sockaddr_in a = { .sin_family = AF_INET,
+					 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+		socklen_t alen = sizeof(a);
+
+		fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		ASSERT_OK(bind(fd, (struct sockaddr *)&a, sizeof(a)));
+		ASSERT_OK(getsockname(fd, (struct sockaddr *)&a, &alen));
+		port = ntohs(a.sin_port);
+		close(fd);
+	}
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d", port);
+	ASSERT_EQ(get(url, "/x", "GET", true, &r), -EHOSTUNREACH);
+	ASSERT_EQ(r.status, 0);
+	ASSERT_EQ(r.net_reason, FETCH_CONNECT);
+	snprintf(url, sizeof(url), "127.0.0.1:%d", port);
+	if (!strstr(r.error, url))
+		CHECK_FAIL("error \"%s\" does not name %s", r.error, url);
+	http_response_done(&r);
+
+	/* a server that answers too late */
+	req_timeout_s = 1;
+	ASSERT_EQ(get(origin_a, "/slow", "GET", true, &r), -ETIMEDOUT);
+	req_timeout_s = 5;
+	ASSERT_EQ(r.net_reason, FETCH_TIMEOUT);
+	ASSERT_TRUE(strstr(r.error, "127.0.0.1") != NULL);
+	http_response_done(&r);
+
+	/* a name that does not resolve (a slow resolver may time out instead) */
+	{
+		struct http_request req = { .method = "GET",
+					    .url = "http://hffs-test.invalid/x",
+					    .timeout_s = 3 };
+		int e = http_request(&req, &r);
+
+		ASSERT_TRUE((e == -EHOSTUNREACH && r.net_reason == FETCH_DNS) ||
+			    (e == -ETIMEDOUT && r.net_reason == FETCH_TIMEOUT));
+		ASSERT_TRUE(strstr(r.error, "hffs-test.invalid") != NULL);
+		http_response_done(&r);
+	}
+}
+
+/* libcurl reads only lowercase http_proxy; HTTP_PROXY is passed on unless under CGI. */
+static void test_request_proxy(void)
+{
+	struct http_response r;
+	char proxy[64];
+
+	snprintf(proxy, sizeof(proxy), "%s", origin_b);
+	setenv("HTTP_PROXY", proxy, 1);
+	minihttp_clear(&srv_a);
+	minihttp_clear(&srv_b);
+	ASSERT_OK(get(origin_a, "/headers", "GET", true, &r));
+	ASSERT_STR_EQ(r.body, "from b");
+	http_response_done(&r);
+	{
+		char want[128];
+
+		snprintf(want, sizeof(want), "GET %s/headers ", origin_a);
+		ASSERT_EQ(minihttp_count(&srv_b, want), 1);
+	}
+	ASSERT_EQ(minihttp_count(&srv_a, "GET"), 0);
+
+	setenv("NO_PROXY", "127.0.0.1", 1);
+	ASSERT_OK(get(origin_a, "/headers", "GET", true, &r));
+	ASSERT_STR_EQ(r.body, "hello");
+	http_response_done(&r);
+	unsetenv("NO_PROXY");
+
+	setenv("REQUEST_METHOD", "GET", 1);
+	ASSERT_OK(get(origin_a, "/headers", "GET", true, &r));
+	ASSERT_STR_EQ(r.body, "hello");
+	http_response_done(&r);
+	unsetenv("REQUEST_METHOD");
+	unsetenv("HTTP_PROXY");
+	ASSERT_EQ(minihttp_count(&srv_a, "GET /headers"), 2);
+}
+
+static void minihttp_tests(void)
+{
+	static const char *const proxy_vars[] = { "http_proxy",	 "HTTP_PROXY", "https_proxy",
+						  "HTTPS_PROXY", "all_proxy",  "ALL_PROXY",
+						  "no_proxy",	 "NO_PROXY",   "REQUEST_METHOD" };
+
+	for (size_t i = 0; i < sizeof(proxy_vars) / sizeof(proxy_vars[0]); i++)
+		unsetenv(proxy_vars[i]);
+	snprintf(tmpdir, sizeof(tmpdir), "/tmp/test_http.XXXXXX");
+	ASSERT_NOT_NULL(mkdtemp(tmpdir));
+	minihttp_start(&srv_b, handler_b, tmpdir);
+	minihttp_start(&srv_a, handler_a, tmpdir);
+	snprintf(origin_a, sizeof(origin_a), "http://127.0.0.1:%d", srv_a.port);
+	snprintf(origin_b, sizeof(origin_b), "http://127.0.0.1:%d", srv_b.port);
+	RUN(test_request_headers);
+	RUN(test_request_redirects);
+	RUN(test_request_errors);
+	RUN(test_request_proxy);
+	minihttp_stop(&srv_a);
+	minihttp_stop(&srv_b);
+	ASSERT_OK(rmdir(tmpdir));
+}
+
 int main(void)
 {
 	RUN(test_status_reason);
@@ -313,6 +605,6 @@ int main(void)
 	RUN(test_url_join);
 	RUN(test_signed_url_expiry);
 	RUN(test_escape);
-
+	minihttp_tests();
 	return 0;
 }

@@ -1,0 +1,299 @@
+/* hub_json.c: Hub JSON replies (revision, tree pages, error bodies) to structs, and the tree's
+ * serialized form. The only cJSON user: strings are copied out before cJSON_Delete(). Pure;
+ * any thread. Every input is untrusted and fuzzed (tests/fuzz/fuzz_hub_json.c). */
+#include "fetch/hub_json.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "util/cleanup.h"
+
+/* Sizes travel as JSON numbers, i.e. doubles: from 2^53 on, a parsed value may be a neighbour
+ * rounded (9007199254740993 reads as ...992), so the largest size taken is 2^53 - 1 (8 PiB,
+ * JavaScript's MAX_SAFE_INTEGER). */
+#define JSON_EXACT_INT_MAX 9007199254740991.0
+
+static void json_deletep(cJSON **j)
+{
+	cJSON_Delete(*j);
+}
+
+/* cJSON copies a raw control byte inside a string and decodes "\u0000" into a NUL that would
+ * silently cut the C string short ("a\u0000b" -> "a"). Neither is valid in a path or a
+ * message, so a text holding one is refused before parsing. Also refuses NUL outside
+ * strings, which JSON never allows. */
+static bool json_is_clean(const char *json, size_t len)
+{
+	bool in_str = false;
+
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)json[i];
+
+		if (c == 0)
+			return false;
+		if (!in_str) {
+			in_str = c == '"';
+			continue;
+		}
+		if (c < 0x20)
+			return false;
+		if (c == '"') {
+			in_str = false;
+		} else if (c == '\\') {
+			if (i + 1 >= len)
+				return false;
+			if (json[i + 1] == 'u' && i + 5 < len && !memcmp(json + i + 2, "0000", 4))
+				return false;
+			i++;
+		}
+	}
+	return true;
+}
+
+/* Parses exactly [json, json+len) (trailing whitespace allowed). NULL when malformed. */
+static cJSON *json_parse(const char *json, size_t len)
+{
+	const char *end = NULL;
+	cJSON *j;
+
+	if (!json || !json_is_clean(json, len))
+		return NULL;
+	j = cJSON_ParseWithLengthOpts(json, len, &end, false);
+	if (!j)
+		return NULL;
+	for (; end && end < json + len; end++)
+		if (*end != ' ' && *end != '\t' && *end != '\r' && *end != '\n') {
+			cJSON_Delete(j);
+			return NULL;
+		}
+	return j;
+}
+
+static bool is_lower_hex(const char *s, size_t n)
+{
+	if (strlen(s) != n)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+			return false;
+	return true;
+}
+
+/* A non-negative integer that a double holds exactly and unambiguously. */
+static int json_size(const cJSON *v, uint64_t *ret)
+{
+	double d;
+
+	if (!cJSON_IsNumber(v))
+		return -EBADMSG;
+	d = v->valuedouble;
+	if (!(d >= 0) || d > JSON_EXACT_INT_MAX || floor(d) != d)
+		return -EBADMSG;
+	*ret = (uint64_t)d;
+	return 0;
+}
+
+/* The string member name of obj when it is n lowercase hex digits, copied into buf (n+1). */
+static int json_hex(const cJSON *obj, const char *name, size_t n, char *buf)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, name);
+
+	if (!cJSON_IsString(v) || !is_lower_hex(v->valuestring, n))
+		return -EBADMSG;
+	memcpy(buf, v->valuestring, n + 1);
+	return 0;
+}
+
+int hub_json_revision(const char *json, size_t len, char *ret_sha)
+{
+	_cleanup_(json_deletep) cJSON *j = json_parse(json, len);
+
+	if (!cJSON_IsObject(j))
+		return -EBADMSG;
+	return json_hex(j, "sha", 40, ret_sha);
+}
+
+/* The lfs member of a file entry: absent or null means a regular file. */
+static int tree_entry_lfs(const cJSON *item, struct hub_entry *e)
+{
+	const cJSON *lfs = cJSON_GetObjectItemCaseSensitive(item, "lfs");
+	uint64_t size;
+	int r;
+
+	if (!lfs || cJSON_IsNull(lfs))
+		return 0;
+	if (!cJSON_IsObject(lfs))
+		return -EBADMSG;
+	r = json_hex(lfs, "oid", 64, e->sha256);
+	if (r < 0)
+		return r;
+	r = json_size(cJSON_GetObjectItemCaseSensitive(lfs, "size"), &size);
+	/* The entry's size is the content's size, which lfs.size also states (HUB_PROTOCOL.md
+	 * 3): two different sizes for one sha256 leave no right answer. */
+	if (r < 0 || size != e->size)
+		return -EBADMSG;
+	e->is_lfs = true;
+	return 0;
+}
+
+/* One §3 entry into e (e->path malloc'd on success). Directories may omit size and oid. */
+static int tree_entry(const cJSON *item, struct hub_entry *e)
+{
+	const cJSON *type = cJSON_GetObjectItemCaseSensitive(item, "type");
+	const cJSON *path = cJSON_GetObjectItemCaseSensitive(item, "path");
+	const cJSON *size = cJSON_GetObjectItemCaseSensitive(item, "size");
+	int r;
+
+	memset(e, 0, sizeof(*e));
+	if (!cJSON_IsObject(item) || !cJSON_IsString(type) || !cJSON_IsString(path))
+		return -EBADMSG;
+	if (!strcmp(type->valuestring, "directory"))
+		e->is_dir = true;
+	else if (strcmp(type->valuestring, "file") != 0)
+		return -EBADMSG;
+	if (size || !e->is_dir) {
+		r = json_size(size, &e->size);
+		if (r < 0)
+			return r;
+	}
+	if (!e->is_dir || cJSON_GetObjectItemCaseSensitive(item, "oid")) {
+		r = json_hex(item, "oid", 40, e->oid);
+		if (r < 0)
+			return r;
+	}
+	if (!e->is_dir) {
+		r = tree_entry_lfs(item, e);
+		if (r < 0)
+			return r;
+	}
+	e->path = strdup(path->valuestring);
+	return e->path ? 0 : -ENOMEM;
+}
+
+int hub_json_tree_page(const char *json, size_t len, struct hub_tree *tree)
+{
+	_cleanup_(json_deletep) cJSON *j = json_parse(json, len);
+	size_t start = tree->n;
+	const cJSON *item;
+
+	if (!cJSON_IsArray(j))
+		return -EBADMSG;
+	cJSON_ArrayForEach(item, j)
+	{
+		struct hub_entry e;
+		int r = tree_entry(item, &e);
+
+		if (r >= 0) {
+			r = hub_tree_push(tree, &e);
+			if (r < 0)
+				free(e.path);
+		}
+		if (r < 0) {
+			/* A page is taken whole or not at all. */
+			hub_tree_truncate(tree, start);
+			return r;
+		}
+	}
+	return 0;
+}
+
+static int dump_entry(cJSON *arr, const struct hub_entry *e)
+{
+	cJSON *o = cJSON_CreateObject();
+	char size[24];
+
+	/* Raw digits: cJSON prints numbers with %.15g and calls a neighbour equal, which would
+	 * turn 9007199254740991 into ...990. */
+	snprintf(size, sizeof(size), "%" PRIu64, e->size);
+
+	if (!o)
+		return -ENOMEM;
+	if (!cJSON_AddItemToArray(arr, o)) {
+		cJSON_Delete(o);
+		return -ENOMEM;
+	}
+	if (!cJSON_AddStringToObject(o, "type", e->is_dir ? "directory" : "file") ||
+	    !cJSON_AddStringToObject(o, "path", e->path) || !cJSON_AddRawToObject(o, "size", size))
+		return -ENOMEM;
+	if (e->oid[0] && !cJSON_AddStringToObject(o, "oid", e->oid))
+		return -ENOMEM;
+	if (e->is_lfs) {
+		cJSON *lfs = cJSON_AddObjectToObject(o, "lfs");
+
+		if (!lfs || !cJSON_AddStringToObject(lfs, "oid", e->sha256) ||
+		    !cJSON_AddRawToObject(lfs, "size", size))
+			return -ENOMEM;
+	}
+	return 0;
+}
+
+char *hub_json_tree_dump(const struct hub_tree *tree, size_t *ret_len)
+{
+	_cleanup_(json_deletep) cJSON *arr = cJSON_CreateArray();
+	char *out;
+
+	if (!arr)
+		return NULL;
+	for (size_t i = 0; i < tree->n; i++)
+		if (dump_entry(arr, &tree->v[i]) < 0)
+			return NULL;
+	out = cJSON_PrintUnformatted(arr);
+	if (out && ret_len)
+		*ret_len = strlen(out);
+	return out;
+}
+
+/* Appends s to buf (of buflen, holding *pos bytes), "; "-separated, control characters as
+ * spaces, truncated to fit. */
+static void msg_append(char *buf, size_t buflen, size_t *pos, const char *s)
+{
+	if (*pos && *pos + 2 < buflen) {
+		memcpy(buf + *pos, "; ", 2);
+		*pos += 2;
+	}
+	for (; *s && *pos + 1 < buflen; s++)
+		buf[(*pos)++] = (unsigned char)*s < 0x20 || *s == 0x7f ? ' ' : *s;
+	buf[*pos] = '\0';
+}
+
+int hub_json_error_message(const char *json, size_t len, char *buf, size_t buflen)
+{
+	_cleanup_(json_deletep) cJSON *j = json_parse(json, len);
+	const cJSON *v, *item;
+	size_t pos = 0;
+
+	if (!cJSON_IsObject(j) || buflen == 0)
+		return -EBADMSG;
+	buf[0] = '\0';
+	v = cJSON_GetObjectItemCaseSensitive(j, "error");
+	if (cJSON_IsString(v)) {
+		msg_append(buf, buflen, &pos, v->valuestring);
+	} else if (cJSON_IsArray(v)) {
+		cJSON_ArrayForEach(item, v)
+		{
+			if (cJSON_IsString(item) && item->valuestring[0])
+				msg_append(buf, buflen, &pos, item->valuestring);
+		}
+	}
+	v = cJSON_GetObjectItemCaseSensitive(j, "errors");
+	if (!pos && cJSON_IsArray(v)) {
+		cJSON_ArrayForEach(item, v)
+		{
+			const cJSON *m = cJSON_GetObjectItemCaseSensitive(item, "message");
+
+			if (cJSON_IsString(m) && m->valuestring[0])
+				msg_append(buf, buflen, &pos, m->valuestring);
+		}
+	}
+	v = cJSON_GetObjectItemCaseSensitive(j, "message");
+	if (!pos && cJSON_IsString(v))
+		msg_append(buf, buflen, &pos, v->valuestring);
+	return pos ? 0 : -EBADMSG;
+}
