@@ -35,6 +35,10 @@ static const char mount_usage[] =
 	"      --connections N     parallel connections (default: 16)\n"
 	"      --max-rate RATE     bandwidth cap in bytes/s, units allowed: 50M (default: none)\n"
 	"      --stall-timeout S   seconds without a byte before a transfer is retried (30)\n"
+	"      --prefetch MODE     all: complete every file in the background (default);\n"
+	"                          none: fetch only what is read\n"
+	"      --include GLOB      complete only files matching GLOB (repeatable)\n"
+	"      --exclude GLOB      do not complete files matching GLOB (repeatable)\n"
 	"      --log-file FILE     daemon log (default: DIR/logs/<mountpoint>.log)\n"
 	"  -d, --debug             debug logs and FUSE request tracing\n"
 	"  -h, --help              this text\n"
@@ -50,7 +54,12 @@ enum {
 	OPT_STALL,
 	OPT_LOG_FILE,
 	OPT_PAGE_SIZE,
+	OPT_PREFETCH,
+	OPT_INCLUDE,
+	OPT_EXCLUDE,
 };
+
+#define MAX_PATTERNS 64
 
 /* "/models/qwen" -> "models-qwen.log": one log per mountpoint, stable across mounts. */
 static char *default_log_path(const char *cache_dir, const char *mountpoint)
@@ -151,11 +160,15 @@ int cmd_mount(int argc, char **argv)
 		{ "stall-timeout", required_argument, NULL, OPT_STALL },
 		{ "log-file", required_argument, NULL, OPT_LOG_FILE },
 		{ "tree-page-size", required_argument, NULL, OPT_PAGE_SIZE },
+		{ "prefetch", required_argument, NULL, OPT_PREFETCH },
+		{ "include", required_argument, NULL, OPT_INCLUDE },
+		{ "exclude", required_argument, NULL, OPT_EXCLUDE },
 		{ "debug", no_argument, NULL, 'd' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
-	struct mount_opts o = { .revision = "main", .ready_fd = -1 };
+	struct mount_opts o = { .revision = "main", .ready_fd = -1, .prefetch = true };
+	const char *include[MAX_PATTERNS], *exclude[MAX_PATTERNS];
 	_cleanup_free_ char *cache_dir = NULL, *mountpoint = NULL, *log_path = NULL;
 	const char *cache_arg = NULL, *log_arg = NULL;
 	bool foreground = false;
@@ -207,6 +220,25 @@ int cmd_mount(int argc, char **argv)
 			}
 			o.page_limit = (unsigned)v;
 			break;
+		case OPT_PREFETCH:
+			if (strcmp(optarg, "all") && strcmp(optarg, "none")) {
+				log_err("--prefetch takes 'all' or 'none', not '%s'", optarg);
+				return 2;
+			}
+			o.prefetch = !strcmp(optarg, "all");
+			break;
+		case OPT_INCLUDE:
+		case OPT_EXCLUDE:
+			if ((c == OPT_INCLUDE ? o.ninclude : o.nexclude) == MAX_PATTERNS) {
+				log_err("at most %d --include and %d --exclude patterns", MAX_PATTERNS,
+					MAX_PATTERNS);
+				return 2;
+			}
+			if (c == OPT_INCLUDE)
+				include[o.ninclude++] = optarg;
+			else
+				exclude[o.nexclude++] = optarg;
+			break;
 		case 'd':
 			o.debug = true;
 			log_set_level(LOG_LEVEL_DEBUG);
@@ -223,6 +255,8 @@ int cmd_mount(int argc, char **argv)
 		fputs(mount_usage, stderr);
 		return 2;
 	}
+	o.include = include;
+	o.exclude = exclude;
 	o.repo = argv[optind];
 	mountpoint = cli_abspath(argv[optind + 1]);
 	cache_dir = cli_cache_dir(cache_arg);

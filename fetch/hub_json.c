@@ -297,3 +297,44 @@ int hub_json_error_message(const char *json, size_t len, char *buf, size_t bufle
 		msg_append(buf, buflen, &pos, v->valuestring);
 	return pos ? 0 : -EBADMSG;
 }
+
+int hub_json_index_files(const char *json, size_t len, char ***ret, size_t *ret_n)
+{
+	_cleanup_(json_deletep) cJSON *root = json_parse(json, len);
+	const cJSON *map, *item;
+	char **names = NULL;
+	size_t n = 0;
+
+	*ret = NULL;
+	*ret_n = 0;
+	map = root ? cJSON_GetObjectItemCaseSensitive(root, "weight_map") : NULL;
+	if (!cJSON_IsObject(map))
+		return -EBADMSG;
+	cJSON_ArrayForEach(item, map) {
+		bool seen = false;
+		char **v;
+
+		if (!cJSON_IsString(item) || !item->valuestring[0])
+			goto fail;
+		for (size_t i = 0; i < n && !seen; i++)
+			seen = !strcmp(names[i], item->valuestring);
+		if (seen)
+			continue;
+		v = realloc(names, (n + 1) * sizeof(*v));
+		if (!v)
+			goto fail;
+		names = v;
+		names[n] = strdup(item->valuestring);
+		if (!names[n])
+			goto fail;
+		n++;
+	}
+	*ret = names;
+	*ret_n = n;
+	return 0;
+fail:
+	for (size_t i = 0; i < n; i++)
+		free(names[i]);
+	free(names);
+	return -EBADMSG;
+}

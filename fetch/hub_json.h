@@ -17,3 +17,7 @@ char *hub_json_tree_dump(const struct hub_tree *tree, size_t *ret_len);
 /* The message of an error body: {"error": "..."}, {"error": ["a","b"]}, {"errors":
  * [{"message": ...}]}. -EBADMSG when none is found. */
 int hub_json_error_message(const char *json, size_t len, char *buf, size_t buflen);
+/* The distinct file names a safetensors index ({"weight_map": {tensor: file}}) lists, in the
+ * order of first appearance. *ret (and each name) malloc'd; the caller frees. -EBADMSG when
+ * there is no weight_map object or a value is not a non-empty string. */
+int hub_json_index_files(const char *json, size_t len, char ***ret, size_t *ret_n);

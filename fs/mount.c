@@ -13,7 +13,9 @@
 #include "fetch/hub.h"
 #include "fetch/xfer.h"
 #include "fs/inode.h"
+#include "fs/live.h"
 #include "fs/ops.h"
+#include "fs/prefetch.h"
 #include "fs/sched.h"
 #include "fs/session.h"
 #include "fs/snapshot.h"
@@ -60,6 +62,15 @@ static int serve(const struct mount_opts *o, struct hub_config *cfg, struct cach
 	struct inode_table *t = NULL;
 	struct xfer *x = NULL;
 	struct sched *s = NULL;
+	struct prefetch *pf = NULL;
+	struct live_pub *lp = NULL;
+	struct prefetch_opts po = {
+		.include = o->include,
+		.ninclude = o->ninclude,
+		.exclude = o->exclude,
+		.nexclude = o->nexclude,
+		.max_inflight = o->connections ? o->connections : 16,
+	};
 	struct xfer_opts xo = {
 		.connections = o->connections,
 		.max_rate = o->max_rate,
@@ -79,6 +90,8 @@ static int serve(const struct mount_opts *o, struct hub_config *cfg, struct cach
 		.gid = getgid(),
 		.total_size = tree_total_size(&snap->tree),
 		.readahead_kb = 16384,
+		.ra = { .min_window = 4ULL << 20, .max_window = 64ULL << 20, .slack = 2ULL << 20 },
+		.ra_fetch = 8ULL << 20,
 	};
 	struct db_mount rec = { .pid = getpid(), .started = now_realtime_usec() };
 	char fsname[200];
@@ -119,10 +132,20 @@ static int serve(const struct mount_opts *o, struct hub_config *cfg, struct cach
 		log_warn("cannot record the mount for 'hffs status': %s", strerror(-r));
 	log_info("serving '%s' revision '%s' (commit %s) at '%s'", snap->repo.id, snap->revision,
 		 snap->commit, o->mountpoint);
+	if (o->prefetch && !cfg->offline) {
+		r = prefetch_start(s, t, &po, &pf);
+		if (r < 0)
+			log_warn("background completion did not start (%s); files are fetched as "
+				 "they are read",
+				 strerror(-r));
+	}
+	if (live_start(db, o->mountpoint, x, s, pf, &lp) < 0)
+		log_warn("live figures will not be published for 'hffs status'");
 	r = session_run(&se, &m);
 	log_info("unmounted '%s'", o->mountpoint);
+	lp = live_stop(lp);
+	pf = prefetch_stop(pf);
 	(void)db_mount_del(db, o->mountpoint);
-	(void)db_live_del(db, o->mountpoint);
 out:
 	/* The engine goes first: its cancellations answer the scheduler's fetches. */
 	x = xfer_free(x);

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 struct mount_opts {
@@ -16,6 +17,11 @@ struct mount_opts {
 	uint64_t max_rate;          /* bytes/s, 0: none */
 	unsigned stall_timeout_s;   /* 0: the engine's default */
 	unsigned page_limit;        /* tree page size asked of the Hub; 0: the Hub's */
+	bool prefetch;              /* background completion of every wanted file */
+	const char *const *include; /* fnmatch patterns of the files to complete (none: all) */
+	size_t ninclude;
+	const char *const *exclude; /* patterns of files not to complete */
+	size_t nexclude;
 	bool debug;                 /* FUSE request tracing and debug logs */
 	int ready_fd;               /* >= 0: a byte 0 is written there once the mount answers */
 	const char *log_path;       /* after ready, stdout/stderr go there (NULL: unchanged) */

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <fuse_lowlevel.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -138,9 +139,16 @@ static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	fuse_reply_buf(req, buf, used);
 }
 
+/* Per open file: the read-ahead state of its reader(s). */
+struct open_file {
+	pthread_mutex_t lock;
+	struct readahead ra; /* lock */
+};
+
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	const struct inode *e = inode_get(ctx_of(req)->t, ino);
+	struct open_file *of;
 
 	if (!e) {
 		fuse_reply_err(req, ENOENT);
@@ -154,8 +162,45 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fuse_reply_err(req, EROFS);
 		return;
 	}
+	of = calloc(1, sizeof(*of));
+	if (!of) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	pthread_mutex_init(&of->lock, NULL);
+	fi->fh = (uint64_t)(uintptr_t)of;
 	fi->keep_cache = 1; /* the bytes of a commit never change */
-	fuse_reply_open(req, fi);
+	if (fuse_reply_open(req, fi) < 0) {
+		pthread_mutex_destroy(&of->lock);
+		free(of);
+	}
+}
+
+static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct open_file *of = (struct open_file *)(uintptr_t)fi->fh;
+
+	(void)ino;
+	if (of) {
+		pthread_mutex_destroy(&of->lock);
+		free(of);
+	}
+	fuse_reply_err(req, 0);
+}
+
+/* Asks for what a sequential reader will want next, at read-ahead priority. */
+static void read_ahead(struct mount_ctx *m, const struct inode *e, struct open_file *of,
+		       uint64_t offset, uint64_t len)
+{
+	uint64_t ra_off, ra_len;
+
+	if (!of || !m->ra.max_window)
+		return;
+	pthread_mutex_lock(&of->lock);
+	readahead_update(&of->ra, &m->ra, offset, len, e->size, &ra_off, &ra_len);
+	pthread_mutex_unlock(&of->lock);
+	if (ra_len)
+		(void)sched_prefetch(m->sched, e, ra_off, ra_len, m->ra_fetch, XFER_PRIO_READAHEAD);
 }
 
 struct read_ctx {
@@ -195,7 +240,6 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	uint64_t offset = (uint64_t)off, len;
 	int fd = -1, r;
 
-	(void)fi;
 	if (!e || e->is_dir) {
 		fuse_reply_err(req, e ? EISDIR : ENOENT);
 		return;
@@ -212,6 +256,8 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	}
 	*rc = (struct read_ctx){ .req = req, .offset = offset, .len = len };
 	r = sched_read(m->sched, e, offset, len, read_ready, rc, &fd);
+	/* After the demand fetch is queued, so the window never goes before the read. */
+	read_ahead(m, e, (struct open_file *)(uintptr_t)fi->fh, offset, len);
 	if (r == 0)
 		return; /* parked: read_ready() replies */
 	free(rc);
@@ -262,6 +308,7 @@ const struct fuse_lowlevel_ops ops_lowlevel = {
 	.readdir = op_readdir,
 	.open = op_open,
 	.read = op_read,
+	.release = op_release,
 	.statfs = op_statfs,
 	.getxattr = op_getxattr,
 	.listxattr = op_listxattr,

@@ -7,6 +7,7 @@
 #include <sys/types.h>
 
 #include "fs/inode.h"
+#include "fs/readahead.h"
 #include "fs/sched.h"
 
 struct fuse_lowlevel_ops;
@@ -20,6 +21,8 @@ struct mount_ctx {
 	gid_t gid;
 	uint64_t total_size;         /* sum of file sizes, for statfs */
 	unsigned readahead_kb;       /* kernel read-ahead asked for (conn->max_readahead) */
+	struct readahead_limits ra;  /* our own read-ahead per open file; max_window 0: off */
+	uint64_t ra_fetch;           /* bytes per read-ahead fetch */
 };
 
 extern const struct fuse_lowlevel_ops ops_lowlevel;

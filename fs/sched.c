@@ -40,6 +40,8 @@ struct sched_blob {
 	struct fetch *fetches; /* s->lock: fetches in flight */
 	struct waiter *waiters;/* s->lock: parked reads */
 	bool accessed;    /* s->lock: read since the last commit batch */
+	uint8_t state;    /* s->lock: enum blob_state as this process knows it */
+	bool verify_queued; /* s->lock: on the verify queue */
 };
 
 struct fetch {
@@ -50,6 +52,7 @@ struct fetch {
 	uint64_t landed;       /* blocks [first, first + landed) are written (engine thread) */
 	uint64_t id;
 	enum xfer_prio prio;
+	bool background;       /* s->lock: counted in s->nbackground */
 };
 
 struct pending {
@@ -74,8 +77,15 @@ struct sched {
 	uint64_t queued_gen;       /* lock: batches handed to the committer */
 	uint64_t committed_gen;    /* lock: batches committed */
 	unsigned nfetches;         /* lock: fetches between submit and done */
+	unsigned nbackground;      /* lock: of which background ones */
 	bool stopping;             /* lock */
 	pthread_t committer;
+
+	struct sched_blob **vq;    /* lock: blobs to hash, in order */
+	size_t vqn, vqcap;
+	uint64_t verify_failures;  /* lock */
+	pthread_cond_t vcond;      /* verify queue work */
+	pthread_t verifier;
 };
 
 static int blob_cmp(const void *a, const void *b)
@@ -116,6 +126,7 @@ static int blob_setup(struct sched *s, struct sched_blob *b, const struct sched_
 	b->inflight = calloc(1, bitmap_bytes(b->nblocks) + 1);
 	if (!b->present || !b->inflight)
 		return -ENOMEM;
+	b->state = rec.state;
 	merge_from_db_locked(s, b);
 	b->fd = blob_open(o->cache_dir, b->cid, b->size);
 	return b->fd < 0 ? b->fd : 0;
@@ -291,6 +302,8 @@ static void fetch_done(void *ud, int err, enum fetch_reason reason, const char *
 		*pp = f->next;
 	for (uint64_t i = f->landed; i < f->count; i++)
 		bitmap_clear(b->inflight, f->first + i);
+	if (f->background)
+		s->nbackground--;
 	if (f->landed < f->count) {
 		dead = take_orphans_locked(b);
 		if (!err) {
@@ -324,6 +337,8 @@ static struct fetch *fetch_new_locked(struct sched *s, struct sched_blob *b, uin
 	f->next = b->fetches;
 	b->fetches = f;
 	s->nfetches++;
+	f->background = prio == XFER_PRIO_BACKGROUND;
+	s->nbackground += f->background;
 	return f;
 }
 
@@ -354,6 +369,35 @@ static void fetch_submit(struct fetch *f)
 		fetch_done(f, r, r == -ECANCELED ? FETCH_CANCELED : FETCH_IO, "not submitted", 0);
 }
 
+/* Creates one fetch (at most max_blocks long) per run of blocks of [first, last] that are
+ * neither present nor in flight; returns how many, at most ntodo. */
+static size_t plan_locked(struct sched *s, struct sched_blob *b, uint64_t first, uint64_t last,
+			  uint64_t max_blocks, enum xfer_prio prio, struct fetch **todo,
+			  size_t ntodo)
+{
+	size_t n = 0;
+
+	for (uint64_t i = first; i <= last && n < ntodo;) {
+		uint64_t end;
+
+		i = bitmap_next_clear(b->present, i, last + 1);
+		while (i <= last && bitmap_test(b->inflight, i))
+			i = bitmap_next_clear(b->present, i + 1, last + 1);
+		if (i > last)
+			break;
+		for (end = i; end <= last && end - i < max_blocks && !bitmap_test(b->present, end) &&
+			      !bitmap_test(b->inflight, end);
+		     end++)
+			;
+		todo[n] = fetch_new_locked(s, b, i, end - i, prio);
+		if (!todo[n])
+			break;
+		n++;
+		i = end;
+	}
+	return n;
+}
+
 /* Raises to demand the fetches that carry blocks [first, last] of b. */
 static void promote_locked(struct sched *s, struct sched_blob *b, uint64_t first, uint64_t last)
 {
@@ -361,6 +405,10 @@ static void promote_locked(struct sched *s, struct sched_blob *b, uint64_t first
 		if (f->prio == XFER_PRIO_DEMAND || f->first > last || f->first + f->count <= first)
 			continue;
 		f->prio = XFER_PRIO_DEMAND;
+		if (f->background) {
+			f->background = false;
+			s->nbackground--;
+		}
 		(void)xfer_set_prio(s->x, f->id, XFER_PRIO_DEMAND);
 	}
 }
@@ -370,7 +418,7 @@ int sched_read(struct sched *s, const struct inode *f, uint64_t offset, uint64_t
 {
 	struct sched_blob *b = s->blob_of_ino[f->ino];
 	struct fetch *todo[64];
-	size_t ntodo = 0;
+	size_t ntodo;
 	uint64_t first, last;
 	struct waiter *w;
 
@@ -395,30 +443,194 @@ int sched_read(struct sched *s, const struct inode *f, uint64_t offset, uint64_t
 	*w = (struct waiter){ .next = b->waiters, .first = first, .last = last, .ready = ready,
 			      .ud = ud };
 	b->waiters = w;
-	/* One fetch per run of blocks that are neither present nor in flight. */
-	for (uint64_t i = first; i <= last && ntodo < ARRAY_SIZE(todo);) {
-		uint64_t end;
-
-		i = bitmap_next_clear(b->present, i, last + 1);
-		while (i <= last && bitmap_test(b->inflight, i))
-			i = bitmap_next_clear(b->present, i + 1, last + 1);
-		if (i > last)
-			break;
-		for (end = i; end <= last && !bitmap_test(b->present, end) &&
-			      !bitmap_test(b->inflight, end);
-		     end++)
-			;
-		todo[ntodo] = fetch_new_locked(s, b, i, end - i, XFER_PRIO_DEMAND);
-		if (!todo[ntodo])
-			break;
-		ntodo++;
-		i = end;
-	}
+	ntodo = plan_locked(s, b, first, last, UINT64_MAX, XFER_PRIO_DEMAND, todo,
+			    ARRAY_SIZE(todo));
 	promote_locked(s, b, first, last);
 	pthread_mutex_unlock(&s->lock);
 	for (size_t i = 0; i < ntodo; i++)
 		fetch_submit(todo[i]);
 	return 0;
+}
+
+int sched_prefetch(struct sched *s, const struct inode *f, uint64_t offset, uint64_t len,
+		   uint64_t max_fetch, enum xfer_prio prio)
+{
+	struct sched_blob *b = s->blob_of_ino[f->ino];
+	uint64_t first, last, max_blocks = MAX(1, DIV_ROUND_UP(max_fetch, s->bs));
+	struct fetch *todo[16];
+	size_t ntodo;
+
+	if (!b || !block_span(b->size, s->bs, offset, len, &first, &last))
+		return 0;
+	pthread_mutex_lock(&s->lock);
+	if (s->stopping) {
+		pthread_mutex_unlock(&s->lock);
+		return -ECANCELED;
+	}
+	if (bitmap_all_set(b->present, first, last - first + 1)) {
+		pthread_mutex_unlock(&s->lock);
+		return 0;
+	}
+	merge_from_db_locked(s, b);
+	ntodo = plan_locked(s, b, first, last, max_blocks, prio, todo, ARRAY_SIZE(todo));
+	pthread_mutex_unlock(&s->lock);
+	for (size_t i = 0; i < ntodo; i++)
+		fetch_submit(todo[i]);
+	return (int)ntodo;
+}
+
+int sched_wait_background(struct sched *s, unsigned max, unsigned timeout_ms)
+{
+	struct timespec ts;
+	int r;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += timeout_ms / 1000;
+	ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000;
+	if (ts.tv_nsec >= 1000000000) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000;
+	}
+	pthread_mutex_lock(&s->lock);
+	while (!s->stopping && s->nbackground >= max &&
+	       pthread_cond_timedwait(&s->cond, &s->lock, &ts) == 0)
+		;
+	r = s->stopping ? -ECANCELED : s->nbackground < max;
+	pthread_mutex_unlock(&s->lock);
+	return r;
+}
+
+int sched_pread(struct sched *s, const struct inode *f, void *buf, size_t len, uint64_t offset)
+{
+	struct sched_blob *b = s->blob_of_ino[f->ino];
+	uint64_t first, last;
+	bool present;
+
+	if (!b || !block_span(b->size, s->bs, offset, len, &first, &last))
+		return len ? -EIO : 0;
+	pthread_mutex_lock(&s->lock);
+	present = bitmap_all_set(b->present, first, last - first + 1);
+	pthread_mutex_unlock(&s->lock);
+	if (!present)
+		return -EAGAIN;
+	return blob_pread_all(b->fd, buf, len, offset);
+}
+
+bool sched_is_complete(struct sched *s, const struct inode *f)
+{
+	struct sched_blob *b = s->blob_of_ino[f->ino];
+	bool done;
+
+	if (!b)
+		return true;
+	pthread_mutex_lock(&s->lock);
+	done = bitmap_all_set(b->present, 0, b->nblocks);
+	pthread_mutex_unlock(&s->lock);
+	return done;
+}
+
+void sched_get_stats(struct sched *s, struct sched_stats *ret)
+{
+	memset(ret, 0, sizeof(*ret));
+	pthread_mutex_lock(&s->lock);
+	for (size_t i = 0; i < s->nblobs; i++) {
+		struct sched_blob *b = &s->blobs[i];
+		uint64_t n = bitmap_count(b->present, b->nblocks);
+
+		ret->bytes_total += b->size;
+		ret->bytes_present += n * s->bs;
+		if (n && bitmap_test(b->present, b->nblocks - 1))
+			ret->bytes_present -= s->bs - block_len(b->size, s->bs, b->nblocks - 1);
+		ret->blobs++;
+		ret->blobs_complete += n == b->nblocks;
+		ret->blobs_verified += b->state == BLOB_VERIFIED;
+	}
+	ret->background = s->nbackground;
+	ret->verify_failures = s->verify_failures;
+	pthread_mutex_unlock(&s->lock);
+}
+
+static void verify_push_locked(struct sched *s, struct sched_blob *b)
+{
+	if (b->verify_queued || b->state == BLOB_VERIFIED)
+		return;
+	if (s->vqn == s->vqcap) {
+		size_t cap = s->vqcap ? s->vqcap * 2 : 64;
+		struct sched_blob **q = realloc(s->vq, cap * sizeof(*q));
+
+		if (!q)
+			return; /* verified at the next mount instead */
+		s->vq = q;
+		s->vqcap = cap;
+	}
+	s->vq[s->vqn++] = b;
+	b->verify_queued = true;
+	pthread_cond_signal(&s->vcond);
+}
+
+/* Verify thread: hashes one complete blob. A mismatch drops its blocks from memory first (so
+ * nothing more is served from them), then from the index, then frees the disk space; the
+ * blocks are fetched again by whoever needs them. */
+static void verify_one(struct sched *s, struct sched_blob *b)
+{
+	char actual[CID_MAX] = "";
+	int r = verify_fd(b->fd, b->size, b->hash, b->cid, actual);
+
+	if (r == 0) {
+		(void)db_blob_set_state(s->db, b->cid, BLOB_VERIFIED);
+		pthread_mutex_lock(&s->lock);
+		b->state = BLOB_VERIFIED;
+		b->verify_queued = false;
+		pthread_mutex_unlock(&s->lock);
+		log_debug("'%s' verified (%s)", b->path, b->cid);
+		return;
+	}
+	pthread_mutex_lock(&s->lock);
+	b->verify_queued = false;
+	if (r == -EIO) {
+		memset(b->present, 0, bitmap_bytes(b->nblocks));
+		b->state = BLOB_BAD;
+		s->verify_failures++;
+	}
+	pthread_cond_broadcast(&s->cond);
+	pthread_mutex_unlock(&s->lock);
+	if (r != -EIO) {
+		log_warn("cannot verify '%s': %s; it will be verified at the next mount", b->path,
+			 strerror(-r));
+		return;
+	}
+	(void)db_blob_set_state(s->db, b->cid, BLOB_BAD);
+	(void)blob_punch(b->fd, 0, b->size);
+	log_warn("'%s' does not match its content id (%s %s, got %s): its blocks were dropped "
+		 "and will be fetched again",
+		 b->path, b->hash == BLOB_HASH_SHA256 ? "sha256" : "git sha1", b->cid, actual);
+}
+
+static void *verifier_main(void *arg)
+{
+	struct sched *s = arg;
+
+	pthread_mutex_lock(&s->lock);
+	for (;;) {
+		struct sched_blob *b;
+
+		while (!s->vqn && !s->stopping)
+			pthread_cond_wait(&s->vcond, &s->lock);
+		if (s->stopping)
+			break;
+		b = s->vq[0];
+		memmove(s->vq, s->vq + 1, --s->vqn * sizeof(*s->vq));
+		/* Blocks dropped since it was queued (bad, evicted): nothing to hash. */
+		if (!bitmap_all_set(b->present, 0, b->nblocks)) {
+			b->verify_queued = false;
+			continue;
+		}
+		pthread_mutex_unlock(&s->lock);
+		verify_one(s, b);
+		pthread_mutex_lock(&s->lock);
+	}
+	pthread_mutex_unlock(&s->lock);
+	return NULL;
 }
 
 static int pending_cmp(const void *a, const void *b)
@@ -434,10 +646,12 @@ static int pending_cmp(const void *a, const void *b)
 static void commit_batch(struct sched *s, struct pending *q, size_t n)
 {
 	_cleanup_free_ struct db_block_run *runs = calloc(n ? n : 1, sizeof(*runs));
+	_cleanup_free_ bool *completed = calloc(n ? n : 1, sizeof(*completed));
+	_cleanup_free_ struct sched_blob **owner = calloc(n ? n : 1, sizeof(*owner));
 	size_t nruns = 0;
 	int r;
 
-	if (!runs) {
+	if (!runs || !completed || !owner) {
 		log_warn("out of memory: %zu blocks stay uncommitted and will be fetched again", n);
 		return;
 	}
@@ -452,12 +666,24 @@ static void commit_batch(struct sched *s, struct pending *q, size_t n)
 		}
 		if (!last || strcmp(last->cid, q[i].b->cid))
 			(void)blob_sync(q[i].b->fd);
+		owner[nruns] = q[i].b;
 		runs[nruns++] = (struct db_block_run){ .cid = q[i].b->cid, .first = q[i].block,
 						       .count = 1 };
 	}
-	r = db_blob_add_blocks(s->db, runs, nruns, NULL);
-	if (r < 0)
+	r = db_blob_add_blocks(s->db, runs, nruns, completed);
+	if (r < 0) {
 		log_warn("cannot record %zu fetched blocks in the cache index: %s", n, strerror(-r));
+		return;
+	}
+	pthread_mutex_lock(&s->lock);
+	for (size_t i = 0; i < nruns; i++) {
+		if (!completed[i])
+			continue;
+		if (owner[i]->state != BLOB_VERIFIED)
+			owner[i]->state = BLOB_COMPLETE;
+		verify_push_locked(s, owner[i]);
+	}
+	pthread_mutex_unlock(&s->lock);
 }
 
 static void touch_accessed(struct sched *s)
@@ -555,17 +781,26 @@ int sched_new(const struct sched_opts *opts, struct cache_db *db, struct xfer *x
 	s->bs = opts->block_size ? opts->block_size : CACHE_BLOCK_SIZE_DEFAULT;
 	pthread_mutex_init(&s->lock, NULL);
 	pthread_cond_init(&s->cond, NULL);
+	pthread_cond_init(&s->vcond, NULL);
 	r = build_blobs(s, opts);
 	if (r < 0)
 		goto fail;
+	/* Complete but never hashed (a crash came between): verify now. */
+	for (size_t i = 0; i < s->nblobs; i++)
+		if (s->blobs[i].state != BLOB_VERIFIED &&
+		    bitmap_all_set(s->blobs[i].present, 0, s->blobs[i].nblocks))
+			verify_push_locked(s, &s->blobs[i]);
 	r = -pthread_create(&s->committer, NULL, committer_main, s);
 	if (r < 0)
 		goto fail;
+	r = -pthread_create(&s->verifier, NULL, verifier_main, s);
+	if (r < 0) {
+		s->verifier = 0;
+		goto fail;
+	}
 	*ret = s;
 	return 0;
 fail:
-	s->stopping = true;
-	s->committer = 0;
 	sched_free(s);
 	return r;
 }
@@ -593,7 +828,10 @@ struct sched *sched_free(struct sched *s)
 	}
 	pthread_cond_broadcast(&s->cond);
 	pthread_mutex_unlock(&s->lock);
+	pthread_cond_broadcast(&s->vcond);
 	answer(dead, -EIO, -1);
+	if (s->verifier)
+		pthread_join(s->verifier, NULL);
 	if (s->committer)
 		pthread_join(s->committer, NULL);
 	for (size_t i = 0; i < s->nblobs; i++) {
@@ -608,6 +846,8 @@ struct sched *sched_free(struct sched *s)
 	free(s->blobs);
 	free(s->blob_of_ino);
 	free(s->queue);
+	free(s->vq);
+	pthread_cond_destroy(&s->vcond);
 	pthread_cond_destroy(&s->cond);
 	pthread_mutex_destroy(&s->lock);
 	free(s);

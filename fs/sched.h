@@ -4,6 +4,9 @@
  * is never asked twice: later readers join it), writes arriving bytes into the blob file, and
  * answers parked reads as their blocks land. A committer thread syncs the data files and then
  * commits the new bits to the index in batches, so a bit never claims data the file lacks.
+ * A verify thread hashes every blob whose last block lands (and every blob found complete but
+ * unverified at start): a match marks it verified, a mismatch drops its blocks to be fetched
+ * again.
  * It joins cache/ and fetch/; it knows nothing of FUSE (ops.c replies). */
 #pragma once
 
@@ -45,6 +48,35 @@ struct sched *sched_free(struct sched *s);
  * -ENOMEM). Any thread; never blocks on the network. */
 int sched_read(struct sched *s, const struct inode *f, uint64_t offset, uint64_t len,
 	       sched_ready_fn ready, void *ud, int *ret_fd);
+
+/* Submits fetches at prio for the blocks of [offset, offset+len) of f that are neither
+ * present nor in flight, in runs of at most max_fetch bytes (rounded up to a block). Returns
+ * the number of fetches submitted (0: nothing missing there), or -errno. Any thread; never
+ * blocks on the network. Read-ahead and background completion are built on it. */
+int sched_prefetch(struct sched *s, const struct inode *f, uint64_t offset, uint64_t len,
+		   uint64_t max_fetch, enum xfer_prio prio);
+
+/* Blocks until fewer than max background fetches are in flight (returns 1), until timeout_ms
+ * passed (0), or until the sched stops (-ECANCELED). */
+int sched_wait_background(struct sched *s, unsigned max, unsigned timeout_ms);
+
+/* Copies bytes [offset, offset+len) of f into buf when they are all present: 0, or -EAGAIN
+ * when some are not, -EIO on a read error. Any thread; local disk only. */
+int sched_pread(struct sched *s, const struct inode *f, void *buf, size_t len, uint64_t offset);
+
+/* True when every block of f is present (an empty file always is). */
+bool sched_is_complete(struct sched *s, const struct inode *f);
+
+struct sched_stats {
+	uint64_t bytes_total;   /* over distinct blobs */
+	uint64_t bytes_present;
+	unsigned blobs;
+	unsigned blobs_complete;/* every block present (verified or not) */
+	unsigned blobs_verified;
+	unsigned background;    /* background fetches in flight */
+	uint64_t verify_failures; /* blobs that hashed wrong since the mount */
+};
+void sched_get_stats(struct sched *s, struct sched_stats *ret);
 
 /* Commits every landed block now (used at unmount and by tests). */
 void sched_flush(struct sched *s);

@@ -1,0 +1,224 @@
+/* live.c: the publisher thread of a mount's live figures, and their text form. */
+#include "fs/live.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "util/cleanup.h"
+#include "util/timeutil.h"
+
+#define RATE_SAMPLES 5
+
+struct live_pub {
+	struct cache_db *db;
+	char *mountpoint;
+	struct xfer *x;
+	struct sched *s;
+	struct prefetch *p;
+	pthread_t thread;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	bool stop;              /* lock */
+	uint64_t samples[RATE_SAMPLES]; /* engine byte counts, one a second (thread only) */
+	unsigned nsamples;
+	uint64_t last_progress; /* monotonic usec when bytes last grew (thread only) */
+	uint64_t last_bytes;
+};
+
+size_t live_encode(const struct live *l, char *buf, size_t len)
+{
+	int n = snprintf(buf, len,
+			 "updated=%" PRIu64 "\nrate=%" PRIu64 "\nbytes_fetched=%" PRIu64
+			 "\nbytes_total=%" PRIu64 "\nbytes_cached=%" PRIu64 "\neta_s=%" PRId64
+			 "\nactive=%u\nqueued=%u\nretries=%" PRIu64 "\nstalls=%" PRIu64
+			 "\nfailures=%" PRIu64 "\nverify_failures=%" PRIu64
+			 "\nfiles_wanted=%u\nfiles_done=%u\nphase=%s\nstalled=%d\nlast_error_at=%" PRIu64
+			 "\nlast_error=%s\n",
+			 l->updated, l->rate, l->bytes_fetched, l->bytes_total, l->bytes_cached,
+			 l->eta_s, l->active, l->queued, l->retries, l->stalls, l->failures,
+			 l->verify_failures, l->files_wanted, l->files_done, l->phase, l->stalled,
+			 l->last_error_at, l->last_error);
+
+	return n < 0 ? 0 : MIN((size_t)n, len - 1);
+}
+
+enum field_kind { F_U64, F_UINT, F_I64, F_BOOL, F_STR };
+
+#define FIELD(name, kind) { #name, kind, offsetof(struct live, name), sizeof(((struct live *)0)->name) }
+static const struct field {
+	const char *name;
+	enum field_kind kind;
+	size_t off, size;
+} fields[] = {
+	FIELD(updated, F_U64),       FIELD(rate, F_U64),        FIELD(bytes_fetched, F_U64),
+	FIELD(bytes_total, F_U64),   FIELD(bytes_cached, F_U64), FIELD(eta_s, F_I64),
+	FIELD(active, F_UINT),       FIELD(queued, F_UINT),     FIELD(retries, F_U64),
+	FIELD(stalls, F_U64),        FIELD(failures, F_U64),    FIELD(verify_failures, F_U64),
+	FIELD(files_wanted, F_UINT), FIELD(files_done, F_UINT), FIELD(phase, F_STR),
+	FIELD(stalled, F_BOOL),      FIELD(last_error_at, F_U64), FIELD(last_error, F_STR),
+};
+#undef FIELD
+
+static bool field_set(struct live *l, const struct field *f, const char *v)
+{
+	char *p = (char *)l + f->off;
+
+	switch (f->kind) {
+	case F_U64:
+		return sscanf(v, "%" SCNu64, (uint64_t *)p) == 1;
+	case F_UINT:
+		return sscanf(v, "%u", (unsigned *)p) == 1;
+	case F_I64:
+		return sscanf(v, "%" SCNd64, (int64_t *)p) == 1;
+	case F_BOOL:
+		*(bool *)p = !strcmp(v, "1");
+		return true;
+	case F_STR:
+		snprintf(p, f->size, "%s", v);
+		return true;
+	}
+	return false;
+}
+
+int live_decode(const char *buf, size_t len, struct live *ret)
+{
+	_cleanup_free_ char *copy = strndup(buf, len);
+	char *save = NULL;
+	unsigned known = 0;
+
+	memset(ret, 0, sizeof(*ret));
+	ret->eta_s = -1;
+	if (!copy)
+		return -ENOMEM;
+	for (char *line = strtok_r(copy, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		char *v = strchr(line, '=');
+
+		if (!v)
+			continue;
+		*v++ = '\0';
+		for (size_t i = 0; i < ARRAY_SIZE(fields); i++)
+			if (!strcmp(line, fields[i].name))
+				known += field_set(ret, &fields[i], v);
+	}
+	return known ? 0 : -EBADMSG;
+}
+
+static void sample(struct live_pub *lp, struct live *l)
+{
+	struct xfer_stats xs;
+	struct sched_stats ss;
+	struct prefetch_stats ps = { .phase = PREFETCH_DONE };
+	uint64_t now = now_usec(), oldest, remaining;
+
+	xfer_get_stats(lp->x, &xs);
+	sched_get_stats(lp->s, &ss);
+	if (lp->p)
+		prefetch_get_stats(lp->p, &ps);
+	memset(l, 0, sizeof(*l));
+	l->updated = now_realtime_usec();
+	/* Rate over the last RATE_SAMPLES seconds. */
+	if (lp->nsamples == RATE_SAMPLES)
+		memmove(lp->samples, lp->samples + 1, (RATE_SAMPLES - 1) * sizeof(uint64_t));
+	else
+		lp->nsamples++;
+	lp->samples[lp->nsamples - 1] = xs.bytes;
+	oldest = lp->samples[0];
+	l->rate = lp->nsamples > 1 ? (xs.bytes - oldest) / (lp->nsamples - 1) : 0;
+	l->bytes_fetched = xs.bytes;
+	l->bytes_total = ss.bytes_total;
+	l->bytes_cached = ss.bytes_present;
+	remaining = ss.bytes_total - MIN(ss.bytes_total, ss.bytes_present);
+	l->eta_s = !remaining ? 0 : l->rate ? (int64_t)(remaining / l->rate) : -1;
+	l->active = xs.active;
+	for (int i = 0; i < XFER_PRIO_COUNT; i++)
+		l->queued += xs.queued[i];
+	l->retries = xs.retries;
+	l->stalls = xs.stalls;
+	l->failures = xs.failures;
+	l->verify_failures = ss.verify_failures;
+	l->files_wanted = ps.files_wanted;
+	l->files_done = ps.files_done;
+	snprintf(l->phase, sizeof(l->phase), "%s", lp->p ? prefetch_phase_str(ps.phase) : "off");
+	if (xs.bytes != lp->last_bytes || !lp->last_progress) {
+		lp->last_bytes = xs.bytes;
+		lp->last_progress = now;
+	}
+	l->stalled = (xs.active || l->queued) &&
+		     now - lp->last_progress > LIVE_STALL_S * USEC_PER_SEC;
+	if (xs.last_reason != FETCH_OK) {
+		snprintf(l->last_error, sizeof(l->last_error), "%s", xs.last_error);
+		l->last_error_at = xs.last_error_at;
+	}
+}
+
+static void *live_main(void *arg)
+{
+	struct live_pub *lp = arg;
+	char buf[2048];
+
+	pthread_mutex_lock(&lp->lock);
+	while (!lp->stop) {
+		struct timespec ts;
+		struct live l;
+		size_t n;
+
+		pthread_mutex_unlock(&lp->lock);
+		sample(lp, &l);
+		n = live_encode(&l, buf, sizeof(buf));
+		(void)db_live_put(lp->db, lp->mountpoint, buf, n);
+		pthread_mutex_lock(&lp->lock);
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_sec += 1;
+		while (!lp->stop && pthread_cond_timedwait(&lp->cond, &lp->lock, &ts) == 0)
+			;
+	}
+	pthread_mutex_unlock(&lp->lock);
+	return NULL;
+}
+
+int live_start(struct cache_db *db, const char *mountpoint, struct xfer *x, struct sched *s,
+	       struct prefetch *p, struct live_pub **ret)
+{
+	struct live_pub *lp = calloc(1, sizeof(*lp));
+
+	if (!lp)
+		return -ENOMEM;
+	*lp = (struct live_pub){ .db = db, .x = x, .s = s, .p = p };
+	lp->mountpoint = strdup(mountpoint);
+	if (!lp->mountpoint) {
+		free(lp);
+		return -ENOMEM;
+	}
+	pthread_mutex_init(&lp->lock, NULL);
+	pthread_cond_init(&lp->cond, NULL);
+	if (pthread_create(&lp->thread, NULL, live_main, lp) != 0) {
+		free(lp->mountpoint);
+		free(lp);
+		return -EAGAIN;
+	}
+	*ret = lp;
+	return 0;
+}
+
+struct live_pub *live_stop(struct live_pub *lp)
+{
+	if (!lp)
+		return NULL;
+	pthread_mutex_lock(&lp->lock);
+	lp->stop = true;
+	pthread_cond_broadcast(&lp->cond);
+	pthread_mutex_unlock(&lp->lock);
+	pthread_join(lp->thread, NULL);
+	(void)db_live_del(lp->db, lp->mountpoint);
+	pthread_cond_destroy(&lp->cond);
+	pthread_mutex_destroy(&lp->lock);
+	free(lp->mountpoint);
+	free(lp);
+	return NULL;
+}

@@ -1,0 +1,46 @@
+/* live.h: the live figures of a running mount (rate, ETA, connections, retries, stalls, the
+ * last error in words, background completion's phase). A publisher thread samples the engine,
+ * the scheduler and background completion once a second and writes them to the cache index
+ * (db_live_put), where `hffs status` reads them, daemon or not. The record is "key=value"
+ * lines, so readers ignore keys they do not know and old readers survive new keys. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cache/db.h"
+#include "fetch/xfer.h"
+#include "fs/prefetch.h"
+#include "fs/sched.h"
+
+#define LIVE_STALL_S 30
+
+struct live {
+	uint64_t updated;        /* realtime usec of the sample */
+	uint64_t rate;           /* bytes/s over the last 5 s */
+	uint64_t bytes_fetched;  /* since the mount began */
+	uint64_t bytes_total;    /* of the mount's distinct blobs */
+	uint64_t bytes_cached;
+	int64_t eta_s;           /* seconds to complete what is wanted; -1: unknown */
+	unsigned active;         /* transfers on the wire */
+	unsigned queued;         /* waiting in the engine */
+	uint64_t retries, stalls, failures, verify_failures;
+	unsigned files_wanted, files_done;
+	char phase[32];          /* background completion's phase, or "off" */
+	bool stalled;            /* work pending and no byte for LIVE_STALL_S */
+	char last_error[256];    /* words; "" when none */
+	uint64_t last_error_at;  /* realtime usec */
+};
+
+/* Encodes into buf (at least 1 KiB); returns the length. */
+size_t live_encode(const struct live *l, char *buf, size_t len);
+/* Decodes what live_encode() wrote (unknown keys ignored). -EBADMSG when no key is known. */
+int live_decode(const char *buf, size_t len, struct live *ret);
+
+struct live_pub;
+/* Starts publishing for mountpoint. Everything is borrowed; prefetch may be NULL. */
+int live_start(struct cache_db *db, const char *mountpoint, struct xfer *x, struct sched *s,
+	       struct prefetch *p, struct live_pub **ret);
+/* Stops and joins; removes the record. Takes NULL; returns NULL. */
+struct live_pub *live_stop(struct live_pub *lp);
