@@ -9,22 +9,29 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "cache/bitmap.h"
 #include "cache/db.h"
 #include "fetch/hub.h"
 #include "fetch/hub_json.h"
+#include "fs/live.h"
 #include "util/cleanup.h"
 #include "util/jsonw.h"
 #include "util/log.h"
 #include "util/parse.h"
+#include "util/timeutil.h"
 
 static const char status_usage[] =
-	"Usage: hffs status [MOUNTPOINT] [--json] [--cache-dir DIR]\n"
+	"Usage: hffs status [MOUNTPOINT] [--json] [--watch [--interval S] [--count N]]\n"
+	"                   [--cache-dir DIR]\n"
 	"\n"
 	"Shows the active mounts of the cache (all, or the one at MOUNTPOINT): repo, revision,\n"
-	"commit, and for every file the bytes cached and its state (missing, partial,\n"
-	"complete, verified, bad), with totals.\n";
+	"commit, the live transfer figures (rate, ETA, connections, retries, stalls, the last\n"
+	"error) and for every file a progress bar, the bytes cached and its state (missing,\n"
+	"partial, complete, verified, bad), with totals. --watch refreshes in place every S\n"
+	"seconds (default 1), N times (default: until interrupted).\n";
 
 struct file_status {
 	const char *path;
@@ -105,23 +112,98 @@ static bool is_complete(const struct file_status *f)
 	return !strcmp(f->state, "complete") || !strcmp(f->state, "verified");
 }
 
-static void print_text(const struct db_mount *m, const struct file_status *fs, size_t n,
-		       uint64_t total, uint64_t cached, size_t complete)
+/* "[#######...]" for a fraction; width characters between the brackets. */
+static const char *bar(uint64_t part, uint64_t whole, char *buf, size_t width)
+{
+	size_t fill = whole ? (size_t)((double)width * (double)part / (double)whole) : width;
+
+	buf[0] = '[';
+	for (size_t i = 0; i < width; i++)
+		buf[i + 1] = i < fill ? '#' : '.';
+	buf[width + 1] = ']';
+	buf[width + 2] = '\0';
+	return buf;
+}
+
+static const char *format_eta(int64_t s, char *buf, size_t len)
+{
+	if (s < 0)
+		snprintf(buf, len, "unknown");
+	else if (s >= 3600)
+		snprintf(buf, len, "%lld:%02lld:%02lld", (long long)s / 3600,
+			 (long long)s / 60 % 60, (long long)s % 60);
+	else
+		snprintf(buf, len, "%lld:%02lld", (long long)s / 60, (long long)s % 60);
+	return buf;
+}
+
+static bool load_live(struct cache_db *db, const char *mountpoint, struct live *ret)
+{
+	_cleanup_free_ void *buf = NULL;
+	size_t len;
+
+	return db_live_get(db, mountpoint, &buf, &len) >= 0 && live_decode(buf, len, ret) >= 0;
+}
+
+static void print_live_text(const struct live *l)
 {
 	char a[32], b[32];
+	uint64_t age = l->last_error_at ? (now_realtime_usec() - MIN(now_realtime_usec(),
+								     l->last_error_at)) / USEC_PER_SEC :
+					  0;
+
+	printf("  %s/s, ETA %s, %u active, %u queued, background: %s%s\n",
+	       format_size(l->rate, a, sizeof(a)), format_eta(l->eta_s, b, sizeof(b)), l->active,
+	       l->queued, l->phase, l->stalled ? "  ** STALLED: no data for 30 s **" : "");
+	printf("  retries %llu, stalls %llu, failed ranges %llu, verification failures %llu\n",
+	       (unsigned long long)l->retries, (unsigned long long)l->stalls,
+	       (unsigned long long)l->failures, (unsigned long long)l->verify_failures);
+	if (l->last_error[0])
+		printf("  last error (%llu s ago): %s\n", (unsigned long long)age, l->last_error);
+}
+
+static void print_text(const struct db_mount *m, const struct live *l,
+		       const struct file_status *fs, size_t n, uint64_t total, uint64_t cached,
+		       size_t complete)
+{
+	char a[32], b[32], pb[32];
 
 	printf("%s@%s (commit %.12s) at %s  [pid %d%s]\n", m->repo_key, m->revision, m->commit,
 	       m->mountpoint, (int)m->pid, m->flags & DB_MOUNT_OFFLINE ? ", offline" : "");
-	printf("  %s of %s cached (%.0f%%), %zu of %zu files complete\n",
-	       format_size(cached, a, sizeof(a)), format_size(total, b, sizeof(b)),
-	       total ? 100.0 * (double)cached / (double)total : 100.0, complete, n);
+	printf("  %s %3.0f%%  %s of %s cached, %zu of %zu files complete\n",
+	       bar(cached, total, pb, 20), total ? 100.0 * (double)cached / (double)total : 100.0,
+	       format_size(cached, a, sizeof(a)), format_size(total, b, sizeof(b)), complete, n);
+	if (l)
+		print_live_text(l);
 	for (size_t i = 0; i < n; i++)
-		printf("  %-9s %11s %11s  %s\n", fs[i].state, format_size(fs[i].cached, a, sizeof(a)),
-		       format_size(fs[i].size, b, sizeof(b)), fs[i].path);
+		printf("  %-9s %s %10s %10s  %s\n", fs[i].state, bar(fs[i].cached, fs[i].size, pb, 10),
+		       format_size(fs[i].cached, a, sizeof(a)), format_size(fs[i].size, b, sizeof(b)),
+		       fs[i].path);
 }
 
-static void print_json(struct jsonw *w, const struct db_mount *m, const struct file_status *fs,
-		       size_t n, uint64_t total, uint64_t cached, size_t complete)
+static void print_live_json(struct jsonw *w, const struct live *l)
+{
+	jsonw_begin_object(w, "live");
+	jsonw_uint(w, "rate", l->rate);
+	jsonw_int(w, "eta_s", l->eta_s);
+	jsonw_uint(w, "active", l->active);
+	jsonw_uint(w, "queued", l->queued);
+	jsonw_uint(w, "retries", l->retries);
+	jsonw_uint(w, "stalls", l->stalls);
+	jsonw_uint(w, "failures", l->failures);
+	jsonw_uint(w, "verify_failures", l->verify_failures);
+	jsonw_uint(w, "bytes_fetched", l->bytes_fetched);
+	jsonw_string(w, "phase", l->phase);
+	jsonw_bool(w, "stalled", l->stalled);
+	jsonw_string(w, "last_error", l->last_error[0] ? l->last_error : NULL);
+	jsonw_uint(w, "last_error_at", l->last_error_at / USEC_PER_SEC);
+	jsonw_uint(w, "updated", l->updated / USEC_PER_SEC);
+	jsonw_end_object(w);
+}
+
+static void print_json(struct jsonw *w, const struct db_mount *m, const struct live *l,
+		       const struct file_status *fs, size_t n, uint64_t total, uint64_t cached,
+		       size_t complete)
 {
 	jsonw_begin_object(w, NULL);
 	jsonw_string(w, "repo", m->repo_key);
@@ -135,6 +217,10 @@ static void print_json(struct jsonw *w, const struct db_mount *m, const struct f
 	jsonw_uint(w, "bytes_cached", cached);
 	jsonw_uint(w, "files_total", n);
 	jsonw_uint(w, "files_complete", complete);
+	if (l)
+		print_live_json(w, l);
+	else
+		jsonw_null(w, "live");
 	jsonw_begin_array(w, "files");
 	for (size_t i = 0; i < n; i++) {
 		jsonw_begin_object(w, NULL);
@@ -153,6 +239,8 @@ static int show_mount(struct cache_db *db, const struct db_mount *m, struct json
 	_cleanup_free_ char *json = NULL;
 	_cleanup_free_ struct file_status *fs = NULL;
 	struct hub_tree tree = { 0 };
+	struct live live;
+	bool has_live = load_live(db, m->mountpoint, &live);
 	uint64_t total = 0, cached = 0;
 	size_t len, n = 0, complete = 0;
 	int r;
@@ -180,34 +268,97 @@ static int show_mount(struct cache_db *db, const struct db_mount *m, struct json
 		n++;
 	}
 	if (w)
-		print_json(w, m, fs, n, total, cached, complete);
+		print_json(w, m, has_live ? &live : NULL, fs, n, total, cached, complete);
 	else
-		print_text(m, fs, n, total, cached, complete);
+		print_text(m, has_live ? &live : NULL, fs, n, total, cached, complete);
 	hub_tree_done(&tree);
 	return 0;
+}
+
+/* One report of every matching mount. Returns how many were shown, or -1 when one failed. */
+static int show_all(struct cache_db *db, const char *cache_dir, const char *only, bool json)
+{
+	struct mount_list l = { 0 };
+	struct jsonw w;
+	int shown = 0, r;
+	bool failed = false;
+
+	r = db_mount_foreach(db, collect_mount, &l);
+	if (r < 0)
+		log_err("cannot list the mounts: %s", strerror(-r));
+	if (json) {
+		jsonw_init(&w, stdout);
+		jsonw_begin_object(&w, NULL);
+		jsonw_string(&w, "cache_dir", cache_dir);
+		jsonw_begin_array(&w, "mounts");
+	}
+	for (size_t i = 0; i < l.n; i++) {
+		if (only && strcmp(only, l.v[i].mountpoint))
+			continue;
+		if (!daemon_alive(l.v[i].pid)) {
+			/* Its daemon is gone: the record is stale; drop it. */
+			(void)db_mount_del(db, l.v[i].mountpoint);
+			(void)db_live_del(db, l.v[i].mountpoint);
+			continue;
+		}
+		if (show_mount(db, &l.v[i], json ? &w : NULL) < 0)
+			failed = true;
+		shown++;
+	}
+	if (json) {
+		jsonw_end_array(&w);
+		jsonw_end_object(&w);
+	} else if (!shown) {
+		printf(only ? "no hffs mount at %s\n" : "no active hffs mounts%s\n", only ? only : "");
+	}
+	free(l.v);
+	fflush(stdout);
+	return failed ? -1 : shown;
 }
 
 int cmd_status(int argc, char **argv)
 {
 	static const struct option longopts[] = {
 		{ "json", no_argument, NULL, 'j' },
+		{ "watch", no_argument, NULL, 'w' },
+		{ "interval", required_argument, NULL, 'i' },
+		{ "count", required_argument, NULL, 'n' },
 		{ "cache-dir", required_argument, NULL, 'C' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
 	_cleanup_free_ char *cache_dir = NULL, *only = NULL;
-	struct mount_list l = { 0 };
 	struct cache_db *db = NULL;
 	const char *cache_arg = NULL;
-	struct jsonw w;
-	bool json = false;
-	size_t shown = 0;
-	int c, r, rc = 0;
+	bool json = false, watch = false;
+	uint64_t interval_ms = 1000, count = 0;
+	int c, r;
 
-	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "hw", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'j':
 			json = true;
+			break;
+		case 'w':
+			watch = true;
+			break;
+		case 'i': {
+			double v;
+			char *end;
+
+			v = strtod(optarg, &end);
+			if (*end || v < 0.1 || v > 3600) {
+				log_err("--interval takes seconds from 0.1 to 3600, not '%s'", optarg);
+				return 2;
+			}
+			interval_ms = (uint64_t)(v * 1000);
+			break;
+		}
+		case 'n':
+			if (parse_uint(optarg, 1000000, &count) < 0 || !count) {
+				log_err("--count takes a positive number, not '%s'", optarg);
+				return 2;
+			}
 			break;
 		case 'C':
 			cache_arg = optarg;
@@ -234,36 +385,20 @@ int cmd_status(int argc, char **argv)
 		log_err("cannot open the cache index in '%s': %s", cache_dir, strerror(-r));
 		return 1;
 	}
-	r = db_mount_foreach(db, collect_mount, &l);
-	if (r < 0)
-		log_err("cannot list the mounts: %s", strerror(-r));
-	if (json) {
-		jsonw_init(&w, stdout);
-		jsonw_begin_object(&w, NULL);
-		jsonw_string(&w, "cache_dir", cache_dir);
-		jsonw_begin_array(&w, "mounts");
+	for (uint64_t i = 0;; i++) {
+		struct timespec ts = { .tv_sec = (time_t)(interval_ms / 1000),
+				       .tv_nsec = (long)(interval_ms % 1000) * 1000000 };
+
+		/* In place: home the cursor and clear the screen of a terminal. */
+		if (watch && !json && isatty(STDOUT_FILENO))
+			fputs("\033[H\033[J", stdout);
+		r = show_all(db, cache_dir, only, json);
+		if (!watch || (count && i + 1 >= count))
+			break;
+		nanosleep(&ts, NULL);
 	}
-	for (size_t i = 0; i < l.n; i++) {
-		if (only && strcmp(only, l.v[i].mountpoint))
-			continue;
-		if (!daemon_alive(l.v[i].pid)) {
-			/* Its daemon is gone: the record is stale; drop it. */
-			(void)db_mount_del(db, l.v[i].mountpoint);
-			continue;
-		}
-		if (show_mount(db, &l.v[i], json ? &w : NULL) < 0)
-			rc = 1;
-		shown++;
-	}
-	if (json) {
-		jsonw_end_array(&w);
-		jsonw_end_object(&w);
-	} else if (!shown) {
-		printf(only ? "no hffs mount at %s\n" : "no active hffs mounts%s\n", only ? only : "");
-	}
-	free(l.v);
 	db_close(db);
-	if (only && !shown)
+	if (r < 0)
 		return 1;
-	return rc;
+	return only && r == 0 ? 1 : 0;
 }
