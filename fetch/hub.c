@@ -449,80 +449,99 @@ static void url_host(const char *url, char *buf, size_t len)
 	snprintf(buf, len, "%.*s", (int)MIN(n, len - 1), p);
 }
 
-static void describe_reply(const struct http_response *r, const char *object,
-			   const struct reply_ctx *ctx, struct hub_error *err)
-{
-	char detail[200] = "", code[64] = "", host[128], rid[96] = "", paren[320];
-	enum fetch_reason reason = http_status_reason(r->status, r->x_error_code);
-	bool token_known = ctx && ctx->cfg;
-	bool token_sent = token_known && ctx->cfg->token;
+/* The parts of an error reply that words are made of, each one printable line. */
+struct reply_words {
+	char paren[320]; /* "HTTP 404 RevisionNotFound: Invalid rev id" */
+	char code[64]; /* X-Error-Code or "" */
+	char host[128]; /* "127.0.0.1:8080" */
+	char rid[96]; /* X-Request-Id (or a trace id) or "" */
+	char retry[32]; /* Retry-After or "" */
+};
 
+static void reply_words_init(struct reply_words *w, const struct http_response *r)
+{
+	char detail[200] = "";
+
+	/* HEAD replies carry the message in a header only; GET replies also in the body. */
 	if (r->x_error_message && *r->x_error_message)
 		one_line(detail, sizeof(detail), r->x_error_message);
 	else if (r->body && r->body_len)
 		(void)hub_json_error_message(r->body, r->body_len, detail, sizeof(detail));
-	one_line(code, sizeof(code), r->x_error_code);
-	url_host(r->effective_url, host, sizeof(host));
-	if (r->x_request_id)
-		one_line(rid, sizeof(rid), r->x_request_id);
-	snprintf(paren, sizeof(paren), "HTTP %ld%s%s%s%s", r->status, code[0] ? " " : "", code,
-		 detail[0] ? ": " : "", detail);
+	one_line(w->code, sizeof(w->code), r->x_error_code);
+	one_line(w->rid, sizeof(w->rid), r->x_request_id);
+	one_line(w->retry, sizeof(w->retry), r->retry_after);
+	url_host(r->effective_url, w->host, sizeof(w->host));
+	snprintf(w->paren, sizeof(w->paren), "HTTP %ld%s%s%s%s", r->status, w->code[0] ? " " : "",
+		 w->code, detail[0] ? ": " : "", detail);
+}
 
-	switch (reason) {
-	case FETCH_NOT_FOUND:
-		if (r->status == 401 && !token_sent)
-			set_err(err, reason, r->status,
-				"%s not found, or private and no token was sent (%s); set HF_TOKEN "
-				"or log in",
-				object, paren);
-		else if (!strcmp(code, "RepoNotFound") && token_sent)
-			set_err(err, reason, r->status,
-				"%s not found, or private and not readable with the token from %s "
-				"(%s)",
-				object, ctx->cfg->token_source, paren);
-		else
-			set_err(err, reason, r->status, "%s not found (%s)", object, paren);
-		break;
-	case FETCH_NO_REVISION:
-		if (ctx && ctx->revision)
-			set_err(err, reason, r->status, "revision '%s' not found in %s (%s)",
-				ctx->revision, ctx->repo_object ? ctx->repo_object : object, paren);
-		else
-			set_err(err, reason, r->status, "revision of %s not found (%s)", object,
-				paren);
-		break;
-	case FETCH_GATED:
-		set_err(err, reason, r->status,
+/* 401, 403 and 404: the Hub refused, and why decides what the person does next. */
+static void describe_refusal(enum fetch_reason reason, long status, const struct reply_words *w,
+			     const char *object, const struct reply_ctx *ctx, struct hub_error *err)
+{
+	const char *source = ctx && ctx->cfg && ctx->cfg->token ? ctx->cfg->token_source : NULL;
+	bool token_known = ctx && ctx->cfg;
+
+	if (reason == FETCH_NOT_FOUND && status == 401 && !source)
+		/* the anonymous form of "missing or private" (HUB_PROTOCOL.md 5) */
+		set_err(err, reason, status,
+			"%s not found, or private and no token was sent (%s); set HF_TOKEN or log "
+			"in",
+			object, w->paren);
+	else if (reason == FETCH_NOT_FOUND && source && !strcmp(w->code, "RepoNotFound"))
+		set_err(err, reason, status,
+			"%s not found, or private and not readable with the token from %s (%s)",
+			object, source, w->paren);
+	else if (reason == FETCH_NOT_FOUND)
+		set_err(err, reason, status, "%s not found (%s)", object, w->paren);
+	else if (reason == FETCH_NO_REVISION && ctx && ctx->revision)
+		set_err(err, reason, status, "revision '%s' not found in %s (%s)", ctx->revision,
+			ctx->repo_object ? ctx->repo_object : object, w->paren);
+	else if (reason == FETCH_NO_REVISION)
+		set_err(err, reason, status, "revision of %s not found (%s)", object, w->paren);
+	else if (reason == FETCH_GATED)
+		set_err(err, reason, status,
 			"%s is gated: request access on its page, then use a token of an approved "
 			"account (%s)",
-			object, paren);
-		break;
+			object, w->paren);
+	else if (reason == FETCH_TOKEN && source)
+		set_err(err, reason, status, "the token from %s was rejected (%s)", source,
+			w->paren);
+	else if (reason == FETCH_TOKEN && token_known)
+		set_err(err, reason, status,
+			"%s needs a token and none was sent (%s); set HF_TOKEN or log in", object,
+			w->paren);
+	else if (reason == FETCH_TOKEN)
+		set_err(err, reason, status, "%s: the token is missing or was rejected (%s)",
+			object, w->paren);
+	else
+		set_err(err, reason, status, "access to %s is forbidden (%s)", object, w->paren);
+}
+
+static void describe_reply(const struct http_response *r, const char *object,
+			   const struct reply_ctx *ctx, struct hub_error *err)
+{
+	enum fetch_reason reason = http_status_reason(r->status, r->x_error_code);
+	struct reply_words w;
+
+	reply_words_init(&w, r);
+	switch (reason) {
+	case FETCH_NOT_FOUND:
+	case FETCH_NO_REVISION:
+	case FETCH_GATED:
 	case FETCH_TOKEN:
-		if (token_sent)
-			set_err(err, reason, r->status, "the token from %s was rejected (%s)",
-				ctx->cfg->token_source, paren);
-		else if (token_known)
-			set_err(err, reason, r->status,
-				"%s needs a token and none was sent (%s); set HF_TOKEN or log in",
-				object, paren);
-		else
-			set_err(err, reason, r->status,
-				"%s: the token is missing or was rejected (%s)", object, paren);
-		break;
 	case FETCH_FORBIDDEN:
-		set_err(err, reason, r->status, "access to %s is forbidden (%s)", object, paren);
+		describe_refusal(reason, r->status, &w, object, ctx, err);
 		break;
 	case FETCH_RATE_LIMITED:
-		set_err(err, reason, r->status, "rate limited by %s for %s (%s%s%s%s%s)", host,
-			object, paren, r->retry_after ? ", Retry-After " : "",
-			r->retry_after ? r->retry_after : "", rid[0] ? ", X-Request-Id " : "", rid);
+		set_err(err, reason, r->status, "rate limited by %s for %s (%s%s%s%s%s)", w.host,
+			object, w.paren, w.retry[0] ? ", Retry-After " : "", w.retry,
+			w.rid[0] ? ", X-Request-Id " : "", w.rid);
 		break;
 	default:
-		if (rid[0])
-			set_err(err, reason, r->status, "%s from %s for %s (X-Request-Id %s)",
-				paren, host, object, rid);
-		else
-			set_err(err, reason, r->status, "%s from %s for %s", paren, host, object);
+		/* 5xx and odd statuses: what to quote when reporting it to the host */
+		set_err(err, reason, r->status, "%s from %s for %s%s%s%s", w.paren, w.host, object,
+			w.rid[0] ? " (X-Request-Id " : "", w.rid, w.rid[0] ? ")" : "");
 		break;
 	}
 }
@@ -739,69 +758,82 @@ static int get_page(const struct hub_config *cfg, const char *url, unsigned retr
 	}
 }
 
-/* Fetches every page from url on, appending to tree. */
-static int list_pages(const struct hub_config *cfg, char *url, const char *object,
-		      const struct reply_ctx *ctx, struct hub_tree *tree, struct hub_error *err)
+/* The listing in progress: where it stands, for the words of a failure. */
+struct tree_walk {
+	const struct hub_config *cfg;
+	const char *object; /* "repo 'org/name' at 0123456789ab" */
+	const struct reply_ctx *ctx;
+	unsigned page; /* 0-based number of the page being fetched */
+};
+
+/* Fetches one page at url and appends its entries to tree; *ret_next gets the next page's URL
+ * (malloc'd) or NULL after the last. */
+static int tree_walk_page(const struct tree_walk *w, const char *url, struct hub_tree *tree,
+			  char **ret_next, struct hub_error *err)
+{
+	struct http_response resp;
+	int r;
+
+	*ret_next = NULL;
+	/* The first page fails fast; later ones get the full retry set (HUB_PROTOCOL.md 7), so
+	 * a blip deep into a long listing does not throw the listing away. */
+	r = get_page(w->cfg, url, w->page ? HUB_PAGE_RETRIES : 0, &resp);
+	if (r >= 0 && resp.status >= 300 && resp.status < 400)
+		r = unexpected_status(&resp, w->object, err);
+	else if (r < 0 || !is_success(resp.status))
+		r = exchange_error(&resp, r, w->object, w->ctx, err);
+	else if (hub_json_tree_page(resp.body, resp.body_len, tree) < 0) {
+		set_err(err, FETCH_PROTOCOL, resp.status,
+			"malformed page %u of the file list of %s from %s", w->page + 1, w->object,
+			w->cfg->endpoint);
+		r = -EBADMSG;
+	} else {
+		*ret_next = resp.link ? http_link_next(resp.link) : NULL;
+		if (!*ret_next && http_link_has_next(resp.link)) {
+			/* Stopping here would mount a silently partial tree. */
+			set_err(err, FETCH_PROTOCOL, resp.status,
+				"page %u of the file list of %s names a next page that is not an "
+				"absolute http(s) URL",
+				w->page + 1, w->object);
+			r = -EBADMSG;
+		}
+	}
+	http_response_done(&resp);
+	return r;
+}
+
+/* Fetches every page from url (taken) on, appending to tree. */
+static int tree_walk_all(struct tree_walk *w, char *url, struct hub_tree *tree,
+			 struct hub_error *err)
 {
 	_cleanup_free_ char *cur = url;
 	struct url_set seen = { 0 };
-	unsigned page;
 	int r = 0;
 
-	for (page = 0; cur; page++) {
-		struct http_response resp;
+	for (w->page = 0; cur; w->page++) {
 		char *next;
 
-		if (page == HUB_TREE_MAX_PAGES) {
+		if (w->page == HUB_TREE_MAX_PAGES) {
 			set_err(err, FETCH_PROTOCOL, 0,
-				"the file list of %s has more than %d pages", object,
+				"the file list of %s has more than %d pages", w->object,
 				HUB_TREE_MAX_PAGES);
 			r = -EBADMSG;
 			break;
 		}
 		r = url_set_add(&seen, cur);
-		if (r <= 0) {
-			if (r == 0)
-				set_err(err, FETCH_PROTOCOL, 0,
-					"the file list of %s loops: page %u links back to an earlier "
-					"page",
-					object, page);
-			r = r ?: -EBADMSG;
-			break;
-		}
-		/* The first page fails fast; later ones get the full retry set (HUB_PROTOCOL.md
-		 * 7), so a blip deep into a long listing does not throw the listing away. */
-		r = get_page(cfg, cur, page ? HUB_PAGE_RETRIES : 0, &resp);
-		if (r < 0 || !is_success(resp.status)) {
-			if (r >= 0 && resp.status >= 300 && resp.status < 400)
-				r = unexpected_status(&resp, object, err);
-			else
-				r = exchange_error(&resp, r, object, ctx, err);
-			http_response_done(&resp);
-			break;
-		}
-		r = hub_json_tree_page(resp.body, resp.body_len, tree);
-		if (r < 0) {
-			set_err(err, FETCH_PROTOCOL, resp.status,
-				"malformed page %u of the file list of %s from %s", page + 1,
-				object, cfg->endpoint);
-			http_response_done(&resp);
-			break;
-		}
-		next = resp.link ? http_link_next(resp.link) : NULL;
-		if (!next && http_link_has_next(resp.link)) {
-			/* Stopping here would mount a silently partial tree. */
-			set_err(err, FETCH_PROTOCOL, resp.status,
-				"page %u of the file list of %s names a next page that is not an "
-				"absolute http(s) URL",
-				page + 1, object);
-			http_response_done(&resp);
+		if (r == 0) {
+			set_err(err, FETCH_PROTOCOL, 0,
+				"the file list of %s loops: page %u links back to an earlier page",
+				w->object, w->page);
 			r = -EBADMSG;
-			break;
 		}
-		log_debug("hub: %s: page %u, %zu entries so far%s", object, page + 1, tree->n,
+		if (r < 0)
+			break;
+		r = tree_walk_page(w, cur, tree, &next, err);
+		if (r < 0)
+			break;
+		log_debug("hub: %s: page %u, %zu entries so far%s", w->object, w->page + 1, tree->n,
 			  next ? ", more" : "");
-		http_response_done(&resp);
 		free(cur);
 		cur = next;
 	}
@@ -830,7 +862,8 @@ int hub_list_tree(const struct hub_config *cfg, const struct hub_repo *repo, con
 	    asprintf(&url, "%s/api/%s/%s/tree/%s?recursive=true&expand=false%s", cfg->endpoint,
 		     hub_repo_type_plural(repo->type), repo->id, esc, limit) < 0)
 		return -ENOMEM;
-	r = list_pages(cfg, url, object, &ctx, tree, err);
+	r = tree_walk_all(&(struct tree_walk){ .cfg = cfg, .object = object, .ctx = &ctx }, url,
+			  tree, err);
 	if (r < 0)
 		hub_tree_truncate(tree, start);
 	return r;

@@ -514,7 +514,7 @@ static void hub_tree(const struct mh_request *req, struct mh_reply *rep, const c
 {
 	static int flaky_503, flaky_429;
 	const char *cursor = strstr(query, "cursor=");
-	char base[256];
+	char base[1280];
 
 	snprintf(base, sizeof(base),
 		 "http://127.0.0.1:%d/api/models/org/model/tree/%s?recursive=true&expand=false"
