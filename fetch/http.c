@@ -1038,6 +1038,11 @@ int http_request(const struct http_request *req, struct http_response *ret)
 	int r;
 
 	memset(ret, 0, sizeof(*ret));
+	if (!req->url) {
+		ret->net_reason = FETCH_PROTOCOL;
+		snprintf(ret->error, sizeof(ret->error), "no URL");
+		return -EINVAL;
+	}
 	(void)pthread_once(&curl_once, curl_init_once);
 	if (curl_init_result != CURLE_OK) {
 		ret->net_reason = FETCH_IO;

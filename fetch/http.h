@@ -33,10 +33,17 @@ struct http_response {
 	char error[256];            /* words for a transport failure */
 };
 
-/* Performs req. Returns 0 when a reply arrived (any status), else -errno of net_reason
- * (-EHOSTUNREACH, -ETIMEDOUT, ...) with ret->error set. ret must be released with
- * http_response_done() either way. Bodies above 64 MiB are -EBADMSG. */
+/* Performs req on its own curl easy handle, with Accept-Encoding: identity and the proxy
+ * variables as the official client reads them (HUB_PROTOCOL.md 6: HTTP_PROXY too, unless
+ * REQUEST_METHOD is set). Follows at most 5 relative redirects when asked (more: -EBADMSG);
+ * ret's headers are the final reply's, names matched case-insensitively, the last value of a
+ * repeated header kept; x_request_id falls back to X-Amzn-Trace-Id, then X-Amz-Cf-Id.
+ * Returns 0 when a reply arrived (any status), else -errno of net_reason (-EHOSTUNREACH,
+ * -ETIMEDOUT, -EBADMSG, -EIO) with ret->error set (words naming the host), or -ENOMEM,
+ * -EINVAL (no URL). ret must be released with http_response_done() either way. Bodies above
+ * 64 MiB are -EBADMSG. */
 int http_request(const struct http_request *req, struct http_response *ret);
+/* Frees r's strings; r may then be reused. Takes NULL. */
 void http_response_done(struct http_response *r);
 /* libcurl's version ("7.88.1"), for user agents. Never NULL. */
 const char *http_curl_version(void);

@@ -53,38 +53,50 @@ struct hub_tree {
 /* "org/name", "name", "datasets/org/name", "spaces/org/name" (HUB_PROTOCOL.md 1 rules).
  * -EINVAL with words in err. */
 int hub_repo_parse(const char *spec, struct hub_repo *ret, struct hub_error *err);
-/* "models/org/name": the cache key and API path segment. */
+/* "models/org/name": the cache key and API path segment. -ENAMETOOLONG when buf is short. */
 int hub_repo_key(const struct hub_repo *repo, char *buf, size_t len);
 /* "models", "datasets", "spaces" */
 const char *hub_repo_type_plural(enum hub_repo_type t);
 
 /* Fills cfg from the environment (HUB_PROTOCOL.md 5-6): HF_ENDPOINT (endpoint_override wins
- * when non-NULL), HF_TOKEN, HUGGING_FACE_HUB_TOKEN, HF_TOKEN_PATH, HF_HOME/token (HF_HOME from
- * XDG_CACHE_HOME or ~/.cache/huggingface), HF_HUB_DISABLE_IMPLICIT_TOKEN, HF_HUB_OFFLINE,
- * HF_HUB_ETAG_TIMEOUT. Token values are trimmed; empty means none. -ENOMEM only. */
+ * when non-NULL; HUGGINGFACE_CO_STAGING picks the staging Hub), HF_TOKEN, HUGGING_FACE_HUB_TOKEN,
+ * HF_TOKEN_PATH, HF_HOME/token (HF_HOME from XDG_CACHE_HOME or ~/.cache/huggingface; ~ and
+ * $VAR expanded), HF_HUB_DISABLE_IMPLICIT_TOKEN, HF_HUB_OFFLINE, TRANSFORMERS_OFFLINE,
+ * HF_HUB_ETAG_TIMEOUT. The first token source whose value is non-empty once CR/LF are removed
+ * and it is trimmed wins; a missing or unreadable token file means none. -ENOMEM only (cfg is
+ * then empty). Reads the environment: call before starting threads that change it. */
 int hub_config_init(struct hub_config *cfg, const char *endpoint_override);
+/* Frees cfg's strings (the token wiped first). */
 void hub_config_done(struct hub_config *cfg);
 
-/* Resolves rev (branch, tag, sha, refs/pr/N) to a 40-hex commit with
- * GET /api/{type}s/{repo}/revision/{rev}. -ENOENT, -EACCES, -EAGAIN, -EHOSTUNREACH,
- * -ETIMEDOUT, -EBADMSG with err filled. */
+/* Resolves rev (branch, tag, sha, refs/pr/N; NULL or "" is "main") to a 40-hex commit with
+ * GET /api/{type}s/{repo}/revision/{rev}, rev escaped as one segment, relative redirects (a
+ * renamed repo) followed with the token. No retry. -ENOENT (repo or revision), -EACCES,
+ * -EAGAIN, -EHOSTUNREACH, -ETIMEDOUT, -EBADMSG, -ENETDOWN when cfg->offline (nothing sent),
+ * -ENOMEM; err filled on each but -ENOMEM. Blocks up to cfg->timeout_s per exchange. */
 int hub_resolve_revision(const struct hub_config *cfg, const struct hub_repo *repo,
 			 const char *rev, char ret_commit[41], struct hub_error *err);
 
 /* Lists every entry (files and directories) at commit with recursive tree pages, following
- * Link rel="next" verbatim until none remains (HUB_PROTOCOL.md 3). Appends to tree.
- * page_limit > 0 adds limit=N. Errors as above; -EBADMSG for malformed pages. */
+ * Link rel="next" verbatim until none remains (HUB_PROTOCOL.md 3); the token goes only to pages
+ * on the endpoint's origin. Appends to tree; on failure tree is left as it was. page_limit > 0
+ * adds limit=N. The first page is not retried; later ones are, up to 5 times, 1 s doubling to
+ * 8 s or as the server asks (HUB_PROTOCOL.md 7), sleeping in the caller's thread. Errors as
+ * above; -EBADMSG for a malformed page, a next page that is not an absolute URL, a cursor that
+ * loops, or more than 100000 pages. */
 int hub_list_tree(const struct hub_config *cfg, const struct hub_repo *repo, const char *commit,
 		  unsigned page_limit, struct hub_tree *tree, struct hub_error *err);
 
-/* {E}/{prefix}{repo}/resolve/{commit}/{escaped path}, malloc'd. */
+/* {E}/{prefix}{repo}/resolve/{commit}/{escaped path}, malloc'd; NULL on OOM. */
 char *hub_resolve_url(const struct hub_config *cfg, const struct hub_repo *repo,
 		      const char *commit, const char *path);
 
 /* Rejects hostile trees (HUB_PROTOCOL.md 10): empty, absolute, '\\'-containing, ".." or "."
- * or empty segments, control characters, a segment over 255 bytes, duplicate paths, a file
- * whose parent is a file, an LFS entry without a valid sha256, an oid that is not 40 hex.
- * -EBADMSG with the offending path, quoted, in err. */
+ * or empty segments (so no trailing '/'), control characters (0x01-0x1f, 0x7f), a segment over
+ * 255 bytes or a path over 4095, duplicate paths (a file and a directory of one path too), a
+ * file whose parent is a file, an LFS entry without a valid sha256, a file oid that is not 40
+ * lowercase hex (a directory's may be ""). An empty tree is valid. -EBADMSG with the offending
+ * path, quoted and escaped to one line, in err; -ENOMEM. O(n log n). */
 int hub_tree_validate(const struct hub_tree *tree, struct hub_error *err);
 /* Content id of an entry: sha256 for LFS, else the git oid. */
 const char *hub_entry_cid(const struct hub_entry *e);
@@ -96,7 +108,10 @@ void hub_tree_truncate(struct hub_tree *tree, size_t n);
 void hub_tree_done(struct hub_tree *tree);
 
 /* Words for a reply that is an error (status, X-Error-Code, X-Error-Message, JSON body) about
- * object (e.g. "repo 'org/name'"), into err, with the reason. Used by hub.c and fs/. */
+ * object (e.g. "repo 'org/name'"), into err, with the reason: one line, e.g. "repo 'org/name'
+ * is gated: request access on its page, then use a token of an approved account (HTTP 403
+ * GatedRepo)" or "HTTP 503 from 127.0.0.1:8080 for ... (X-Request-Id abc)". Used by hub.c
+ * and fs/. */
 struct http_response;
 void hub_error_from_response(const struct http_response *r, const char *object,
 			     struct hub_error *err);
