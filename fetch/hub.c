@@ -653,6 +653,39 @@ int hub_resolve_revision(const struct hub_config *cfg, const struct hub_repo *re
 	return r;
 }
 
+/* ---- access ---- */
+
+int hub_check_access(const struct hub_config *cfg, const struct hub_repo *repo, const char *commit,
+		     const char *path, struct hub_error *err)
+{
+	_cleanup_free_ char *url = hub_resolve_url(cfg, repo, commit, path);
+	struct http_response resp;
+	struct http_request req;
+	char object[200];
+	struct reply_ctx ctx = { .cfg = cfg };
+	int r;
+
+	snprintf(object, sizeof(object), "repo '%s'", repo->id);
+	ctx.repo_object = object;
+	r = check_online(cfg, object, err);
+	if (r < 0)
+		return r;
+	if (!url)
+		return -ENOMEM;
+	req = metadata_request(cfg, url);
+	/* HEAD, as the official client's metadata request (HUB_PROTOCOL.md 4.1); any 2xx or 3xx
+	 * means the contents may be read. */
+	req.method = "HEAD";
+	r = http_request(&req, &resp);
+	if (r >= 0 && resp.status >= 200 && resp.status < 400) {
+		http_response_done(&resp);
+		return 0;
+	}
+	r = exchange_error(&resp, r, object, &ctx, err);
+	http_response_done(&resp);
+	return r;
+}
+
 /* ---- tree ---- */
 
 /* Seen page URLs, as 64-bit FNV-1a hashes in an open-addressing set: a cursor that leads back

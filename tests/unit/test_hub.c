@@ -1,8 +1,9 @@
 /* test_hub.c: repo ids (HUB_PROTOCOL.md 1), configuration from a controlled environment
  * (5-6), hostile trees (10), resolve URLs, error replies in words, and, against a fake Hub
  * forked from the test (tests/unit/minihttp.h): revisions (escaping, a renamed repo's relative
- * 307, 401/403/404 in words) and paged tree listings (absolute Link pages, the token withheld
- * from another origin, retries of later pages, cursor loops, malformed pages). */
+ * 307, 401/403/404 in words), paged tree listings (absolute Link pages, the token withheld
+ * from another origin, retries of later pages, cursor loops, malformed pages) and the access
+ * check of a gated repo. */
 #include "fetch/hub.h"
 
 #include <errno.h>
@@ -573,6 +574,30 @@ static void hub_tree(const struct mh_request *req, struct mh_reply *rep, const c
 	}
 }
 
+/* Resolve URLs (HUB_PROTOCOL.md 4.1): org/model answers a relative 307 to the resolve cache,
+ * org/gated refuses anonymous (401) and unapproved (403) callers. False for other paths. */
+static bool hub_resolve(const struct mh_request *req, struct mh_reply *rep, const char *path)
+{
+	static const char model[] = "/org/model/resolve/", gated[] = "/org/gated/resolve/";
+
+	if (!strncmp(path, model, strlen(model))) {
+		rep->status = 307;
+		mh_header(rep, "Location: /api/resolve-cache/models/org/model/%s?etag=x",
+			  path + strlen(model));
+	} else if (!strncmp(path, "/api/resolve-cache/", 19)) {
+		mh_header(rep, "X-Repo-Commit: " COMMIT);
+		mh_header(rep, "ETag: \"" SHA1_A "\"");
+		rep->body = "abc";
+	} else if (!strncmp(path, gated, strlen(gated))) {
+		rep->status = req->authorization[0] ? 403 : 401;
+		mh_header(rep, "X-Error-Code: GatedRepo");
+		mh_header(rep, "X-Error-Message: Access to model org/gated is restricted.");
+	} else {
+		return false;
+	}
+	return true;
+}
+
 static void hub_handler(const struct mh_request *req, struct mh_reply *rep)
 {
 	char path[4096], repo[256], what[64], rest[1024];
@@ -581,6 +606,8 @@ static void hub_handler(const struct mh_request *req, struct mh_reply *rep)
 	snprintf(path, sizeof(path), "%s", req->target);
 	query = strchr(req->target, '?');
 	path[strcspn(path, "?")] = '\0';
+	if (hub_resolve(req, rep, path))
+		return;
 	/* /api/models/<ns>/<name>/<what>/<rest> */
 	if (sscanf(path, "/api/models/%255[^/]/%*[^/]/%63[^/]/%1023s", repo, what, rest) == 3) {
 		const char *name = path + strlen("/api/models/") + strlen(repo) + 1;
@@ -801,6 +828,35 @@ static void test_list_tree(void)
 	hub_tree_done(&t);
 }
 
+static void test_check_access(void)
+{
+	struct hub_config cfg;
+	struct hub_repo repo;
+	struct hub_error err;
+
+	hub_cfg(&cfg, TOKEN);
+	ASSERT_OK(hub_repo_parse("org/model", &repo, &err));
+	minihttp_clear(&hub);
+	ASSERT_OK(hub_check_access(&cfg, &repo, COMMIT, "dir/a b.txt", &err));
+	ASSERT_EQ(minihttp_count(&hub, "HEAD /org/model/resolve/" COMMIT
+				       "/dir/a%20b.txt auth=Bearer " TOKEN),
+		  1);
+	ASSERT_EQ(minihttp_count(&hub, "HEAD /api/resolve-cache/models/org/model/" COMMIT
+				       "/dir/a%20b.txt?etag=x auth=Bearer " TOKEN),
+		  1);
+	ASSERT_OK(hub_repo_parse("org/gated", &repo, &err));
+	ASSERT_EQ(hub_check_access(&cfg, &repo, COMMIT, "config.json", &err), -EACCES);
+	ASSERT_EQ(err.reason, FETCH_GATED);
+	ASSERT_CONTAINS(err.message, "repo 'org/gated' is gated: request access on its page");
+	ASSERT_CONTAINS(err.message,
+			"(HTTP 403 GatedRepo: Access to model org/gated is restricted.)");
+	hub_cfg(&cfg, NULL);
+	ASSERT_EQ(hub_check_access(&cfg, &repo, COMMIT, "config.json", &err), -EACCES);
+	ASSERT_CONTAINS(err.message, "HTTP 401 GatedRepo");
+	cfg.offline = true;
+	ASSERT_EQ(hub_check_access(&cfg, &repo, COMMIT, "config.json", &err), -ENETDOWN);
+}
+
 int main(void)
 {
 	snprintf(tmpdir, sizeof(tmpdir), "/tmp/test_hub.XXXXXX");
@@ -815,6 +871,7 @@ int main(void)
 	snprintf(endpoint, sizeof(endpoint), "http://127.0.0.1:%d", hub.port);
 	RUN(test_resolve_revision);
 	RUN(test_list_tree);
+	RUN(test_check_access);
 	minihttp_stop(&hub);
 	minihttp_stop(&other);
 	{
