@@ -75,7 +75,9 @@ int http_etag_normalize(const char *etag, char *buf, size_t len);
 bool http_same_origin(const char *a, const char *b);
 /* Resolves a Location against base: an absolute Location is copied, a path-only one keeps
  * base's scheme://host:port and (as the official client does, HUB_PROTOCOL.md 4.1) its own
- * query. malloc'd or NULL on a malformed input. */
+ * query; "//host/p" takes base's scheme; "p", "../p" and "?q" resolve as RFC 3986 5.2 (dot
+ * segments removed). malloc'd, or NULL on a malformed input (whitespace or control characters
+ * in the Location, a non-http(s)-shaped URL) or OOM. */
 char *http_url_join(const char *base, const char *location);
 /* Expiry (unix seconds) of a signed URL: X-Amz-Date + X-Amz-Expires (S3) or Expires=
  * (CloudFront). -ENOENT when the URL carries neither, -EBADMSG when its value is malformed. */

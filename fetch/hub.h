@@ -21,6 +21,7 @@ struct hub_repo {
 	char id[128]; /* "org/name" or "name" */
 };
 
+/* Filled once by hub_config_init(), read-only afterwards: any thread may read it. */
 struct hub_config {
 	char *endpoint;   /* HF_ENDPOINT or the override, no trailing '/' */
 	char *token;      /* NULL: anonymous */
