@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -78,12 +79,15 @@ static char *default_log_path(const char *cache_dir, const char *mountpoint)
 }
 
 /* A dead FUSE daemon leaves "Transport endpoint is not connected" behind: clear it so the
- * next mount does not fail on it. */
+ * next mount does not fail on (or stack over) it. statfs() is asked of the daemon every time,
+ * while stat() of the root may be answered from the kernel's attribute cache. */
 static int check_mountpoint(const char *mp)
 {
-	struct stat st;
+	_cleanup_free_ char *parent = NULL;
+	struct statfs sfs;
+	struct stat st, pst;
 
-	if (stat(mp, &st) < 0 && errno == ENOTCONN) {
+	if (statfs(mp, &sfs) < 0 && errno == ENOTCONN) {
 		log_warn("'%s' is a mount whose daemon died; unmounting it first", mp);
 		(void)cli_fusermount("-uz", mp);
 	}
@@ -94,6 +98,12 @@ static int check_mountpoint(const char *mp)
 	if (!S_ISDIR(st.st_mode)) {
 		log_err("mountpoint '%s' is not a directory", mp);
 		return -ENOTDIR;
+	}
+	if (asprintf(&parent, "%s/..", mp) >= 0 && stat(parent, &pst) == 0 &&
+	    pst.st_dev != st.st_dev && strcmp(mp, "/")) {
+		log_err("'%s' is already a mount point; unmount it first (hffs unmount '%s')", mp,
+			mp);
+		return -EBUSY;
 	}
 	return 0;
 }

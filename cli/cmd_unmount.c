@@ -8,7 +8,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/stat.h>
+#include <sys/statfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -60,7 +60,7 @@ int cmd_unmount(int argc, char **argv)
 	_cleanup_free_ char *mp = NULL, *cache_dir = NULL;
 	const char *cache_arg = NULL;
 	uint64_t timeout_s = 30;
-	struct stat st;
+	struct statfs sfs;
 	pid_t pid;
 	int c, r;
 
@@ -92,7 +92,8 @@ int cmd_unmount(int argc, char **argv)
 	if (!mp || !cache_dir)
 		return 1;
 	pid = mount_pid(cache_dir, mp);
-	if (stat(mp, &st) < 0 && errno == ENOTCONN) {
+	/* statfs always reaches the daemon; stat of the root may come from the kernel's cache. */
+	if (statfs(mp, &sfs) < 0 && errno == ENOTCONN) {
 		log_warn("the daemon of '%s' is gone; detaching the dead mount", mp);
 		r = cli_fusermount("-uz", mp);
 	} else {

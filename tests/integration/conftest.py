@@ -112,7 +112,7 @@ def mount(hub, cache_dir, tmp_path):
         mounts.append(m)
         if wait:
             deadline = time.monotonic() + timeout
-            while not os.path.ismount(mp):
+            while not is_live_mount(mp):
                 if proc.poll() is not None:
                     raise AssertionError(f"hffs mount exited {proc.returncode}:\n{m.log()}")
                 if time.monotonic() > deadline:
@@ -128,6 +128,16 @@ def mount(hub, cache_dir, tmp_path):
         except AssertionError as e:
             errors.append(str(e))
     assert not errors, "\n".join(errors)
+
+
+def is_live_mount(path):
+    """A mount whose daemon answers (statvfs always reaches the daemon; a dead mount's root
+    may still stat fine from the kernel's attribute cache)."""
+    try:
+        os.statvfs(path)
+    except OSError:
+        return False
+    return os.path.ismount(path)
 
 
 def wait_for(cond, timeout=30, what="condition"):
