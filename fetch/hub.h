@@ -88,12 +88,6 @@ int hub_resolve_revision(const struct hub_config *cfg, const struct hub_repo *re
 int hub_list_tree(const struct hub_config *cfg, const struct hub_repo *repo, const char *commit,
 		  unsigned page_limit, struct hub_tree *tree, struct hub_error *err);
 
-/* Asks whether the contents of repo may be read (a gated repo lists its tree to anyone but
- * serves files only to approved accounts): HEAD of path's resolve URL. 0, or the errno of the
- * refusal (-EACCES gated/token, -ENOENT) with err filled, as hub_resolve_revision(). */
-int hub_check_access(const struct hub_config *cfg, const struct hub_repo *repo,
-		     const char *commit, const char *path, struct hub_error *err);
-
 /* {E}/{prefix}{repo}/resolve/{commit}/{escaped path}, malloc'd; NULL on OOM. */
 char *hub_resolve_url(const struct hub_config *cfg, const struct hub_repo *repo,
 		      const char *commit, const char *path);
