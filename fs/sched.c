@@ -255,10 +255,23 @@ static int fetch_write(void *ud, uint64_t offset, const void *data, size_t len)
 	struct fetch *f = ud;
 	struct sched *s = f->s;
 	struct sched_blob *b = f->b;
-	uint64_t end = offset + len;
+	uint64_t end = offset + len, limit;
 	struct waiter *ready;
+	bool cut = false;
 	int r;
 
+	/* A demand read may have cut this (background) fetch short: its tail belongs to another
+	 * fetch now, so stop the transfer at the cut. */
+	pthread_mutex_lock(&s->lock);
+	limit = MIN((f->first + f->count) * s->bs, b->size);
+	pthread_mutex_unlock(&s->lock);
+	if (offset >= limit)
+		return -ECANCELED;
+	if (end > limit) {
+		len = limit - offset;
+		end = limit;
+		cut = true;
+	}
 	r = blob_pwrite_all(b->fd, data, len, offset);
 	if (r < 0)
 		return r;
@@ -280,7 +293,7 @@ static int fetch_write(void *ud, uint64_t offset, const void *data, size_t len)
 	pthread_cond_broadcast(&s->cond);
 	pthread_mutex_unlock(&s->lock);
 	answer(ready, 0, b->fd);
-	return 0;
+	return cut ? -ECANCELED : 0;
 }
 
 /* Engine thread, once per fetch. Blocks the fetch did not land are given up; reads that
@@ -310,6 +323,8 @@ static void fetch_done(void *ud, int err, enum fetch_reason reason, const char *
 			err = -EIO;
 			reason = FETCH_PROTOCOL;
 		}
+	} else if (err == -ECANCELED) {
+		err = 0; /* cut short by a demand read, after landing all it still owned */
 	}
 	s->nfetches--;
 	pthread_cond_broadcast(&s->cond);
@@ -398,12 +413,32 @@ static size_t plan_locked(struct sched *s, struct sched_blob *b, uint64_t first,
 	return n;
 }
 
-/* Raises to demand the fetches that carry blocks [first, last] of b. */
-static void promote_locked(struct sched *s, struct sched_blob *b, uint64_t first, uint64_t last)
+/* A demand read never waits behind background traffic: a background or read-ahead fetch
+ * that carries blocks of [first, last] it has not reached yet gives them up (it is cut where
+ * the read begins, or where it has got to) and the read fetches them itself; what lies past
+ * the read is fetched again later by whoever wants it. A fetch that already streams inside
+ * the span is raised to demand priority instead. ret_cancel receives the ids of fetches cut
+ * to nothing (at most ncancel). Returns how many. */
+static size_t cut_locked(struct sched *s, struct sched_blob *b, uint64_t first, uint64_t last,
+			 uint64_t *ret_cancel, size_t ncancel)
 {
+	size_t n = 0;
+
 	for (struct fetch *f = b->fetches; f; f = f->next) {
-		if (f->prio == XFER_PRIO_DEMAND || f->first > last || f->first + f->count <= first)
+		uint64_t reached = f->first + f->landed, end = f->first + f->count;
+
+		if (f->prio == XFER_PRIO_DEMAND || f->first > last || end <= first)
 			continue;
+		if (f->landed == 0 || reached < first) {
+			uint64_t cut = MAX(first, reached);
+
+			for (uint64_t i = cut; i < end; i++)
+				bitmap_clear(b->inflight, i);
+			f->count = cut - f->first;
+			if (!f->count && n < ncancel)
+				ret_cancel[n++] = f->id;
+			continue;
+		}
 		f->prio = XFER_PRIO_DEMAND;
 		if (f->background) {
 			f->background = false;
@@ -411,6 +446,7 @@ static void promote_locked(struct sched *s, struct sched_blob *b, uint64_t first
 		}
 		(void)xfer_set_prio(s->x, f->id, XFER_PRIO_DEMAND);
 	}
+	return n;
 }
 
 int sched_read(struct sched *s, const struct inode *f, uint64_t offset, uint64_t len,
@@ -418,7 +454,8 @@ int sched_read(struct sched *s, const struct inode *f, uint64_t offset, uint64_t
 {
 	struct sched_blob *b = s->blob_of_ino[f->ino];
 	struct fetch *todo[64];
-	size_t ntodo;
+	uint64_t cancel[16];
+	size_t ntodo, ncancel;
 	uint64_t first, last;
 	struct waiter *w;
 
@@ -443,10 +480,12 @@ int sched_read(struct sched *s, const struct inode *f, uint64_t offset, uint64_t
 	*w = (struct waiter){ .next = b->waiters, .first = first, .last = last, .ready = ready,
 			      .ud = ud };
 	b->waiters = w;
+	ncancel = cut_locked(s, b, first, last, cancel, ARRAY_SIZE(cancel));
 	ntodo = plan_locked(s, b, first, last, UINT64_MAX, XFER_PRIO_DEMAND, todo,
 			    ARRAY_SIZE(todo));
-	promote_locked(s, b, first, last);
 	pthread_mutex_unlock(&s->lock);
+	for (size_t i = 0; i < ncancel; i++)
+		(void)xfer_cancel(s->x, cancel[i]);
 	for (size_t i = 0; i < ntodo; i++)
 		fetch_submit(todo[i]);
 	return 0;

@@ -78,6 +78,7 @@ static int check_access(const struct hub_config *cfg, const struct snapshot *s,
 			struct hub_error *err)
 {
 	const struct hub_entry *probe = NULL;
+	int r;
 
 	for (size_t i = 0; i < s->tree.n; i++) {
 		const struct hub_entry *e = &s->tree.v[i];
@@ -87,7 +88,14 @@ static int check_access(const struct hub_config *cfg, const struct snapshot *s,
 	}
 	if (!probe)
 		return 0;
-	return hub_check_access(cfg, &s->repo, s->commit, probe->path, err);
+	r = hub_check_access(cfg, &s->repo, s->commit, probe->path, err);
+	if (r < 0 && fetch_reason_is_transient(err->reason)) {
+		/* Only a refusal stops the mount; reads retry what is passing. */
+		log_warn("could not check access to the files of '%s' (%s); mounting anyway",
+			 s->repo.id, err->message);
+		return 0;
+	}
+	return r;
 }
 
 static int load_tree(const struct hub_config *cfg, struct cache_db *db, unsigned page_limit,
