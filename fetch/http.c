@@ -893,7 +893,7 @@ static void host_of(const char *url, char *buf, size_t len)
 		snprintf(buf, len, "%s:%u", p.host, p.port);
 }
 
-static void describe_failure(struct http_response *r, const char *url, CURLcode c,
+static void describe_failure(struct http_response *r, const char *host, CURLcode c,
 			     const char *curl_msg)
 {
 	static const char *const what[FETCH_REASON_MAX] = {
@@ -904,50 +904,46 @@ static void describe_failure(struct http_response *r, const char *url, CURLcode 
 		[FETCH_PROTOCOL] = "malformed or broken reply from",
 		[FETCH_IO] = "transfer failed with",
 	};
-	char host[300];
 
-	host_of(url, host, sizeof(host));
 	snprintf(r->error, sizeof(r->error), "%s %.100s (%.100s)",
 		 what[r->net_reason] ? what[r->net_reason] : "transfer failed with", host,
 		 curl_msg[0] ? curl_msg : curl_easy_strerror(c));
 }
 
-/* One hop: a single request to url, no redirect followed. Returns 0 with a reply, or -errno
- * with r->net_reason and r->error set. */
-static int exchange_once(CURL *h, const struct http_request *req, const char *url,
-			 struct exchange *x)
+/* The request headers for url: identity encoding, and the token when url is on its origin
+ * (HUB_PROTOCOL.md 4.2, 5). -ENOMEM, -EINVAL for a token that would break the header. */
+static int request_headers(const struct http_request *req, const char *url, struct curl_slist **ret)
 {
 	_cleanup_free_ char *auth = NULL;
-	struct curl_slist *hdrs = NULL, *tmp;
-	char curl_msg[CURL_ERROR_SIZE] = "";
-	const char *proxy;
-	long timeout = req->timeout_s > 0 ? req->timeout_s : HTTP_DEFAULT_TIMEOUT;
-	CURLcode c;
-	int r = 0;
+	struct curl_slist *hdrs, *tmp;
 
-	exchange_clear_headers(x);
-	exchange_clear_body(x);
-	x->too_big = x->oom = false;
-	curl_easy_reset(h);
-
-	tmp = curl_slist_append(hdrs, "Accept-Encoding: identity");
-	if (!tmp)
+	hdrs = curl_slist_append(NULL, "Accept-Encoding: identity");
+	if (!hdrs)
 		return -ENOMEM;
-	hdrs = tmp;
-	/* The token goes to its own origin only (HUB_PROTOCOL.md 4.2, 5). */
 	if (req->token && req->auth_origin && http_same_origin(url, req->auth_origin)) {
-		if (asprintf(&auth, "Authorization: Bearer %s", req->token) < 0) {
+		for (const char *c = req->token; *c; c++)
+			if ((unsigned char)*c < 0x20 || *c == 0x7f) {
+				curl_slist_free_all(hdrs);
+				return -EINVAL;
+			}
+		if (asprintf(&auth, "Authorization: Bearer %s", req->token) < 0)
 			auth = NULL;
-			r = -ENOMEM;
-			goto out;
-		}
-		tmp = curl_slist_append(hdrs, auth);
+		tmp = auth ? curl_slist_append(hdrs, auth) : NULL;
 		if (!tmp) {
-			r = -ENOMEM;
-			goto out;
+			curl_slist_free_all(hdrs);
+			return -ENOMEM;
 		}
 		hdrs = tmp;
 	}
+	*ret = hdrs;
+	return 0;
+}
+
+static void set_options(CURL *h, const struct http_request *req, const char *url,
+			struct exchange *x, struct curl_slist *hdrs, char *errbuf)
+{
+	long timeout = req->timeout_s > 0 ? req->timeout_s : HTTP_DEFAULT_TIMEOUT;
+	const char *proxy = http_proxy_override(url);
 
 	(void)curl_easy_setopt(h, CURLOPT_URL, url);
 #if LIBCURL_VERSION_NUM >= 0x075500
@@ -958,7 +954,7 @@ static int exchange_once(CURL *h, const struct http_request *req, const char *ur
 	(void)curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
 	(void)curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
 	(void)curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
-	(void)curl_easy_setopt(h, CURLOPT_ERRORBUFFER, curl_msg);
+	(void)curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
 	(void)curl_easy_setopt(h, CURLOPT_TIMEOUT, timeout);
 	(void)curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, MIN(timeout, HTTP_CONNECT_TIMEOUT_MAX));
 	(void)curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
@@ -971,32 +967,52 @@ static int exchange_once(CURL *h, const struct http_request *req, const char *ur
 		(void)curl_easy_setopt(h, CURLOPT_RANGE, req->range);
 	if (req->method && !strcmp(req->method, "HEAD"))
 		(void)curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
-	proxy = http_proxy_override(url);
 	if (proxy)
 		(void)curl_easy_setopt(h, CURLOPT_PROXY, proxy);
+}
 
+/* One hop: a single request to url, no redirect followed. Returns 0 with a reply, or -errno
+ * with x->resp->net_reason and x->resp->error set. */
+static int exchange_once(CURL *h, const struct http_request *req, const char *url,
+			 struct exchange *x)
+{
+	struct http_response *resp = x->resp;
+	char curl_msg[CURL_ERROR_SIZE] = "", host[300];
+	struct curl_slist *hdrs = NULL;
+	CURLcode c;
+	int r;
+
+	exchange_clear_headers(x);
+	exchange_clear_body(x);
+	x->too_big = x->oom = false;
+	/* keeps the connection cache: a relative redirect reuses the connection */
+	curl_easy_reset(h);
+	r = request_headers(req, url, &hdrs);
+	if (r < 0) {
+		resp->net_reason = FETCH_IO;
+		snprintf(resp->error, sizeof(resp->error), "%s",
+			 r == -EINVAL ? "the token holds a control character" : "out of memory");
+		return r;
+	}
+	set_options(h, req, url, x, hdrs, curl_msg);
 	c = curl_easy_perform(h);
+	host_of(url, host, sizeof(host));
 	if (x->oom) {
-		x->resp->net_reason = FETCH_IO;
-		snprintf(x->resp->error, sizeof(x->resp->error), "out of memory");
+		resp->net_reason = FETCH_IO;
+		snprintf(resp->error, sizeof(resp->error), "out of memory");
 		r = -ENOMEM;
-		goto out;
-	}
-	if (x->too_big) {
-		x->resp->net_reason = FETCH_PROTOCOL;
-		snprintf(x->resp->error, sizeof(x->resp->error),
-			 "reply body from %s exceeds %u MiB", url, HTTP_BODY_MAX >> 20);
+	} else if (x->too_big) {
+		resp->net_reason = FETCH_PROTOCOL;
+		snprintf(resp->error, sizeof(resp->error), "reply body from %.200s exceeds %u MiB",
+			 host, HTTP_BODY_MAX >> 20);
 		r = -EBADMSG;
-		goto out;
+	} else if (c != CURLE_OK) {
+		resp->net_reason = curl_reason(c);
+		describe_failure(resp, host, c, curl_msg);
+		r = fetch_reason_errno(resp->net_reason);
+	} else {
+		(void)curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &resp->status);
 	}
-	if (c != CURLE_OK) {
-		x->resp->net_reason = curl_reason(c);
-		describe_failure(x->resp, url, c, curl_msg);
-		r = fetch_reason_errno(x->resp->net_reason);
-		goto out;
-	}
-	(void)curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &x->resp->status);
-out:
 	(void)curl_easy_setopt(h, CURLOPT_HTTPHEADER, NULL);
 	(void)curl_easy_setopt(h, CURLOPT_ERRORBUFFER, NULL);
 	curl_slist_free_all(hdrs);

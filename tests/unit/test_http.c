@@ -481,6 +481,22 @@ static void test_request_errors(void)
 	char url[64];
 	int fd, port;
 
+	/* a token that would split the header is never sent */
+	{
+		char u[96];
+		struct http_request req = { .method = "GET",
+					    .url = u,
+					    .token = "hf_a\r\nX-Evil: 1",
+					    .auth_origin = origin_a,
+					    .timeout_s = 5 };
+
+		snprintf(u, sizeof(u), "%s/headers", origin_a);
+		minihttp_clear(&srv_a);
+		ASSERT_EQ(http_request(&req, &r), -EINVAL);
+		http_response_done(&r);
+		ASSERT_EQ(minihttp_count(&srv_a, "GET"), 0);
+	}
+
 	/* an error status is a reply, not a failure */
 	ASSERT_OK(get(origin_a, "/err", "GET", true, &r));
 	ASSERT_EQ(r.status, 503);
