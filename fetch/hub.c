@@ -149,6 +149,22 @@ int hub_repo_parse(const char *spec, struct hub_repo *ret, struct hub_error *err
 
 /* ---- configuration ---- */
 
+/* The variable reference at s ("$NAME" or "${NAME}"): its name into name (len bytes) and the
+ * reference's length, or 0 when s starts none. */
+static size_t var_ref(const char *s, char *name, size_t len)
+{
+	bool braced = s[1] == '{';
+	const char *p = s + 1 + braced, *end = p;
+
+	while (isalnum((unsigned char)*end) || *end == '_')
+		end++;
+	if (s[0] != '$' || end == p || (braced && *end != '}') || (size_t)(end - p) >= len)
+		return 0;
+	memcpy(name, p, (size_t)(end - p));
+	name[end - p] = '\0';
+	return (size_t)(end + braced - s);
+}
+
 /* $VAR and ${VAR} replaced by their values; unknown ones are kept as written (Python
  * os.path.expandvars). NULL on OOM. */
 static char *expand_vars(const char *s)
@@ -160,36 +176,15 @@ static char *expand_vars(const char *s)
 	if (!f)
 		return NULL;
 	while (*s) {
-		const char *name, *end;
-		bool braced;
+		char name[256];
+		size_t n = var_ref(s, name, sizeof(name));
+		const char *v = n ? secure_getenv(name) : NULL;
 
-		if (*s != '$') {
-			(void)fputc(*s++, f);
-			continue;
-		}
-		braced = s[1] == '{';
-		name = s + 1 + braced;
-		end = name;
-		while (isalnum((unsigned char)*end) || *end == '_')
-			end++;
-		if (end == name || (braced && *end != '}')) {
-			(void)fputc(*s++, f);
-			continue;
-		}
-		{
-			_cleanup_free_ char *var = strndup(name, (size_t)(end - name));
-			const char *v = var ? secure_getenv(var) : NULL;
-
-			if (!var) {
-				(void)fclose(f);
-				return NULL;
-			}
-			if (v)
-				(void)fputs(v, f);
-			else
-				(void)fwrite(s, 1, (size_t)(end + braced - s), f);
-		}
-		s = end + braced;
+		if (v)
+			(void)fputs(v, f);
+		else
+			(void)fwrite(s, 1, n ? n : 1, f);
+		s += n ? n : 1;
 	}
 	if (fclose(f) != 0)
 		return NULL;
