@@ -214,6 +214,13 @@ static void test_config(void)
 	write_file(path, "hf_tokpath");
 	setenv("HF_TOKEN_PATH", "$HFFS_TEST_DIR/tokpath", 1);
 	config_case(NULL, "https://huggingface.co", "hf_tokpath", path, false, 10);
+	/* an unknown variable stays as written */
+	snprintf(path, sizeof(path), "%s/$HFFS_UNSET_VAR", tmpdir);
+	ASSERT_OK(mkdir(path, 0700));
+	snprintf(path, sizeof(path), "%s/$HFFS_UNSET_VAR/tok", tmpdir);
+	write_file(path, "hf_literal");
+	setenv("HF_TOKEN_PATH", path, 1);
+	config_case(NULL, "https://huggingface.co", "hf_literal", path, false, 10);
 	/* a missing or blank file: no token */
 	setenv("HF_TOKEN_PATH", "/nonexistent/token", 1);
 	config_case(NULL, "https://huggingface.co", NULL, NULL, false, 10);
