@@ -16,6 +16,10 @@ def generate_standard_repos(data_dir):
                      hostile_paths=("../etc/passwd",))
     genrepo.generate(data_dir, "org/hostile-abs", shards=1, shard_size=MiB, seed=5,
                      hostile_paths=("/abs/path",))
+    # Two revisions sharing every file but two: v1 (tag) and main.
+    genrepo.generate(data_dir, "org/shared", shards=2, shard_size=2 * MiB, seed=6, tags=("v1",))
+    genrepo.generate(data_dir, "org/shared", from_commit_of="v1",
+                     change_files=("config.json", "model-00002-of-00002.safetensors"))
     return data_dir
 
 
