@@ -4,9 +4,11 @@
     fakehub.py --data DATA --port-file PORTFILE --log LOGFILE [--page-size 1000]
                [--api-host 127.0.0.1] [--cdn-host 127.0.0.2] [--url-ttl 3600]
                [--cdn-rate BYTES_PER_S] [--tokens TOKENFILE] [--faults FAULTFILE] [--direct-200]
+               [--cdn-base URL]
 
 Two HTTP/1.1 keep-alive listeners on port 0, the API host (repo info, tree, resolve) and the CDN
-host (signed LFS URLs), each connection on its own daemon thread. The main thread only starts
+host (signed LFS URLs), each connection on its own daemon thread. With --cdn-base, LFS redirects
+point at an external server that serves DATA/blobs instead (benchmarks put nginx there). The main thread only starts
 them, writes PORTFILE and waits for SIGTERM/SIGINT. Every request is appended to LOGFILE as one
 JSON line. Data layout, fault rules, control endpoints: README.md.
 """
@@ -31,7 +33,7 @@ import time
 import traceback
 from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qs, parse_qsl, quote, unquote, urlencode
+from urllib.parse import parse_qs, parse_qsl, quote, unquote, urlencode, urlsplit
 from xml.sax.saxutils import escape
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -269,6 +271,7 @@ class Hub:
         self.page_size = args.page_size
         self.direct_200 = args.direct_200
         self.cdn_rate = args.cdn_rate
+        self.cdn_base = args.cdn_base  # None: LFS redirects go to our own CDN host
         self.api_url = self.cdn_url = None  # set once both listeners are bound
 
     def take(self, names, req, applies=None):
@@ -613,10 +616,18 @@ class ApiApp:
 
     def lfs_redirect(self, commit, f):
         """§4.1: a 302 to a signed URL on the CDN host. X-Linked-Etag is the content sha256;
-        the reply's own ETag is not the content id."""
-        target, signature = self.hub.signer.sign(f"/lfs/{f['sha256']}", f["path"])
+        the reply's own ETag is not the content id. With --cdn-base the URL names the blob as
+        laid out under DATA/blobs, on that server: BASE/<sha256[:2]>/<sha256>?<presign>."""
+        sha256 = f["sha256"]
+        if self.hub.cdn_base:
+            base = urlsplit(self.hub.cdn_base)
+            origin, path = f"{base.scheme}://{base.netloc}", base.path.rstrip("/")
+            path += f"/{sha256[:2]}/{sha256}"
+        else:
+            origin, path = self.hub.cdn_url, f"/lfs/{sha256}"
+        target, signature = self.hub.signer.sign(path, f["path"])
         self.hub.faults.url_issued(signature)
-        return redirect(302, self.hub.cdn_url + target, "Found",
+        return redirect(302, origin + target, "Found",
                         [("X-Repo-Commit", commit.sha), ("X-Linked-Etag", f'"{f["sha256"]}"'),
                          ("X-Linked-Size", str(f["size"])), ("Accept-Ranges", "bytes")],
                         etag=True)
@@ -939,10 +950,25 @@ def parse_args(argv):
     ap.add_argument("--faults", help="JSON list of fault rules active from the start")
     ap.add_argument("--direct-200", action="store_true",
                     help="serve regular files with 200 instead of a 307 to resolve-cache")
+    ap.add_argument("--cdn-base", metavar="URL",
+                    help="send LFS redirects to URL/<sha256[:2]>/<sha256>?<presign>, a server "
+                    "of DATA/blobs (default: our own CDN host)")
     args = ap.parse_args(argv)
     if args.page_size < 1 or args.url_ttl < 1:
         ap.error("--page-size and --url-ttl must be positive")
+    if args.cdn_base is not None and not valid_base_url(args.cdn_base):
+        ap.error(f"--cdn-base takes http(s)://host[:port][/path], not {args.cdn_base!r}")
     return args
+
+
+def valid_base_url(url):
+    """True for an absolute http(s) URL with a host and no query or fragment."""
+    try:
+        u = urlsplit(url)
+        return (u.scheme in ("http", "https") and bool(u.hostname) and not u.query and
+                not u.fragment and u.port != 0)  # .port raises ValueError when malformed
+    except ValueError:
+        return False
 
 
 def write_port_file(path, hub, api, cdn):

@@ -3,15 +3,18 @@ docs/HUB_PROTOCOL.md, auth (§5), faults and the request log.
 
 Run: /usr/bin/python3 -m pytest tests/fakehub
 """
+import functools
 import gzip
 import hashlib
 import http.client
+import http.server
 import json
 import os
 import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from urllib.parse import quote, urlsplit
@@ -367,6 +370,44 @@ def test_start_options_direct_200_cdn_rate_and_faults_file(data, tmp_path):
         assert status == 500
         assert fetch(signed_url(h, SHARD_NAME))[2] == h.files("org/model")[SHARD_NAME]
     assert h.server_errors() == ""
+
+
+def test_cdn_base_sends_lfs_redirects_to_an_external_blob_server(data, tmp_path):
+    """--cdn-base: Location is BASE/<sha256[:2]>/<sha256>?<presign>, which a static server of
+    DATA (here the stdlib's, ignoring the query as nginx does) answers with the content."""
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(data))
+    handler.log_message = lambda *a: None
+    static = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=static.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{static.server_port}/blobs"
+    ports = tmp_path / "ports.json"
+    cmd = [sys.executable, str(Path(__file__).resolve().parent / "fakehub.py"), "--data",
+           str(data), "--port-file", str(ports), "--log", str(tmp_path / "log.jsonl")]
+    proc = subprocess.Popen(cmd + ["--cdn-base", base + "/"], stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 10
+        while not ports.exists() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        api_url = json.loads(ports.read_text())["api_url"]
+        content = repostore.read_files(data, "org/model")[SHARD_NAME]
+        sha256 = hashlib.sha256(content).hexdigest()
+        status, h, _ = fetch(f"{api_url}/org/model/resolve/main/{SHARD_NAME}", "HEAD")
+        assert status == 302 and h["X-Linked-Etag"] == f'"{sha256}"'
+        loc = urlsplit(h["Location"])
+        assert f"{loc.scheme}://{loc.netloc}{loc.path}" == f"{base}/{sha256[:2]}/{sha256}"
+        assert "X-Amz-Signature=" in loc.query
+        status, _, body = fetch(h["Location"])
+        assert status == 200 and body == content
+        status, _, body = fetch(f"{api_url}/org/model/resolve/main/config.json")
+        assert status == 307, "regular files are not affected"
+    finally:
+        proc.terminate()
+        err = proc.communicate(timeout=10)[1]
+        static.shutdown()
+        static.server_close()
+    assert err == b""
+    bad = subprocess.run(cmd + ["--cdn-base", "ftp://x/?q=1"], capture_output=True, text=True)
+    assert bad.returncode == 2 and "--cdn-base takes" in bad.stderr
 
 
 def test_if_none_match_gives_304_on_resolve(hub):
