@@ -1,0 +1,296 @@
+"""docs/benchmarks.md from a results dict (bench/run.py). Tables, ratios and verdicts are
+generated; the "Reading" paragraph of each section is written by hand between
+`<!-- reading:NAME -->` and `<!-- /reading -->` and carried over from the existing file.
+"""
+import re
+from pathlib import Path
+
+MiB = 1 << 20
+READING_RE = re.compile(r"<!-- reading:(\w+) -->\n(.*?)<!-- /reading -->", re.S)
+NO_READING = "_Not yet read: run the benchmark and write what the numbers say here._\n"
+
+# Targets of the issues "Transfer engine" and "Load while downloading".
+TARGETS = {"vs_aria2c": 1.0, "vs_link": 0.90, "rss_mib": 100, "ttft_vs_link": 1.1,
+           "load_vs_aria2c": 1.05}
+
+
+def stat(summary, key, scale=1.0, digits=1):
+    """'median (min-max)' of a summarize() entry, scaled; '-' when absent."""
+    s = summary.get(key) if summary else None
+    if not s:
+        return "-"
+    f = f"{{:.{digits}f}}"
+    mid, lo, hi = (f.format(s[k] * scale) for k in ("median", "min", "max"))
+    return mid if s["n"] == 1 or lo == hi else f"{mid} ({lo}-{hi})"
+
+
+def med(summary, key):
+    s = summary.get(key) if summary else None
+    return s["median"] if s else None
+
+
+def verdict(ok):
+    return "**met**" if ok else "**missed**"
+
+
+def errors(runs):
+    """Distinct error strings of a list of runs."""
+    return sorted({r["error"] for r in runs if "error" in r})
+
+
+def profile(runs):
+    """'requests / connections' the CDN saw, median over runs."""
+    ok = [r["cdn"] for r in runs if "error" not in r and r.get("cdn")]
+    if not ok:
+        return "-"
+    ok.sort(key=lambda c: c["requests"])
+    c = ok[len(ok) // 2]
+    return f"{c['requests']} / {c['connections']}"
+
+
+# --- sections ----------------------------------------------------------------------------------
+
+def conditions(res, results_path):
+    m, link, repo = res["meta"], res["link"], res["repo"]
+    mc = m["machine"]
+    shards = ", ".join(f"{s['bytes'] / MiB:.1f}" for s in repo["shards"])
+    if link["mode"] == "netns":
+        shape = (f"servers in a network namespace of their own behind a veth pair; link cap "
+                 f"**{link['link_mbit']:g} Mbit/s** ({link['link_bytes_per_s'] / 1e6:.0f} MB/s, "
+                 f"`tbf` on the server side's egress, 20 ms of queue)")
+    else:
+        shape = f"loopback, **no link cap** ({link['note'] or 'asked for with --no-netns'})"
+    calib = link.get("single_connection_raw_mbps")
+    hffs = (f"`{m['commit']}` ({m['hffs_version']}, built from a `git archive` of HEAD)"
+            if m["hffs"] and m["hffs_built_from_head"] else
+            f"`{m['hffs']}` ({m['hffs_version']}), tree at `{m['commit']}`" if m["hffs"] else
+            f"not measured: {m['hffs_missing']}")
+    peers = (f"{m['peers']['curl'].split(' (')[0]}; {m['peers']['aria2c']} with "
+             f"`{m['peers']['aria2c_args']}`; nginx {m['peers']['nginx']} as the CDN")
+    rtt = link.get("tcp_connect_rtt_ms") or 0
+    rows = [
+        ("machine", f"{mc['cores']} cores ({mc['cpu']}), {mc['memory_gib']} GiB, "
+                    f"Linux {mc['kernel']}"),
+        ("hffs", hffs),
+        ("peers", peers),
+        ("repo", f"`{repo['id']}` from `tests/fakehub/genrepo.py`: {len(repo['shards'])} "
+                 f"safetensors shards of {shards} MiB, {repo['total_bytes'] / MiB:.0f} MiB in "
+                 f"{repo['files']} files"),
+        ("link", shape),
+        ("CDN edge", f"nginx `limit_rate` **{link['conn_rate'] / 1e6:g} MB/s per connection**, "
+                     f"and **{link['ttfb_ms']} ms** before every reply (`echo_sleep`)"),
+        ("round trip", f"the kernel has no `sch_netem`, so no per-packet delay: TCP sees "
+                       f"{rtt:.2f} ms (connect time); the {link['ttfb_ms']} ms per request at "
+                       "the CDN stands for the RTT a range request pays"),
+        ("calibration", f"one connection, no delay, no per-connection cap: "
+                        f"{f'{calib:.1f} MB/s' if calib else '-'} (what TCP carries on the link)"),
+        ("method", f"cold client every run (fresh hffs cache dir, page cache dropped, server "
+                   f"files read back in), {m['repeats']} repeats, median (min-max); MB = 10^6 "
+                   "bytes; CPU = user + system seconds of the process (hffs: the daemon, during "
+                   "the read); RSS = peak (VmHWM, or wait4's maxrss)"),
+        ("run", f"`{m['command']}`, {m['date']}; raw results `{results_path}`"),
+    ]
+    table = "\n".join(f"| {k} | {v} |" for k, v in rows)
+    return f"## Conditions\n\n| | |\n|---|---|\n{table}\n"
+
+
+def transfer(res, reading):
+    t = res.get("transfer")
+    if not t:
+        return "## Transfer engine: cold sequential read of one shard\n\nNot run.\n"
+    link = res["link"]
+    sm = t["summary"]
+    names = {"curl": "curl -L (1 connection)", "aria2c": "aria2c -x16 -s16",
+             "hffs": "hffs, `cat`-like 1 MiB reads", "hffs-noprefetch": "hffs --prefetch none"}
+    rows = []
+    for tool, label in names.items():
+        s = sm.get(tool, {})
+        rows.append(f"| {label} | {stat(s, 'mbps')} | {stat(s, 'wall', digits=2)} | "
+                    f"{stat(s, 'cpu_per_gb', digits=2)} | {stat(s, 'peak_rss', 1 / MiB)} | "
+                    f"{profile(t['runs'][tool])} |")
+    hffs, aria = med(sm.get("hffs"), "mbps"), med(sm.get("aria2c"), "mbps")
+    lines = []
+    if hffs and aria:
+        r = hffs / aria
+        lines.append(f"- hffs / aria2c = **{r:.2f}** (target >= 1.00): {verdict(r >= 1)}")
+    if hffs and link["link_bytes_per_s"]:
+        r = hffs * 1e6 / link["link_bytes_per_s"]
+        peer = f"; aria2c reaches {aria * 1e6 / link['link_bytes_per_s']:.0%}" if aria else ""
+        lines.append(f"- hffs / link cap = **{r:.0%}** (target >= 90%): {verdict(r >= 0.9)}"
+                     + peer)
+    rss = med(sm.get("hffs"), "peak_rss")
+    if rss:
+        lines.append(f"- hffs peak RSS = **{rss / MiB:.1f} MiB** (target < 100 MiB): "
+                     f"{verdict(rss / MiB < 100)}")
+    if not hffs:
+        lines.append("- hffs: not yet measured: " +
+                     ("; ".join(errors(t["runs"]["hffs"])) or "no run"))
+    read = med(sm.get("hffs"), "read_mbps")
+    extra = (f"hffs's MB/s count from the `hffs mount` command to the last byte (mount "
+             f"{stat(sm.get('hffs'), 'mount', digits=2)} s); the read alone ran at "
+             f"{read:.1f} MB/s. " if read else "")
+    return f"""\
+## Transfer engine: cold sequential read of one shard
+
+`{t['file']}`, {t['bytes'] / MiB:.1f} MiB. curl and aria2c download it through the Hub's
+resolve URL (302 to the CDN) to a file; hffs mounts the repo cold and a reader reads the
+file front to back with 1 MiB `read()`s, hashing every byte (checked against the content).
+{extra}CPU s/GB for hffs is the daemon's only (the reader's own CPU, which includes the
+kernel's FUSE copies, is in the raw results). "CDN requests / conns" is what nginx logged.
+
+| client | MB/s | seconds | CPU s/GB | peak RSS MiB | CDN requests / conns |
+|---|---|---|---|---|---|
+{chr(10).join(rows)}
+
+{chr(10).join(lines)}
+{errors_note(t['runs'])}
+### Reading
+
+<!-- reading:transfer -->
+{reading.get('transfer', NO_READING)}<!-- /reading -->
+"""
+
+
+def errors_note(runs_by_tool):
+    out = []
+    for tool, runs in runs_by_tool.items():
+        for e in errors(runs):
+            out.append(f"- {tool}: {e}")
+    return ("\nFailures:\n" + "\n".join(out) + "\n") if out else ""
+
+
+def ttft(res, reading):
+    t = res.get("ttft")
+    if not t:
+        return "## Time to first tensor\n\nNot run.\n"
+    sh = t["summary"]["hffs"]
+    tensor = t["tensor"]
+    aria = med(t["summary"]["aria2c"], "wall")
+    lines = []
+    tt = med(sh, "t_tensor")
+    if tt and t["bytes_at_link_s"]:
+        r = tt / t["bytes_at_link_s"]
+        lines.append(f"- first tensor / its bytes at link speed = **{r:.2f}** (target <= 1.10): "
+                     f"{verdict(r <= 1.1)}")
+    if tt and aria:
+        lines.append(f"- first tensor / aria2c's whole-shard download = **{tt / aria:.2f}**")
+    if not tt:
+        lines.append("- hffs: not yet measured: " + ("; ".join(errors(t["runs"])) or "no run"))
+    where = (f"`{tensor['tensor']}`, {tensor['size'] / MiB:.1f} MiB at byte "
+             f"{tensor['offset']:,} ({tensor['offset'] / t['bytes']:.0%} into the file)"
+             if tensor else "-")
+    link_s = f"{t['bytes_at_link_s']:.2f}" if t["bytes_at_link_s"] else "-"
+    return f"""\
+## Time to first tensor
+
+A cold mount, then what a loader does for one tensor: read the shard's header (8-byte length,
+JSON), then the tensor in the middle of the data order (index (n-1)/2 of {t['file']}'s
+tensors): {where}. Times count from the `hffs mount` command. The baseline is the time its
+bytes take at the link's speed when a file is fetched front to back: (offset + size) / link
+rate = {link_s} s.
+
+| | seconds |
+|---|---|
+| hffs: mount ready | {stat(sh, 'mount', digits=3)} |
+| hffs: header parsed | {stat(sh, 't_header', digits=3)} |
+| hffs: tensor in hand | {stat(sh, 't_tensor', digits=3)} |
+| aria2c -x16 -s16: the whole shard | {stat(t['summary']['aria2c'], 'wall', digits=2)} |
+| bytes up to the tensor's end at link speed | {link_s} |
+
+{chr(10).join(lines)}
+{errors_note({'hffs': t['runs'], 'aria2c': t['aria2c']})}
+### Reading
+
+<!-- reading:ttft -->
+{reading.get('ttft', NO_READING)}<!-- /reading -->
+"""
+
+
+def shard_times(runs):
+    """Median time at which each file was finished by a reader (s from mount start)."""
+    ok = [r["result"]["done_at"] for r in runs if "error" not in r]
+    if not ok:
+        return "-"
+    names = [n for n in ok[0] if n.endswith(".safetensors")]
+    out = []
+    for n in names:
+        vals = sorted(d[n] for d in ok)
+        out.append(f"{vals[len(vals) // 2]:.1f}")
+    return ", ".join(out)
+
+
+def load(res, reading):
+    t = res.get("load")
+    if not t:
+        return "## Load while downloading\n\nNot run.\n"
+    sm = t["summary"]
+    names = {"aria2c": "aria2c -x16 -s16 -j4, all shards",
+             "hffs-read": "hffs + reader, 1 MiB read()s front to back",
+             "hffs-mmap": "hffs + reader, mmap and copy each tensor"}
+    rows = []
+    for tool, label in names.items():
+        s = sm.get(tool, {})
+        done = shard_times(t["runs"][tool]) if tool != "aria2c" else "-"
+        rows.append(f"| {label} | {stat(s, 'wall', digits=1)} | {stat(s, 'mbps')} | "
+                    f"{stat(s, 'cpu_per_gb', digits=2)} | {stat(s, 'peak_rss', 1 / MiB)} | "
+                    f"{done} | {profile(t['runs'][tool])} |")
+    aria = med(sm.get("aria2c"), "wall")
+    lines = []
+    for tool in ("hffs-read", "hffs-mmap"):
+        w = med(sm.get(tool), "wall")
+        if w and aria:
+            r = w / aria
+            lines.append(f"- {tool} / aria2c = **{r:.3f}** (target <= 1.05): {verdict(r <= 1.05)}")
+        elif not w:
+            lines.append(f"- {tool}: not yet measured: " +
+                         ("; ".join(errors(t["runs"][tool])) or "no run"))
+    return f"""\
+## Load while downloading
+
+A reader starts right after the mount and reads what a loader reads: the index JSON, then
+every shard in order ({len(t['files'])} shards, {t['bytes'] / MiB:.0f} MiB), hashing all of it;
+against aria2c downloading all shards at once. Seconds count from the `hffs mount` command
+(hffs) or from aria2c's start; "shards done at" is when the reader finished each shard.
+
+| client | seconds | MB/s | CPU s/GB | peak RSS MiB | shards done at (s) | CDN requests / conns |
+|---|---|---|---|---|---|---|
+{chr(10).join(rows)}
+
+{chr(10).join(lines)}
+{errors_note(t['runs'])}
+### Reading
+
+<!-- reading:load -->
+{reading.get('load', NO_READING)}<!-- /reading -->
+"""
+
+
+def document(res, results_path, reading):
+    return f"""\
+# Benchmarks
+
+Generated by `bench/run.py` (see `bench/README.md`) from `{results_path}`; every number below
+comes from that file. The "Reading" paragraphs are written by hand after a run and kept when
+the script rewrites this page: check that they still match the numbers.
+
+{conditions(res, results_path)}
+{transfer(res, reading)}
+{ttft(res, reading)}
+{load(res, reading)}"""
+
+
+def write(path, res, results_path):
+    path = Path(path)
+    old = path.read_text() if path.exists() else ""
+    reading = {name: text for name, text in READING_RE.findall(old)}
+    path.write_text(document(res, results_path, reading))
+
+
+def verdicts(res):
+    """One line per target, for the console."""
+    out = []
+    doc = document(res, "-", {})
+    for line in doc.splitlines():
+        if line.startswith("- ") and ("target" in line or "not yet measured" in line):
+            out.append(line[2:].replace("**", ""))
+    return out
