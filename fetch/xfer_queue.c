@@ -484,6 +484,12 @@ uint64_t xq_next_due(const struct xfer *x, uint64_t limit)
 
 static void req_intake(struct xfer *x, struct xreq *r)
 {
+	if (r->change_at_intake && r->apply_cancel) {
+		xreq_finish(x, r, -ECANCELED, FETCH_CANCELED, "canceled");
+		return;
+	}
+	if (r->change_at_intake && r->apply_prio < r->prio)
+		r->prio = r->apply_prio;
 	if (x->offline) {
 		xreq_finish(x, r, -ENETDOWN, FETCH_OFFLINE,
 			    "offline mode: the network is not used");
@@ -535,11 +541,21 @@ bool xq_intake(struct xfer *x, bool *ret_rate_changed, uint64_t *ret_rate)
 	x->rate_changed = false;
 	pthread_mutex_unlock(&x->lock);
 
+	/* A request cancelled or raised before the engine took it in gets the change as it is
+	 * taken in: intake may finish (free) it, so it leaves todo first. */
+	for (struct xreq **pp = &todo; (r = *pp);) {
+		if (r->state == XREQ_INBOX) {
+			*pp = r->enext;
+			r->change_at_intake = true;
+		} else {
+			pp = &r->enext;
+		}
+	}
 	while ((r = in)) {
 		in = r->inext;
 		req_intake(x, r);
 	}
-	/* Taken in above, so none is XREQ_INBOX; finishing one touches no other's enext. */
+	/* None left in todo is XREQ_INBOX; finishing one touches no other's enext. */
 	while ((r = todo)) {
 		todo = r->enext;
 		if (r->apply_cancel)

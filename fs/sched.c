@@ -330,11 +330,12 @@ static void fetch_done(void *ud, int err, enum fetch_reason reason, const char *
 	pthread_cond_broadcast(&s->cond);
 	pthread_mutex_unlock(&s->lock);
 
-	if (err && err != -ECANCELED)
-		log_warn("fetching '%s' bytes %llu-%llu failed: %s%s%s", b->path,
+	/* A fetch cut to nothing by a demand read owned no block: nothing failed. */
+	if (err && err != -ECANCELED && f->count)
+		log_warn("fetching '%s' bytes %llu-%llu failed: %s", b->path,
 			 (unsigned long long)(f->first * s->bs),
 			 (unsigned long long)MIN((f->first + f->count) * s->bs, b->size) - 1,
-			 fetch_reason_str(reason), why && *why ? ": " : "", why ? why : "");
+			 why && *why ? why : fetch_reason_str(reason));
 	answer(dead, -EIO, -1);
 	free(f);
 }

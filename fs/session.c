@@ -79,6 +79,8 @@ int session_run(const struct session_opts *o, struct mount_ctx *m)
 		if (*p == ',' || *p == '\\')
 			*p = '_';
 	se = fuse_session_new(&args, &ops_lowlevel, sizeof(ops_lowlevel), m);
+	/* libfuse copies the arguments when it adds its own; the session keeps none of them. */
+	fuse_opt_free_args(&args);
 	if (!se) {
 		log_err("cannot start a FUSE session (is /dev/fuse available?)");
 		return -EIO;

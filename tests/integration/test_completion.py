@@ -143,6 +143,7 @@ def test_completion_resumes_after_unmount(hub, mount, cache_dir):
     m.unmount()
     first = data_ranges(hub.log())
     hub.reset()
+    hub.clear_log()
     m2 = mount("org/model", "--connections", "4", name="resume")
     wait_complete(cache_dir, m2.path)
     sizes = {"/lfs/" + h: len(hub.files("org/model")[p])

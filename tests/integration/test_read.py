@@ -145,7 +145,7 @@ def test_no_token_reaches_the_cdn(hub, mount):
 
 def test_status_reports_coverage(hub, mount, cache_dir):
     import json
-    m = mount("org/model")
+    m = mount("org/model", "--prefetch", "none")
     src = hub.files("org/model")
     (m.path / "config.json").read_bytes()
     shard = next(p for p in src if p.endswith(".safetensors"))
