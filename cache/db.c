@@ -8,11 +8,13 @@
 
 #include <assert.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -39,6 +41,10 @@
  * the key; no raw key starts with it (paths start with '/', repo keys with a letter). */
 #define DB_HASHED_KEY_MARK '\x01'
 #define DB_KEY_BUF 512
+/* Beside LMDB's files: every process holding the environment open holds a shared flock() on
+ * it, so db_compact() can tell that it is alone (an exclusive lock) and keep newcomers out
+ * until the compacted file is in place. */
+#define DB_LOCK_FILE "hffs.lock"
 
 enum db_dbi {
 	DBI_META, /* "schema_version" -> u32 */
@@ -69,6 +75,7 @@ struct cache_db {
 	pid_t pid;
 	size_t maxkey;
 	uint32_t schema;
+	int lock_fd; /* DB_LOCK_FILE, held shared (exclusive during db_compact()), or -1 */
 
 	/* Every transaction holds it shared; changing the map size holds it exclusive, as LMDB
 	 * requires no transaction of this process to be active then. Writer-preferring, so a
@@ -397,9 +404,37 @@ static struct cache_db *db_free(struct cache_db *db)
 	 * release the reader slots of the parent's pid. */
 	if (db->env && db->pid == getpid())
 		mdb_env_close(db->env);
+	/* After the environment: a compaction elsewhere must not start while it is open. A
+	 * child of fork() shares the lock with its parent, and closing its copy keeps it. */
+	if (db->lock_fd >= 0)
+		close(db->lock_fd);
 	pthread_rwlock_destroy(&db->resize);
 	free(db);
 	return NULL;
+}
+
+/* Opens DB_LOCK_FILE in the index directory and takes it shared, before LMDB opens anything:
+ * this waits while another process compacts the index, so that process's new data file is
+ * the one opened here. */
+static int lock_open(struct cache_db *db, const char *dir)
+{
+	char path[PATH_MAX];
+	int n = snprintf(path, sizeof(path), "%s/" DB_LOCK_FILE, dir);
+
+	if (n < 0 || (size_t)n >= sizeof(path))
+		return -ENAMETOOLONG;
+	db->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	if (db->lock_fd < 0 && errno == EACCES)
+		db->lock_fd = open(path, O_RDONLY | O_CLOEXEC); /* someone else's cache, read */
+	if (db->lock_fd < 0) {
+		log_debug("db: cannot open '%s': %s", path, strerror(errno));
+		return -errno;
+	}
+	while (flock(db->lock_fd, LOCK_SH) < 0) {
+		if (errno != EINTR)
+			return -errno;
+	}
+	return 0;
 }
 
 int db_open_with_mapsize(const char *cache_dir, size_t mapsize, struct cache_db **ret)
@@ -439,11 +474,14 @@ int db_open_with_mapsize(const char *cache_dir, size_t mapsize, struct cache_db 
 	db->ino = st.st_ino;
 	db->pid = getpid();
 	db->refs = 1;
+	db->lock_fd = -1;
 	pthread_rwlockattr_init(&attr);
 	pthread_rwlockattr_setkind_np(&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
 	pthread_rwlock_init(&db->resize, &attr);
 	pthread_rwlockattr_destroy(&attr);
-	r = env_open(db, path, mapsize);
+	r = lock_open(db, path);
+	if (r == 0)
+		r = env_open(db, path, mapsize);
 	if (r < 0) {
 		pthread_mutex_unlock(&db_registry_lock);
 		db_free(db);
@@ -495,6 +533,96 @@ size_t db_priv_mapsize(struct cache_db *db)
 	n = db->mapsize;
 	pthread_rwlock_unlock(&db->resize);
 	return n;
+}
+
+/* ---- compaction ---- */
+
+static int file_size(const char *path, uint64_t *ret)
+{
+	struct stat st;
+
+	if (stat(path, &st) < 0)
+		return -errno;
+	*ret = (uint64_t)st.st_size;
+	return 0;
+}
+
+/* With the index lock exclusive and resize held exclusive: writes a compacted copy beside
+ * data.mdb, makes it durable, renames it over data.mdb (atomic: a crash leaves the old file
+ * or the new one, never half of either) and opens the environment again on it. */
+static int compact_locked(struct cache_db *db, const char *dir, uint64_t *ret_before,
+			  uint64_t *ret_after)
+{
+	char data[PATH_MAX], tmp[PATH_MAX];
+	_cleanup_close_ int fd = -1, dfd = -1;
+	int n, r;
+
+	n = snprintf(data, sizeof(data), "%s/data.mdb", dir);
+	if (n < 0 || (size_t)n >= sizeof(data) ||
+	    snprintf(tmp, sizeof(tmp), "%s/data.mdb.compact", dir) >= (int)sizeof(tmp))
+		return -ENAMETOOLONG;
+	r = file_size(data, ret_before);
+	if (r < 0)
+		return r;
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return -errno;
+	r = mdb_env_copyfd2(db->env, fd, MDB_CP_COMPACT);
+	if (r == 0 && fdatasync(fd) < 0)
+		r = errno;
+	if (r == 0 && rename(tmp, data) < 0)
+		r = errno;
+	if (r) {
+		log_debug("db: cannot compact '%s': %s", data, mdb_strerror(r));
+		(void)unlink(tmp);
+		return db_error(r);
+	}
+	dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd >= 0)
+		(void)fsync(dfd); /* the rename itself */
+	/* The environment still maps the old, now unlinked file. */
+	mdb_env_close(db->env);
+	db->env = NULL;
+	r = env_open(db, dir, db->mapsize);
+	if (r < 0) {
+		log_debug("db: cannot open the compacted index '%s': %s", data, strerror(-r));
+		db->broken = true;
+		return r;
+	}
+	return file_size(data, ret_after);
+}
+
+int db_compact(struct cache_db *db, uint64_t *ret_before, uint64_t *ret_after)
+{
+	char dir[PATH_MAX];
+	const char *p = NULL;
+	uint64_t before = 0, after = 0;
+	int r;
+
+	pthread_mutex_lock(&db_registry_lock);
+	if (db->refs != 1 || mdb_env_get_path(db->env, &p) || !p) {
+		pthread_mutex_unlock(&db_registry_lock);
+		return -EBUSY;
+	}
+	snprintf(dir, sizeof(dir), "%s", p);
+	/* Not atomic: a failed attempt may have dropped the shared lock, taken again below. */
+	if (flock(db->lock_fd, LOCK_EX | LOCK_NB) < 0) {
+		r = errno == EWOULDBLOCK ? -EBUSY : -errno;
+	} else {
+		pthread_rwlock_wrlock(&db->resize);
+		r = db->broken ? -EIO : compact_locked(db, dir, &before, &after);
+		pthread_rwlock_unlock(&db->resize);
+	}
+	while (flock(db->lock_fd, LOCK_SH) < 0 && errno == EINTR)
+		;
+	pthread_mutex_unlock(&db_registry_lock);
+	if (r < 0)
+		return r;
+	if (ret_before)
+		*ret_before = before;
+	if (ret_after)
+		*ret_after = after;
+	return 0;
 }
 
 static int set_schema_fn(struct cache_db *db, MDB_txn *txn, void *ud)
@@ -1094,6 +1222,114 @@ int db_tree_get(struct cache_db *db, const char *repo_key, const char *commit, c
 	if (!*commit)
 		return -EINVAL;
 	return kv_get(db, &c, (void **)ret, ret_len);
+}
+
+int db_ref_del(struct cache_db *db, const char *repo_key, const char *revision)
+{
+	struct kv_ctx c = { .dbi = DBI_REFS, .a = repo_key, .b = revision };
+
+	if (!*revision)
+		return -EINVAL;
+	return db_txn(db, true, kv_del_fn, &c);
+}
+
+int db_tree_del(struct cache_db *db, const char *repo_key, const char *commit)
+{
+	struct kv_ctx c = { .dbi = DBI_TREES, .a = repo_key, .b = commit };
+
+	if (!*commit)
+		return -EINVAL;
+	return db_txn(db, true, kv_del_fn, &c);
+}
+
+/* Splits a "a\0b" key into a and b (each NUL-terminated in buf). 1 when split, 0 for a key
+ * stored under its hash (its parts are gone), -EBADMSG for a key of neither form. */
+static int key_split(const MDB_val *k, char buf[DB_KEY_BUF + 1], const char **ret_a,
+		     const char **ret_b)
+{
+	const char *sep;
+
+	if (k->mv_size == 0 || k->mv_size > DB_KEY_BUF)
+		return -EBADMSG;
+	memcpy(buf, k->mv_data, k->mv_size);
+	buf[k->mv_size] = '\0';
+	if (buf[0] == DB_HASHED_KEY_MARK)
+		return 0;
+	sep = memchr(buf, '\0', k->mv_size);
+	if (!sep || sep == buf || sep + 1 == buf + k->mv_size)
+		return -EBADMSG;
+	*ret_a = buf;
+	*ret_b = sep + 1;
+	return 1;
+}
+
+struct pair_foreach_ctx {
+	enum db_dbi dbi;
+	int (*ref_fn)(void *ud, const char *repo_key, const char *revision, const char *commit);
+	int (*tree_fn)(void *ud, const char *repo_key, const char *commit, const void *data,
+		       size_t len);
+	void *ud;
+};
+
+/* One record of a refs or trees walk: its key split, its value checked (a ref's commit) and
+ * handed to the caller. */
+static int pair_one(struct pair_foreach_ctx *c, const MDB_val *k, const MDB_val *v)
+{
+	char key[DB_KEY_BUF + 1], commit[41];
+	const char *a = NULL, *b = NULL;
+	int r = key_split(k, key, &a, &b);
+
+	if (r <= 0)
+		return r;
+	if (c->dbi == DBI_TREES)
+		return stop_if_negative(c->tree_fn(c->ud, a, b, v->mv_data, v->mv_size));
+	if (v->mv_size != 40)
+		return -EBADMSG;
+	memcpy(commit, v->mv_data, 40);
+	commit[40] = '\0';
+	if (!is_commit(commit))
+		return -EBADMSG;
+	return stop_if_negative(c->ref_fn(c->ud, a, b, commit));
+}
+
+static int pair_foreach_fn(struct cache_db *db, MDB_txn *txn, void *ud)
+{
+	struct pair_foreach_ctx *c = ud;
+	MDB_cursor *cur;
+	MDB_val k, v;
+	int r;
+
+	r = mdb_cursor_open(txn, db->dbi[c->dbi], &cur);
+	if (r)
+		return r;
+	for (r = mdb_cursor_get(cur, &k, &v, MDB_FIRST); r == 0;
+	     r = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+		r = pair_one(c, &k, &v);
+		if (r < 0)
+			break;
+	}
+	mdb_cursor_close(cur);
+	return r == MDB_NOTFOUND ? 0 : r;
+}
+
+int db_ref_foreach(struct cache_db *db,
+		   int (*fn)(void *ud, const char *repo_key, const char *revision,
+			     const char *commit),
+		   void *ud)
+{
+	struct pair_foreach_ctx c = { .dbi = DBI_REFS, .ref_fn = fn, .ud = ud };
+
+	return db_txn(db, false, pair_foreach_fn, &c);
+}
+
+int db_tree_foreach(struct cache_db *db,
+		    int (*fn)(void *ud, const char *repo_key, const char *commit, const void *data,
+			      size_t len),
+		    void *ud)
+{
+	struct pair_foreach_ctx c = { .dbi = DBI_TREES, .tree_fn = fn, .ud = ud };
+
+	return db_txn(db, false, pair_foreach_fn, &c);
 }
 
 int db_live_put(struct cache_db *db, const char *mountpoint, const void *data, size_t len)

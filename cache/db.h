@@ -65,13 +65,23 @@ struct db_mount {
 /* Opens (creating it and the directory if needed) the index of cache_dir. Clears reader
  * slots left by dead processes (mdb_reader_check). Grows the map when it fills.
  * -EPROTONOSUPPORT: the index has another schema version (it is not touched);
- * -EACCES, -ENOSPC, -EIO as LMDB reports. Logs (debug) what failed.
+ * -EACCES, -ENOSPC, -EIO as LMDB reports. Logs (debug) what failed. Blocks while another
+ * process compacts the index (db_compact()).
  * Opening an index this process has open already returns the same handle with one more
  * reference (LMDB allows one environment per process); each db_open() needs its db_close().
  * A handle does not survive fork(): the child opens its own. */
 int db_open(const char *cache_dir, struct cache_db **ret);
 /* Takes NULL. Returns NULL. */
 struct cache_db *db_close(struct cache_db *db);
+
+/* Rewrites the index without its free pages (LMDB never shrinks its file) and reopens db on
+ * the new file; ret_before/ret_after (optional) receive the file's sizes. Only when db is the
+ * one handle of this process and no other process has the index open: -EBUSY otherwise (a
+ * mount, `hffs status`, ...), nothing changed. Every process holds a shared lock on
+ * <cache_dir>/index/hffs.lock while the index is open, so db_open() elsewhere waits until
+ * the compaction ends. No other thread may use db meanwhile. A failure after the new file is
+ * in place (it cannot be opened) leaves db unusable (-EIO afterwards); the file is whole. */
+int db_compact(struct cache_db *db, uint64_t *ret_before, uint64_t *ret_after);
 /* The schema version stored in the index, for messages. */
 uint32_t db_schema_version(struct cache_db *db);
 
@@ -119,6 +129,23 @@ int db_tree_put(struct cache_db *db, const char *repo_key, const char *commit, c
 /* *ret is malloc'd (the caller frees), NUL-terminated past *ret_len. -ENOENT. */
 int db_tree_get(struct cache_db *db, const char *repo_key, const char *commit, char **ret,
 		size_t *ret_len);
+
+/* Drop one ref, or one tree. -ENOENT when absent, -EINVAL for an empty revision or commit. */
+int db_ref_del(struct cache_db *db, const char *repo_key, const char *revision);
+int db_tree_del(struct cache_db *db, const char *repo_key, const char *commit);
+/* Call fn for every ref, or every tree, in key order (repo_key, then revision or commit),
+ * inside one read transaction: fn must not call db, and a tree's data (LMDB's memory, not
+ * NUL-terminated) is valid only during its call. Entries stored under a hashed key (beyond
+ * LMDB's key limit) cannot give their names back and are skipped. fn returns < 0 to stop;
+ * that value is returned. -EBADMSG for a record this build cannot read. */
+int db_ref_foreach(struct cache_db *db,
+		   int (*fn)(void *ud, const char *repo_key, const char *revision,
+			     const char *commit),
+		   void *ud);
+int db_tree_foreach(struct cache_db *db,
+		    int (*fn)(void *ud, const char *repo_key, const char *commit, const void *data,
+			      size_t len),
+		    void *ud);
 
 /* -EINVAL: empty mountpoint, or a string field without its NUL. */
 int db_mount_put(struct cache_db *db, const struct db_mount *m);

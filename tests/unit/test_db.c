@@ -1,7 +1,7 @@
 /* test_db.c: the cache index on a temporary directory: blob records and bitmaps through their
  * state changes, refs, trees, mounts, live figures, iteration, reopening, shared handles, the
- * schema check, map growth in this process and in another, and a fork()ed writer seen by a
- * reading parent. */
+ * schema check, map growth in this process and in another, a fork()ed writer seen by a
+ * reading parent, walks and deletions of refs and trees, and compaction. */
 #include "cache/db.h"
 
 #include <errno.h>
@@ -638,6 +638,186 @@ static void test_dead_reader(void)
 	db_close(db);
 }
 
+struct pairs {
+	char a[4][64], b[4][64], c[4][64];
+	size_t len[4];
+	int n, stop_after;
+};
+
+static int collect_ref(void *ud, const char *repo_key, const char *revision, const char *commit)
+{
+	struct pairs *p = ud;
+
+	ASSERT_TRUE(p->n < 4);
+	snprintf(p->a[p->n], 64, "%s", repo_key);
+	snprintf(p->b[p->n], 64, "%s", revision);
+	snprintf(p->c[p->n], 64, "%s", commit);
+	p->n++;
+	return p->n == p->stop_after ? -7 : 0;
+}
+
+static int collect_tree(void *ud, const char *repo_key, const char *commit, const void *data,
+			size_t len)
+{
+	struct pairs *p = ud;
+
+	ASSERT_TRUE(p->n < 4 && len < 64);
+	snprintf(p->a[p->n], 64, "%s", repo_key);
+	snprintf(p->b[p->n], 64, "%s", commit);
+	memcpy(p->c[p->n], data, len);
+	p->len[p->n] = len;
+	p->n++;
+	return 0;
+}
+
+/* Refs and trees walked in key order (repo, then revision), a key too long to be kept whole
+ * skipped, the walk stopped by its callback, and entries dropped one by one. */
+static void test_ref_tree_walk(void)
+{
+	char long_repo[700];
+	struct pairs p = { .n = 0 };
+	struct cache_db *db;
+
+	memset(long_repo, 'r', sizeof(long_repo) - 1);
+	long_repo[sizeof(long_repo) - 1] = '\0';
+	ASSERT_OK(db_open(cache_dir("walk"), &db));
+	ASSERT_OK(db_ref_foreach(db, collect_ref, &p));
+	ASSERT_EQ(p.n, 0);
+	ASSERT_OK(db_ref_put(db, "models/b/x", "main", COMMIT1));
+	ASSERT_OK(db_ref_put(db, "models/a/x", "v1", COMMIT2));
+	ASSERT_OK(db_ref_put(db, "models/a/x", "main", COMMIT1));
+	ASSERT_OK(db_ref_put(db, long_repo, "main", COMMIT1));
+	ASSERT_OK(db_ref_foreach(db, collect_ref, &p));
+	ASSERT_EQ(p.n, 3);
+	ASSERT_STR_EQ(p.a[0], "models/a/x");
+	ASSERT_STR_EQ(p.b[0], "main");
+	ASSERT_STR_EQ(p.c[0], COMMIT1);
+	ASSERT_STR_EQ(p.b[1], "v1");
+	ASSERT_STR_EQ(p.c[1], COMMIT2);
+	ASSERT_STR_EQ(p.a[2], "models/b/x");
+	p = (struct pairs){ .stop_after = 2 };
+	ASSERT_EQ(db_ref_foreach(db, collect_ref, &p), -7);
+	ASSERT_EQ(p.n, 2);
+
+	ASSERT_OK(db_ref_del(db, "models/a/x", "main"));
+	ASSERT_EQ(db_ref_del(db, "models/a/x", "main"), -ENOENT);
+	ASSERT_EQ(db_ref_del(db, "models/a/x", ""), -EINVAL);
+	ASSERT_OK(db_ref_del(db, long_repo, "main"));
+	p = (struct pairs){ .n = 0 };
+	ASSERT_OK(db_ref_foreach(db, collect_ref, &p));
+	ASSERT_EQ(p.n, 2);
+	ASSERT_STR_EQ(p.b[0], "v1");
+	ASSERT_STR_EQ(p.a[1], "models/b/x");
+
+	ASSERT_OK(db_tree_put(db, "models/a/x", COMMIT2, "[2]", 3));
+	ASSERT_OK(db_tree_put(db, "models/a/x", COMMIT1, "[1]\0x", 5));
+	ASSERT_OK(db_tree_put(db, long_repo, COMMIT1, "[]", 2));
+	p = (struct pairs){ .n = 0 };
+	ASSERT_OK(db_tree_foreach(db, collect_tree, &p));
+	ASSERT_EQ(p.n, 2);
+	ASSERT_STR_EQ(p.b[0], COMMIT1);
+	ASSERT_EQ(p.len[0], 5);
+	ASSERT_EQ(memcmp(p.c[0], "[1]\0x", 5), 0);
+	ASSERT_STR_EQ(p.b[1], COMMIT2);
+	ASSERT_OK(db_tree_del(db, "models/a/x", COMMIT1));
+	ASSERT_EQ(db_tree_del(db, "models/a/x", COMMIT1), -ENOENT);
+	p = (struct pairs){ .n = 0 };
+	ASSERT_OK(db_tree_foreach(db, collect_tree, &p));
+	ASSERT_EQ(p.n, 1);
+	ASSERT_STR_EQ(p.b[0], COMMIT2);
+	db_close(db);
+}
+
+static off_t index_size(const char *dir)
+{
+	char path[PATH_MAX + 32];
+
+	snprintf(path, sizeof(path), "%s/index/data.mdb", dir);
+	return file_size(path);
+}
+
+/* Compaction gives back the pages of 39 deleted 100 KB trees and keeps everything else; it
+ * refuses while a second handle of this process, or another process, has the index open. */
+static void test_compact(void)
+{
+	const char *dir = cache_dir("compact");
+	uint64_t before = 0, after = 0;
+	struct cache_db *db, *db2;
+	struct blob_rec rec;
+	int go[2], ready[2], status;
+	char commit[41], c;
+	pid_t pid;
+
+	ASSERT_OK(db_open(dir, &db));
+	ASSERT_OK(db_blob_ensure(db, CID_A, 3 * MiB, BLOB_HASH_SHA256, MiB, &rec));
+	ASSERT_OK(db_blob_add_blocks(db, &(struct db_block_run){ .cid = CID_A, .count = 2 }, 1,
+				     NULL));
+	ASSERT_OK(db_ref_put(db, "models/a/b", "main", COMMIT1));
+	for (int i = 0; i < 40; i++)
+		tree_put(db, i, 100000);
+	for (int i = 0; i < 39; i++) {
+		snprintf(commit, sizeof(commit), "%040d", i);
+		ASSERT_OK(db_tree_del(db, "models/big/tree", commit));
+	}
+	ASSERT_TRUE(index_size(dir) > 4000000);
+
+	ASSERT_OK(db_open(dir, &db2));
+	ASSERT_EQ(db_compact(db, NULL, NULL), -EBUSY);
+	db_close(db2);
+
+	ASSERT_OK(pipe2(go, O_CLOEXEC));
+	ASSERT_OK(pipe2(ready, O_CLOEXEC));
+	pid = fork();
+	ASSERT_OK(pid);
+	if (pid == 0) {
+		struct cache_db *c2;
+
+		if (db_open(dir, &c2) < 0)
+			_exit(3);
+		if (write(ready[1], "r", 1) != 1 || read(go[0], &c, 1) != 1)
+			_exit(4);
+		db_close(c2);
+		_exit(0);
+	}
+	ASSERT_EQ(read(ready[0], &c, 1), 1);
+	ASSERT_EQ(db_compact(db, NULL, NULL), -EBUSY);
+	ASSERT_EQ(write(go[1], "g", 1), 1);
+	ASSERT_EQ(waitpid(pid, &status, 0), pid);
+	ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+
+	/* The refusals changed nothing and the handle still works. */
+	tree_check(db, 39, 100000);
+	ASSERT_OK(db_compact(db, &before, &after));
+	ASSERT_TRUE(after < 1000000 && before > 4000000);
+	ASSERT_U64_EQ(after, index_size(dir));
+	tree_check(db, 39, 100000);
+	check_blob(db, CID_A, BLOB_PARTIAL, 2);
+	ASSERT_OK(db_ref_get(db, "models/a/b", "main", commit));
+	ASSERT_STR_EQ(commit, COMMIT1);
+	/* It takes writes afterwards, and another process sees them. */
+	tree_put(db, 41, 1000);
+	pid = fork();
+	ASSERT_OK(pid);
+	if (pid == 0) {
+		struct cache_db *c2;
+		char *t = NULL;
+		size_t len;
+
+		snprintf(commit, sizeof(commit), "%040d", 41);
+		if (db_open(dir, &c2) < 0 ||
+		    db_tree_get(c2, "models/big/tree", commit, &t, &len) < 0)
+			_exit(3);
+		_exit(len == 1000 ? 0 : 4);
+	}
+	ASSERT_EQ(waitpid(pid, &status, 0), pid);
+	ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	close(go[0]);
+	close(go[1]);
+	close(ready[0]);
+	close(ready[1]);
+	db_close(db);
+}
+
 static void test_open_errors(void)
 {
 	char path[PATH_MAX];
@@ -666,6 +846,8 @@ int main(void)
 	RUN(test_growth_with_readers);
 	RUN(test_fork);
 	RUN(test_dead_reader);
+	RUN(test_ref_tree_walk);
+	RUN(test_compact);
 	RUN(test_open_errors);
 	ASSERT_OK(nftw(tmp, rm_one, 16, FTW_DEPTH | FTW_PHYS));
 	return 0;
