@@ -4,7 +4,7 @@ import os
 import stat
 import threading
 
-from conftest import TOKEN, clean_env, run_hffs
+from conftest import TOKEN, clean_env, run_hffs, wait_for
 
 BS = 1 << 20
 
@@ -153,9 +153,16 @@ def test_status_reports_coverage(hub, mount, cache_dir):
         # Random access: the kernel's read-ahead (16 MiB) would otherwise take the file whole.
         os.posix_fadvise(f.fileno(), 0, 0, os.POSIX_FADV_RANDOM)
         assert os.pread(f.fileno(), 10, 0) == src[shard][:10]
-    p = run_hffs("status", "--json", "--cache-dir", cache_dir, check=True)
-    st = json.loads(p.stdout)
-    [mt] = [x for x in st["mounts"] if x["mountpoint"] == str(m.path)]
+    def mount_status():
+        p = run_hffs("status", "--json", "--cache-dir", cache_dir, check=True)
+        [mt] = [x for x in json.loads(p.stdout)["mounts"] if x["mountpoint"] == str(m.path)]
+        return mt
+
+    # Landed blocks reach the index in batches (every 50 ms at most): wait for the reads.
+    wait_for(lambda: all(f["bytes_cached"] for f in mount_status()["files"]
+                         if f["path"] in ("config.json", shard)), timeout=30,
+             what="the reads to show in status")
+    mt = mount_status()
     assert mt["repo"] == "models/org/model" and mt["revision"] == "main"
     assert len(mt["commit"]) == 40
     files = {f["path"]: f for f in mt["files"]}
