@@ -1,0 +1,1548 @@
+/* cmd_cache.c: `hffs cache ls|rm|gc|verify`: the cache directory as a whole. Reads the index
+ * (refs, trees, blob records, mount records) and the data files; removes only through
+ * cache/evict and cache/db, and never a blob a live mount uses: the pins are the blobs of the
+ * trees of the mount records whose daemon is alive, computed under the eviction lock. */
+#include "cli/cli.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cache/bitmap.h"
+#include "cache/blob.h"
+#include "cache/db.h"
+#include "cache/evict.h"
+#include "cache/verify.h"
+#include "fetch/hub.h"
+#include "fetch/hub_json.h"
+#include "util/cleanup.h"
+#include "util/jsonw.h"
+#include "util/log.h"
+#include "util/parse.h"
+#include "util/timeutil.h"
+
+static const char cache_usage[] =
+	"Usage: hffs cache COMMAND [ARGS] [--json] [--cache-dir DIR]\n"
+	"\n"
+	"Commands:\n"
+	"  ls                      repos and revisions in the cache: commit, size, bytes cached\n"
+	"                          (coverage), space on disk, last use\n"
+	"  rm REPO[@REV]           remove a repo (or one revision) and the data no other\n"
+	"                          revision uses; refused while a mount uses it\n"
+	"  gc [--max-size SIZE] [--min-free SIZE|PCT%]\n"
+	"                          remove orphaned data, evict least recently used data until\n"
+	"                          the cache fits (never what a live mount uses), compact the index\n"
+	"  verify [REPO[@REV]]     rehash complete files; drop the bad ones (fetched again later)\n"
+	"\n"
+	"Options:\n"
+	"      --json              machine-readable output\n"
+	"      --cache-dir DIR     cache directory (default: $HFFS_CACHE_DIR, else\n"
+	"                          $XDG_CACHE_HOME/hffs or ~/.cache/hffs)\n"
+	"  -h, --help              this text\n";
+
+enum {
+	OPT_JSON = 256,
+	OPT_CACHE_DIR,
+	OPT_MAX_SIZE,
+	OPT_MIN_FREE,
+};
+
+/* ---- options ---- */
+
+struct cache_opts {
+	const char *cache_arg;
+	bool json;
+	const char *max_size; /* gc */
+	const char *min_free; /* gc */
+	const char *spec; /* rm, verify: REPO[@REV] */
+};
+
+/* Parses the options of one subcommand (argv[0] is its name). Returns 0, or the exit status
+ * (0 after --help, 2 for bad usage). want_spec: 1 requires REPO[@REV], -1 allows it, 0 not. */
+static int parse_opts(int argc, char **argv, bool gc, int want_spec, struct cache_opts *o,
+		      bool *ret_exit)
+{
+	static const struct option longopts[] = {
+		{ "json", no_argument, NULL, OPT_JSON },
+		{ "cache-dir", required_argument, NULL, OPT_CACHE_DIR },
+		{ "max-size", required_argument, NULL, OPT_MAX_SIZE },
+		{ "min-free", required_argument, NULL, OPT_MIN_FREE },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 },
+	};
+	int c;
+
+	*ret_exit = true;
+	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+		switch (c) {
+		case OPT_JSON:
+			o->json = true;
+			break;
+		case OPT_CACHE_DIR:
+			o->cache_arg = optarg;
+			break;
+		case OPT_MAX_SIZE:
+			if (!gc)
+				goto bad;
+			o->max_size = optarg;
+			break;
+		case OPT_MIN_FREE:
+			if (!gc)
+				goto bad;
+			o->min_free = optarg;
+			break;
+		case 'h':
+			fputs(cache_usage, stdout);
+			return 0;
+		default:
+			goto bad;
+		}
+	}
+	if (argc - optind > (want_spec ? 1 : 0) || (want_spec == 1 && argc - optind < 1))
+		goto bad;
+	if (optind < argc)
+		o->spec = argv[optind];
+	*ret_exit = false;
+	return 0;
+bad:
+	fprintf(stderr, "see 'hffs cache --help'\n");
+	return 2;
+}
+
+/* ---- what the index holds ---- */
+
+struct ref_item {
+	char *repo_key;
+	char *revision;
+	char commit[41];
+};
+
+struct tree_item {
+	char *repo_key;
+	char commit[41];
+	struct hub_tree tree; /* empty when unreadable */
+	bool unreadable;
+};
+
+/* The refs, trees and live mounts of the index, read once. Single thread. */
+struct cache_view {
+	const char *dir;
+	struct cache_db *db;
+	struct ref_item *refs;
+	size_t nrefs;
+	struct tree_item *trees;
+	size_t ntrees;
+	struct db_mount *mounts; /* only those whose daemon is alive */
+	size_t nmounts;
+};
+
+static int collect_ref(void *ud, const char *repo_key, const char *revision, const char *commit)
+{
+	struct cache_view *v = ud;
+	struct ref_item *p = reallocarray(v->refs, v->nrefs + 1, sizeof(*p));
+
+	if (!p)
+		return -ENOMEM;
+	v->refs = p;
+	p = &v->refs[v->nrefs];
+	p->repo_key = strdup(repo_key);
+	p->revision = strdup(revision);
+	memcpy(p->commit, commit, sizeof(p->commit));
+	if (!p->repo_key || !p->revision) {
+		free(p->repo_key);
+		free(p->revision);
+		return -ENOMEM;
+	}
+	v->nrefs++;
+	return 0;
+}
+
+static int collect_tree(void *ud, const char *repo_key, const char *commit, const void *data,
+			size_t len)
+{
+	struct cache_view *v = ud;
+	struct tree_item *p = reallocarray(v->trees, v->ntrees + 1, sizeof(*p));
+
+	if (!p)
+		return -ENOMEM;
+	v->trees = p;
+	p = &v->trees[v->ntrees];
+	memset(p, 0, sizeof(*p));
+	p->repo_key = strdup(repo_key);
+	if (!p->repo_key)
+		return -ENOMEM;
+	snprintf(p->commit, sizeof(p->commit), "%s", commit);
+	/* A tree this build cannot read is kept, marked: what uses it is left alone. */
+	p->unreadable = hub_json_tree_page(data, len, &p->tree) < 0;
+	v->ntrees++;
+	return 0;
+}
+
+/* A record whose daemon is gone (killed, crashed) is not a live mount. */
+static bool daemon_alive(pid_t pid)
+{
+	char path[64], comm[32] = "";
+	FILE *f;
+
+	if (pid <= 0 || (kill(pid, 0) < 0 && errno == ESRCH))
+		return false;
+	snprintf(path, sizeof(path), "/proc/%d/comm", (int)pid);
+	f = fopen(path, "re");
+	if (!f)
+		return true;
+	if (!fgets(comm, sizeof(comm), f))
+		comm[0] = '\0';
+	fclose(f);
+	return !strncmp(comm, "hffs", 4);
+}
+
+static int collect_mount(void *ud, const struct db_mount *m)
+{
+	struct cache_view *v = ud;
+	struct db_mount *p;
+
+	if (!daemon_alive(m->pid))
+		return 0;
+	p = reallocarray(v->mounts, v->nmounts + 1, sizeof(*p));
+	if (!p)
+		return -ENOMEM;
+	v->mounts = p;
+	v->mounts[v->nmounts++] = *m;
+	return 0;
+}
+
+static void view_done(struct cache_view *v)
+{
+	for (size_t i = 0; i < v->nrefs; i++) {
+		free(v->refs[i].repo_key);
+		free(v->refs[i].revision);
+	}
+	for (size_t i = 0; i < v->ntrees; i++) {
+		free(v->trees[i].repo_key);
+		hub_tree_done(&v->trees[i].tree);
+	}
+	free(v->refs);
+	free(v->trees);
+	free(v->mounts);
+	v->refs = NULL;
+	v->trees = NULL;
+	v->mounts = NULL;
+	v->nrefs = v->ntrees = v->nmounts = 0;
+}
+
+/* Reads refs, trees and live mounts (again, when called twice). */
+static int view_load(struct cache_view *v)
+{
+	int r;
+
+	view_done(v);
+	r = db_ref_foreach(v->db, collect_ref, v);
+	if (r >= 0)
+		r = db_tree_foreach(v->db, collect_tree, v);
+	if (r >= 0)
+		r = db_mount_foreach(v->db, collect_mount, v);
+	if (r < 0)
+		log_err("cannot read the cache index in '%s': %s", v->dir, strerror(-r));
+	return r;
+}
+
+static struct tree_item *view_tree(struct cache_view *v, const char *repo_key, const char *commit)
+{
+	for (size_t i = 0; i < v->ntrees; i++)
+		if (!strcmp(v->trees[i].repo_key, repo_key) && !strcmp(v->trees[i].commit, commit))
+			return &v->trees[i];
+	return NULL;
+}
+
+/* The live mount of repo_key at commit (any commit when NULL), or NULL. */
+static const struct db_mount *view_mount(const struct cache_view *v, const char *repo_key,
+					 const char *commit)
+{
+	for (size_t i = 0; i < v->nmounts; i++)
+		if (!strcmp(v->mounts[i].repo_key, repo_key) &&
+		    (!commit || !strcmp(v->mounts[i].commit, commit)))
+			return &v->mounts[i];
+	return NULL;
+}
+
+/* Whether e is a file with bytes to cache (empty files have no data file). */
+static bool has_data(const struct hub_entry *e)
+{
+	return !e->is_dir && e->size > 0;
+}
+
+static int pins_add_tree(struct evict_pins *pins, const struct tree_item *t)
+{
+	for (size_t i = 0; i < t->tree.n; i++) {
+		int r = has_data(&t->tree.v[i]) ?
+				evict_pins_add(pins, hub_entry_cid(&t->tree.v[i])) :
+				0;
+
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+/* The blobs of every live mount. A mount whose tree cannot be read makes it impossible to
+ * tell what it uses: -EBADMSG, and the caller removes nothing. */
+static int view_pins(struct cache_view *v, struct evict_pins *pins)
+{
+	for (size_t i = 0; i < v->nmounts; i++) {
+		const struct db_mount *m = &v->mounts[i];
+		struct tree_item *t = view_tree(v, m->repo_key, m->commit);
+		int r;
+
+		if (!t || t->unreadable) {
+			log_err("cannot tell which files the mount at '%s' uses: the file list of %s "
+				"at %.12s is %s; nothing was removed",
+				m->mountpoint, m->repo_key, m->commit,
+				t ? "unreadable" : "missing");
+			return -EBADMSG;
+		}
+		r = pins_add_tree(pins, t);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+/* ---- blob records ---- */
+
+struct blob_row {
+	char cid[CID_MAX];
+	struct blob_rec rec;
+};
+
+/* Every blob record, in cid order (the index's key order is strcmp order for cids). */
+struct blob_table {
+	struct blob_row *v;
+	size_t n, cap;
+};
+
+static int collect_blob(void *ud, const char *cid, const struct blob_rec *rec)
+{
+	struct blob_table *t = ud;
+
+	if (t->n == t->cap) {
+		size_t cap = t->cap ? t->cap * 2 : 256;
+		struct blob_row *v = reallocarray(t->v, cap, sizeof(*v));
+
+		if (!v)
+			return -ENOMEM;
+		t->v = v;
+		t->cap = cap;
+	}
+	snprintf(t->v[t->n].cid, CID_MAX, "%s", cid);
+	t->v[t->n++].rec = *rec;
+	return 0;
+}
+
+static int row_cmp(const void *key, const void *row)
+{
+	return strcmp(key, ((const struct blob_row *)row)->cid);
+}
+
+static const struct blob_row *blob_find(const struct blob_table *t, const char *cid)
+{
+	return t->n ? bsearch(cid, t->v, t->n, sizeof(*t->v), row_cmp) : NULL;
+}
+
+/* Bytes of a blob the cache holds: whole blocks, the last one only as long as the blob. */
+static uint64_t blob_cached(struct cache_db *db, const struct blob_row *b)
+{
+	_cleanup_free_ uint8_t *map = NULL;
+	const struct blob_rec *r = &b->rec;
+	uint64_t n = block_count(r->size, r->block_size);
+	struct blob_rec now;
+
+	if (r->blocks_present == 0)
+		return 0;
+	if (r->blocks_present == n)
+		return r->size;
+	/* Partial: whether the short last block is among them takes the bitmap. */
+	if (db_blob_get(db, b->cid, &now, &map) < 0 || now.blocks_present != r->blocks_present)
+		return r->blocks_present * r->block_size;
+	return r->blocks_present * r->block_size -
+	       (bitmap_test(map, n - 1) ? r->block_size - block_len(r->size, r->block_size, n - 1) :
+					  0);
+}
+
+/* ---- opening ---- */
+
+/* Opens the index of dir without creating one. 1 when opened, 0 when there is none (the
+ * caller says so), -errno with the reason logged. */
+static int cache_open(const char *dir, struct cache_db **ret)
+{
+	char path[PATH_MAX];
+	int r;
+
+	if (snprintf(path, sizeof(path), "%s/index/data.mdb", dir) >= (int)sizeof(path))
+		return -ENAMETOOLONG;
+	if (access(path, F_OK) < 0)
+		return errno == ENOENT || errno == ENOTDIR ? 0 : -errno;
+	r = db_open(dir, ret);
+	if (r == -EPROTONOSUPPORT)
+		log_err("the cache index in '%s' was written by another version of hffs (this one "
+			"reads schema %u); it was not touched: use that version, or remove the "
+			"directory",
+			dir, (unsigned)DB_SCHEMA_VERSION);
+	else if (r < 0)
+		log_err("cannot open the cache index in '%s': %s", dir, strerror(-r));
+	return r < 0 ? r : 1;
+}
+
+/* "models/org/name" -> "org/name": the form people type. */
+static const char *repo_display(const char *repo_key)
+{
+	return strncmp(repo_key, "models/", 7) ? repo_key : repo_key + 7;
+}
+
+static const char *format_time(uint64_t usec, char *buf, size_t len)
+{
+	time_t t = (time_t)(usec / USEC_PER_SEC);
+	struct tm tm;
+
+	if (!usec || !localtime_r(&t, &tm) || !strftime(buf, len, "%Y-%m-%d %H:%M", &tm))
+		snprintf(buf, len, "never");
+	return buf;
+}
+
+/* JSON of a realtime usec: seconds since the epoch, null for never. */
+static void json_time(struct jsonw *w, const char *key, uint64_t usec)
+{
+	if (usec)
+		jsonw_uint(w, key, usec / USEC_PER_SEC);
+	else
+		jsonw_null(w, key);
+}
+
+/* ---- REPO[@REV] ---- */
+
+struct target {
+	char repo_key[256];
+	const char *rev; /* NULL: every revision */
+	char spec[512]; /* as given, for messages */
+};
+
+/* Parses REPO[@REV]. Returns 0, or 2 (bad usage, said why). */
+static int target_parse(const char *spec, struct target *t)
+{
+	struct hub_repo repo;
+	struct hub_error err;
+	char *at;
+
+	memset(t, 0, sizeof(*t));
+	if (snprintf(t->spec, sizeof(t->spec), "%s", spec) >= (int)sizeof(t->spec)) {
+		log_err("'%.64s...' is too long for REPO[@REV]", spec);
+		return 2;
+	}
+	at = strchr(t->spec, '@');
+	if (at)
+		*at = '\0';
+	if (hub_repo_parse(t->spec, &repo, &err) < 0) {
+		log_err("%s", err.message);
+		return 2;
+	}
+	if (hub_repo_key(&repo, t->repo_key, sizeof(t->repo_key)) < 0) {
+		log_err("'%s': the repo id is too long", t->spec);
+		return 2;
+	}
+	if (at) {
+		*at = '@';
+		t->rev = at + 1;
+		if (!*t->rev) {
+			log_err("'%s': the revision after '@' is empty", spec);
+			return 2;
+		}
+	}
+	return 0;
+}
+
+static bool ref_selected(const struct ref_item *r, const struct target *t)
+{
+	return !strcmp(r->repo_key, t->repo_key) &&
+	       (!t->rev || !strcmp(r->revision, t->rev) || !strcmp(r->commit, t->rev));
+}
+
+/* Whether the tree of commit is selected by t: every tree of the repo; with a revision, the
+ * commit it names (a ref's or the commit itself). */
+static bool tree_selected(const struct cache_view *v, const struct tree_item *tr,
+			  const struct target *t)
+{
+	if (strcmp(tr->repo_key, t->repo_key))
+		return false;
+	if (!t->rev || !strcmp(tr->commit, t->rev))
+		return true;
+	for (size_t i = 0; i < v->nrefs; i++)
+		if (ref_selected(&v->refs[i], t) && !strcmp(v->refs[i].commit, tr->commit))
+			return true;
+	return false;
+}
+
+/* ---- hffs cache ls ---- */
+
+struct tree_stats {
+	size_t files;
+	uint64_t total, cached, disk, last_use;
+};
+
+struct ls_ctx {
+	struct cache_view *v;
+	struct blob_table blobs;
+	struct tree_stats *stats; /* per tree */
+	uint64_t *disk; /* per blob row, its data file's usage */
+	uint64_t *cached; /* per blob row */
+};
+
+static int cid_cmp(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* Disk and last use of a set of cids (sorted here, each counted once). */
+static void cids_stats(const struct ls_ctx *c, const char **cids, size_t n, struct tree_stats *s)
+{
+	qsort(cids, n, sizeof(*cids), cid_cmp);
+	for (size_t i = 0; i < n; i++) {
+		const struct blob_row *b;
+
+		if (i && !strcmp(cids[i - 1], cids[i]))
+			continue;
+		b = blob_find(&c->blobs, cids[i]);
+		if (!b)
+			continue;
+		s->disk += c->disk[b - c->blobs.v];
+		s->last_use = MAX(s->last_use, b->rec.last_access);
+	}
+}
+
+static int tree_stats(const struct ls_ctx *c, const struct tree_item *t, struct tree_stats *s)
+{
+	_cleanup_free_ const char **cids = calloc(t->tree.n + 1, sizeof(*cids));
+	size_t n = 0;
+
+	if (!cids)
+		return -ENOMEM;
+	memset(s, 0, sizeof(*s));
+	for (size_t i = 0; i < t->tree.n; i++) {
+		const struct hub_entry *e = &t->tree.v[i];
+		const struct blob_row *b;
+
+		if (e->is_dir)
+			continue;
+		s->files++;
+		s->total += e->size;
+		if (!has_data(e))
+			continue;
+		cids[n++] = hub_entry_cid(e);
+		b = blob_find(&c->blobs, hub_entry_cid(e));
+		if (b)
+			s->cached += MIN(c->cached[b - c->blobs.v], e->size);
+	}
+	cids_stats(c, cids, n, s);
+	return 0;
+}
+
+/* Disk and last use of every blob of a repo's trees, shared ones once. */
+static int repo_stats(const struct ls_ctx *c, const char *repo_key, struct tree_stats *s)
+{
+	_cleanup_free_ const char **cids = NULL;
+	size_t n = 0, cap = 0;
+
+	memset(s, 0, sizeof(*s));
+	for (size_t i = 0; i < c->v->ntrees; i++)
+		if (!strcmp(c->v->trees[i].repo_key, repo_key))
+			cap += c->v->trees[i].tree.n;
+	cids = calloc(cap + 1, sizeof(*cids));
+	if (!cids)
+		return -ENOMEM;
+	for (size_t i = 0; i < c->v->ntrees; i++) {
+		const struct tree_item *t = &c->v->trees[i];
+
+		if (strcmp(t->repo_key, repo_key))
+			continue;
+		for (size_t k = 0; k < t->tree.n; k++)
+			if (has_data(&t->tree.v[k]))
+				cids[n++] = hub_entry_cid(&t->tree.v[k]);
+	}
+	cids_stats(c, cids, n, s);
+	return 0;
+}
+
+static int ls_prepare(struct ls_ctx *c)
+{
+	int r = db_blob_foreach(c->v->db, collect_blob, &c->blobs);
+
+	if (r < 0) {
+		log_err("cannot read the blob records of '%s': %s", c->v->dir, strerror(-r));
+		return r;
+	}
+	c->disk = calloc(c->blobs.n + 1, sizeof(*c->disk));
+	c->cached = calloc(c->blobs.n + 1, sizeof(*c->cached));
+	c->stats = calloc(c->v->ntrees + 1, sizeof(*c->stats));
+	if (!c->disk || !c->cached || !c->stats)
+		return -ENOMEM;
+	for (size_t i = 0; i < c->blobs.n; i++) {
+		c->disk[i] = blob_disk_usage(c->v->dir, c->blobs.v[i].cid);
+		c->cached[i] = blob_cached(c->v->db, &c->blobs.v[i]);
+	}
+	for (size_t i = 0; i < c->v->ntrees; i++) {
+		r = tree_stats(c, &c->v->trees[i], &c->stats[i]);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+/* One row of the listing: a revision (or NULL for a tree no ref names) at commit. */
+struct ls_row {
+	const char *repo_key;
+	const char *revision;
+	const char *commit;
+	const struct tree_stats *st; /* NULL: the tree is missing or unreadable */
+	bool in_use;
+};
+
+static void ls_row_text(const struct ls_row *r)
+{
+	char a[32], b[32], d[32], t[32];
+
+	printf("%-32s %-12s %-12.12s", repo_display(r->repo_key), r->revision ? r->revision : "-",
+	       r->commit);
+	if (!r->st) {
+		printf("  (file list missing or unreadable)\n");
+		return;
+	}
+	printf(" %10s %10s %4.0f%% %10s  %-16s%s\n", format_size(r->st->total, a, sizeof(a)),
+	       format_size(r->st->cached, b, sizeof(b)),
+	       r->st->total ? 100.0 * (double)r->st->cached / (double)r->st->total : 100.0,
+	       format_size(r->st->disk, d, sizeof(d)), format_time(r->st->last_use, t, sizeof(t)),
+	       r->in_use ? "  mounted" : "");
+}
+
+static void ls_row_json(struct jsonw *w, const struct ls_row *r)
+{
+	jsonw_begin_object(w, NULL);
+	jsonw_string(w, "revision", r->revision);
+	jsonw_string(w, "commit", r->commit);
+	jsonw_bool(w, "tree", r->st != NULL);
+	if (r->st) {
+		jsonw_uint(w, "files", r->st->files);
+		jsonw_uint(w, "bytes_total", r->st->total);
+		jsonw_uint(w, "bytes_cached", r->st->cached);
+		jsonw_double(w, "coverage",
+			     r->st->total ? (double)r->st->cached / (double)r->st->total : 1.0);
+		jsonw_uint(w, "disk", r->st->disk);
+		json_time(w, "last_use", r->st->last_use);
+	}
+	jsonw_bool(w, "in_use", r->in_use);
+	jsonw_end_object(w);
+}
+
+static void ls_emit(struct ls_ctx *c, struct jsonw *w, const char *repo_key, const char *revision,
+		    const char *commit, size_t *nrows)
+{
+	const struct tree_item *t = view_tree(c->v, repo_key, commit);
+	struct ls_row r = {
+		.repo_key = repo_key,
+		.revision = revision,
+		.commit = commit,
+		.st = t && !t->unreadable ? &c->stats[t - c->v->trees] : NULL,
+		.in_use = view_mount(c->v, repo_key, commit) != NULL,
+	};
+
+	if (w)
+		ls_row_json(w, &r);
+	else
+		ls_row_text(&r);
+	(*nrows)++;
+}
+
+/* The rows of one repo: its refs by revision, then its trees that no ref names. */
+static void ls_repo(struct ls_ctx *c, struct jsonw *w, const char *repo_key, size_t *nrows)
+{
+	struct tree_stats rs;
+
+	if (w) {
+		jsonw_begin_object(w, NULL);
+		jsonw_string(w, "repo", repo_key);
+		if (repo_stats(c, repo_key, &rs) == 0) {
+			jsonw_uint(w, "disk", rs.disk);
+			json_time(w, "last_use", rs.last_use);
+		}
+		jsonw_bool(w, "in_use", view_mount(c->v, repo_key, NULL) != NULL);
+		jsonw_begin_array(w, "revisions");
+	}
+	for (size_t i = 0; i < c->v->nrefs; i++)
+		if (!strcmp(c->v->refs[i].repo_key, repo_key))
+			ls_emit(c, w, repo_key, c->v->refs[i].revision, c->v->refs[i].commit,
+				nrows);
+	for (size_t i = 0; i < c->v->ntrees; i++) {
+		const struct tree_item *t = &c->v->trees[i];
+		bool named = false;
+
+		if (strcmp(t->repo_key, repo_key))
+			continue;
+		for (size_t k = 0; k < c->v->nrefs && !named; k++)
+			named = !strcmp(c->v->refs[k].repo_key, repo_key) &&
+				!strcmp(c->v->refs[k].commit, t->commit);
+		if (!named)
+			ls_emit(c, w, repo_key, NULL, t->commit, nrows);
+	}
+	if (w) {
+		jsonw_end_array(w);
+		jsonw_end_object(w);
+	}
+}
+
+/* Calls ls_repo once per repo key, in key order (refs and trees are each sorted by it). */
+static size_t ls_repos(struct ls_ctx *c, struct jsonw *w, size_t *nrows)
+{
+	size_t i = 0, k = 0, nrepos = 0;
+	const char *last = NULL;
+
+	while (i < c->v->nrefs || k < c->v->ntrees) {
+		const char *a = i < c->v->nrefs ? c->v->refs[i].repo_key : NULL;
+		const char *b = k < c->v->ntrees ? c->v->trees[k].repo_key : NULL;
+		const char *next = !a ? b : !b ? a : strcmp(a, b) <= 0 ? a : b;
+
+		if (next == a)
+			i++;
+		else
+			k++;
+		if (last && !strcmp(last, next))
+			continue;
+		last = next;
+		ls_repo(c, w, next, nrows);
+		nrepos++;
+	}
+	return nrepos;
+}
+
+static void ls_totals(const struct ls_ctx *c, struct jsonw *w, size_t nrows, size_t nrepos)
+{
+	uint64_t usage = 0, total = 0, avail = 0;
+	char a[32], b[32];
+	bool space = evict_fs_space(c->v->dir, &total, &avail) == 0;
+
+	for (size_t i = 0; i < c->blobs.n; i++)
+		usage += c->disk[i];
+	if (w) {
+		jsonw_uint(w, "blobs", c->blobs.n);
+		jsonw_uint(w, "disk", usage);
+		if (space)
+			jsonw_uint(w, "fs_avail", avail);
+		else
+			jsonw_null(w, "fs_avail");
+		return;
+	}
+	printf("%zu revision%s of %zu repo%s; %s of data in %zu blob%s", nrows,
+	       nrows == 1 ? "" : "s", nrepos, nrepos == 1 ? "" : "s",
+	       format_size(usage, a, sizeof(a)), c->blobs.n, c->blobs.n == 1 ? "" : "s");
+	if (space)
+		printf("; %s free", format_size(avail, b, sizeof(b)));
+	putchar('\n');
+}
+
+static int cache_ls(struct cache_view *v, bool json)
+{
+	struct ls_ctx c = { .v = v };
+	struct jsonw w;
+	size_t nrows = 0, nrepos;
+	int r = ls_prepare(&c);
+
+	if (r < 0)
+		goto out;
+	if (json) {
+		jsonw_init(&w, stdout);
+		jsonw_begin_object(&w, NULL);
+		jsonw_string(&w, "cache_dir", v->dir);
+		jsonw_bool(&w, "index", true);
+		jsonw_begin_array(&w, "repos");
+	} else {
+		printf("%-32s %-12s %-12s %10s %10s %5s %10s  %s\n", "REPO", "REVISION", "COMMIT",
+		       "SIZE", "CACHED", "", "ON DISK", "LAST USE");
+	}
+	nrepos = ls_repos(&c, json ? &w : NULL, &nrows);
+	if (json)
+		jsonw_end_array(&w);
+	ls_totals(&c, json ? &w : NULL, nrows, nrepos);
+	if (json) {
+		jsonw_end_object(&w);
+		putchar('\n');
+	}
+out:
+	free(c.blobs.v);
+	free(c.disk);
+	free(c.cached);
+	free(c.stats);
+	return r < 0 ? 1 : 0;
+}
+
+/* No index in dir: says so; --json gets an empty listing. */
+static void no_cache(const char *dir, bool json, const char *what)
+{
+	struct jsonw w;
+
+	if (json) {
+		jsonw_init(&w, stdout);
+		jsonw_begin_object(&w, NULL);
+		jsonw_string(&w, "cache_dir", dir);
+		jsonw_bool(&w, "index", false);
+		jsonw_begin_array(&w, "repos");
+		jsonw_end_array(&w);
+		jsonw_end_object(&w);
+		putchar('\n');
+	}
+	fprintf(json ? stderr : stdout, "no hffs cache at %s%s\n", dir, what);
+}
+
+/* ---- hffs cache rm ---- */
+
+struct rm_plan {
+	const char **revisions; /* refs to drop (borrowed from the view) */
+	size_t nrevisions;
+	const char **commits; /* trees to drop */
+	size_t ncommits;
+	struct evict_pins drop; /* blobs of the dropped trees */
+};
+
+static void rm_plan_done(struct rm_plan *p)
+{
+	free(p->revisions);
+	free(p->commits);
+	evict_pins_done(&p->drop);
+}
+
+/* Whether a ref that stays names commit. */
+static bool commit_kept_by_ref(const struct cache_view *v, const struct target *t,
+			       const char *commit)
+{
+	for (size_t i = 0; i < v->nrefs; i++)
+		if (!strcmp(v->refs[i].repo_key, t->repo_key) && !ref_selected(&v->refs[i], t) &&
+		    !strcmp(v->refs[i].commit, commit))
+			return true;
+	return false;
+}
+
+/* What `rm` of t drops: its refs, and its trees no other ref of the repo still names. */
+static int rm_plan_make(const struct cache_view *v, const struct target *t, struct rm_plan *p)
+{
+	memset(p, 0, sizeof(*p));
+	p->revisions = calloc(v->nrefs + 1, sizeof(*p->revisions));
+	p->commits = calloc(v->ntrees + 1, sizeof(*p->commits));
+	if (!p->revisions || !p->commits)
+		return -ENOMEM;
+	for (size_t i = 0; i < v->nrefs; i++)
+		if (ref_selected(&v->refs[i], t))
+			p->revisions[p->nrevisions++] = v->refs[i].revision;
+	for (size_t i = 0; i < v->ntrees; i++) {
+		const struct tree_item *tr = &v->trees[i];
+		int r;
+
+		if (!tree_selected(v, tr, t) || commit_kept_by_ref(v, t, tr->commit))
+			continue;
+		p->commits[p->ncommits++] = tr->commit;
+		r = pins_add_tree(&p->drop, tr);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+/* The live mount that uses a tree rm would drop, or NULL. */
+static const struct db_mount *rm_conflict(const struct cache_view *v, const struct target *t,
+					  const struct rm_plan *p)
+{
+	for (size_t i = 0; i < p->ncommits; i++) {
+		const struct db_mount *m = view_mount(v, t->repo_key, p->commits[i]);
+
+		if (m)
+			return m;
+	}
+	return NULL;
+}
+
+/* The blobs of trees that stay, and of live mounts: what rm must keep. -EBADMSG when a tree
+ * that stays cannot be read (its blobs are unknown, so none is removed). */
+static int rm_keep_set(struct cache_view *v, const struct target *t, struct evict_pins *keep)
+{
+	int r = view_pins(v, keep);
+
+	for (size_t i = 0; r >= 0 && i < v->ntrees; i++) {
+		const struct tree_item *tr = &v->trees[i];
+
+		if (tree_selected(v, tr, t) && !commit_kept_by_ref(v, t, tr->commit))
+			continue;
+		if (tr->unreadable) {
+			log_warn("the file list of %s at %.12s is unreadable: no data was removed, "
+				 "since it may use some",
+				 repo_display(tr->repo_key), tr->commit);
+			return -EBADMSG;
+		}
+		r = pins_add_tree(keep, tr);
+	}
+	return r;
+}
+
+/* Drops the refs and trees of the plan, then the blobs nothing else uses. */
+static int rm_apply(struct cache_view *v, const struct target *t, struct rm_plan *p,
+		    size_t *ret_blobs, uint64_t *ret_freed)
+{
+	struct evict_pins keep = { 0 };
+	int r = 0, k;
+
+	for (size_t i = 0; r >= 0 && i < p->nrevisions; i++) {
+		r = db_ref_del(v->db, t->repo_key, p->revisions[i]);
+		r = r == -ENOENT ? 0 : r;
+	}
+	for (size_t i = 0; r >= 0 && i < p->ncommits; i++) {
+		r = db_tree_del(v->db, t->repo_key, p->commits[i]);
+		r = r == -ENOENT ? 0 : r;
+	}
+	if (r < 0) {
+		log_err("cannot remove %s from the cache index: %s", t->spec, strerror(-r));
+		return r;
+	}
+	/* Refs and trees first: a crash from here on leaves data nothing names, which eviction
+	 * reclaims, never a tree whose data is gone. */
+	k = rm_keep_set(v, t, &keep);
+	for (size_t i = 0; k >= 0 && i < p->drop.n; i++) {
+		uint64_t freed = 0;
+
+		if (evict_pins_has(&keep, p->drop.v[i]))
+			continue;
+		r = evict_remove(v->db, v->dir, p->drop.v[i], &freed);
+		if (r == -ENOENT)
+			continue;
+		if (r < 0) {
+			log_err("cannot remove the data of %s: %s", p->drop.v[i], strerror(-r));
+			break;
+		}
+		(*ret_blobs)++;
+		*ret_freed += freed;
+	}
+	evict_pins_done(&keep);
+	return r < 0 ? r : 0;
+}
+
+static void rm_report(const struct target *t, const struct rm_plan *p, size_t blobs, uint64_t freed,
+		      bool json)
+{
+	struct jsonw w;
+	char a[32];
+
+	if (!json) {
+		printf("removed %s: %zu revision%s, %zu file list%s, %zu blob%s (%s freed)\n",
+		       t->spec, p->nrevisions, p->nrevisions == 1 ? "" : "s", p->ncommits,
+		       p->ncommits == 1 ? "" : "s", blobs, blobs == 1 ? "" : "s",
+		       format_size(freed, a, sizeof(a)));
+		return;
+	}
+	jsonw_init(&w, stdout);
+	jsonw_begin_object(&w, NULL);
+	jsonw_string(&w, "repo", t->repo_key);
+	jsonw_string(&w, "revision", t->rev);
+	jsonw_begin_array(&w, "revisions_removed");
+	for (size_t i = 0; i < p->nrevisions; i++)
+		jsonw_string(&w, NULL, p->revisions[i]);
+	jsonw_end_array(&w);
+	jsonw_begin_array(&w, "commits_removed");
+	for (size_t i = 0; i < p->ncommits; i++)
+		jsonw_string(&w, NULL, p->commits[i]);
+	jsonw_end_array(&w);
+	jsonw_uint(&w, "blobs_removed", blobs);
+	jsonw_uint(&w, "bytes_freed", freed);
+	jsonw_end_object(&w);
+	putchar('\n');
+}
+
+static int cache_rm(struct cache_view *v, const struct target *t, bool json)
+{
+	struct rm_plan p;
+	const struct db_mount *m;
+	uint64_t freed = 0;
+	size_t blobs = 0;
+	int r = rm_plan_make(v, t, &p);
+
+	if (r < 0) {
+		log_err("out of memory");
+	} else if (!p.nrevisions && !p.ncommits) {
+		log_err("%s is not in the cache at %s", t->spec, v->dir);
+		r = -ENOENT;
+	} else if ((m = rm_conflict(v, t, &p))) {
+		log_err("%s is in use by the mount at '%s' (pid %d); unmount it first", t->spec,
+			m->mountpoint, (int)m->pid);
+		r = -EBUSY;
+	} else {
+		r = rm_apply(v, t, &p, &blobs, &freed);
+		if (r >= 0)
+			rm_report(t, &p, blobs, freed, json);
+	}
+	rm_plan_done(&p);
+	return r < 0 ? 1 : 0;
+}
+
+/* ---- hffs cache gc ---- */
+
+struct gc_report {
+	struct evict_orphans orphans;
+	struct evict_plan plan;
+	struct evict_result res;
+	struct evict_budget budget;
+	uint64_t avail_after;
+	bool compacted;
+	uint64_t index_before, index_after;
+	const char *compact_skipped; /* why not, or NULL */
+};
+
+/* The budget from --max-size and --min-free (bytes, or a percentage of the file system);
+ * returns 0 or 2 (bad usage, said why). */
+static int gc_budget(const struct cache_opts *o, const char *dir, struct evict_budget *b)
+{
+	uint64_t total = 0, avail = 0;
+	unsigned pct;
+
+	b->max_size = EVICT_NO_LIMIT;
+	if (o->max_size && parse_size(o->max_size, &b->max_size) < 0) {
+		log_err("--max-size takes a size (e.g. 200G), not '%s'", o->max_size);
+		return 2;
+	}
+	if (evict_fs_space(dir, &total, &avail) < 0)
+		total = 0;
+	if (!o->min_free) {
+		b->min_free = evict_default_min_free(total);
+	} else if (parse_percent(o->min_free, &pct) == 0) {
+		b->min_free = total / 100 * pct + total % 100 * pct / 100;
+	} else if (parse_size(o->min_free, &b->min_free) < 0) {
+		log_err("--min-free takes a size (e.g. 10G) or a percentage (e.g. 5%%), not '%s'",
+			o->min_free);
+		return 2;
+	}
+	return 0;
+}
+
+/* Orphans, then eviction, under the eviction lock with the pins computed under it. */
+static int gc_evict(struct cache_view *v, struct gc_report *g)
+{
+	struct evict_pins pins = { 0 };
+	int fd, r;
+
+	fd = evict_lock(v->dir, true);
+	if (fd < 0) {
+		log_err("cannot take the eviction lock of '%s': %s", v->dir, strerror(-fd));
+		return fd;
+	}
+	r = view_load(v);
+	if (r >= 0)
+		r = view_pins(v, &pins);
+	if (r >= 0) {
+		r = evict_orphans(v->db, v->dir, &pins, &g->orphans);
+		if (r < 0)
+			log_err("cannot remove orphaned data in '%s': %s", v->dir, strerror(-r));
+	}
+	if (r >= 0) {
+		r = evict_to_budget(v->db, v->dir, &g->budget, &pins, &g->plan, &g->res);
+		if (r < 0)
+			log_err("eviction stopped: %s", strerror(-r));
+	}
+	close(fd);
+	evict_pins_done(&pins);
+	return r;
+}
+
+static void gc_compact(struct cache_view *v, struct gc_report *g)
+{
+	int r;
+
+	if (v->nmounts) {
+		g->compact_skipped = "a live mount uses the cache";
+		return;
+	}
+	r = db_compact(v->db, &g->index_before, &g->index_after);
+	if (r == -EBUSY)
+		g->compact_skipped = "another process has the index open";
+	else if (r < 0)
+		g->compact_skipped = strerror(-r);
+	else
+		g->compacted = true;
+}
+
+static void gc_report_text(const struct gc_report *g)
+{
+	const struct evict_plan *p = &g->plan;
+	char a[32], b[32], c[32], d[32];
+
+	if (g->orphans.files || g->orphans.records)
+		printf("orphans: %zu data file%s without a record removed (%s), %zu record%s of "
+		       "missing data dropped\n",
+		       g->orphans.files, g->orphans.files == 1 ? "" : "s",
+		       format_size(g->orphans.file_bytes, a, sizeof(a)), g->orphans.records,
+		       g->orphans.records == 1 ? "" : "s");
+	else
+		printf("orphans: none\n");
+	printf("evicted %zu blob%s, least recently used first: %s freed\n", g->res.removed,
+	       g->res.removed == 1 ? "" : "s", format_size(g->res.freed, a, sizeof(a)));
+	printf("data now %s (max %s); %s free (floor %s)\n",
+	       format_size(p->usage - MIN(p->usage, g->res.freed), a, sizeof(a)),
+	       g->budget.max_size == EVICT_NO_LIMIT ? "none" :
+						      format_size(g->budget.max_size, b, sizeof(b)),
+	       format_size(g->avail_after, c, sizeof(c)),
+	       format_size(g->budget.min_free, d, sizeof(d)));
+	if (!p->met)
+		printf("the budget is not met: %s in %zu blob%s belong to live mounts\n",
+		       format_size(p->pinned, a, sizeof(a)), p->npinned,
+		       p->npinned == 1 ? "" : "s");
+	if (g->compacted)
+		printf("index compacted: %s -> %s\n", format_size(g->index_before, a, sizeof(a)),
+		       format_size(g->index_after, b, sizeof(b)));
+	else
+		printf("index not compacted: %s\n", g->compact_skipped);
+}
+
+static void gc_report_json(const struct cache_view *v, const struct gc_report *g)
+{
+	const struct evict_plan *p = &g->plan;
+	struct jsonw w;
+
+	jsonw_init(&w, stdout);
+	jsonw_begin_object(&w, NULL);
+	jsonw_string(&w, "cache_dir", v->dir);
+	jsonw_bool(&w, "index", true);
+	jsonw_uint(&w, "orphan_files", g->orphans.files);
+	jsonw_uint(&w, "orphan_bytes", g->orphans.file_bytes);
+	jsonw_uint(&w, "orphan_records", g->orphans.records);
+	jsonw_uint(&w, "evicted", g->res.removed);
+	jsonw_uint(&w, "bytes_freed", g->res.freed);
+	jsonw_uint(&w, "disk", p->usage - MIN(p->usage, g->res.freed));
+	jsonw_uint(&w, "fs_avail", g->avail_after);
+	if (g->budget.max_size == EVICT_NO_LIMIT)
+		jsonw_null(&w, "max_size");
+	else
+		jsonw_uint(&w, "max_size", g->budget.max_size);
+	jsonw_uint(&w, "min_free", g->budget.min_free);
+	jsonw_bool(&w, "met", p->met);
+	jsonw_uint(&w, "pinned_blobs", p->npinned);
+	jsonw_uint(&w, "pinned_bytes", p->pinned);
+	jsonw_bool(&w, "compacted", g->compacted);
+	if (g->compacted) {
+		jsonw_uint(&w, "index_before", g->index_before);
+		jsonw_uint(&w, "index_after", g->index_after);
+	} else {
+		jsonw_null(&w, "index_before");
+		jsonw_null(&w, "index_after");
+	}
+	jsonw_string(&w, "compact_skipped", g->compact_skipped);
+	jsonw_end_object(&w);
+	putchar('\n');
+}
+
+static int cache_gc(struct cache_view *v, const struct cache_opts *o)
+{
+	struct gc_report g = { .plan.met = true };
+	uint64_t total;
+	int r = gc_budget(o, v->dir, &g.budget);
+
+	if (r)
+		return r;
+	r = gc_evict(v, &g);
+	if (r >= 0) {
+		gc_compact(v, &g);
+		if (evict_fs_space(v->dir, &total, &g.avail_after) < 0)
+			g.avail_after = 0;
+		if (o->json)
+			gc_report_json(v, &g);
+		else
+			gc_report_text(&g);
+	}
+	evict_plan_done(&g.plan);
+	return r < 0 ? 1 : 0;
+}
+
+/* ---- hffs cache verify ---- */
+
+enum bad_kind {
+	BAD_MISMATCH, /* hashes to something else */
+	BAD_SHORT, /* the data file is shorter than the blob */
+	BAD_MISSING, /* the data file is gone */
+};
+
+static const char *const bad_kind_str[] = {
+	[BAD_MISMATCH] = "mismatch",
+	[BAD_SHORT] = "short",
+	[BAD_MISSING] = "missing",
+};
+
+struct bad_blob {
+	const struct blob_row *row;
+	enum bad_kind kind;
+	char actual[CID_MAX];
+	const struct db_mount *in_use; /* set: left as is */
+	bool dropped;
+};
+
+struct verify_ctx {
+	struct cache_view *v;
+	struct blob_table blobs;
+	struct evict_pins only; /* with REPO[@REV]: the blobs to check */
+	bool selected;
+	size_t checked, good, partial, errors;
+	uint64_t bytes;
+	struct bad_blob *bad;
+	size_t nbad;
+};
+
+/* Hashes one complete blob. 0 good, 1 bad (filled in), -errno when it could not be read. */
+static int verify_one(const struct verify_ctx *c, const struct blob_row *b, struct bad_blob *ret)
+{
+	char path[PATH_MAX];
+	_cleanup_close_ int fd = -1;
+	int r;
+
+	memset(ret, 0, sizeof(*ret));
+	ret->row = b;
+	r = blob_path(c->v->dir, b->cid, path, sizeof(path));
+	if (r < 0)
+		return r;
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 && errno == ENOENT) {
+		ret->kind = BAD_MISSING;
+		return 1;
+	}
+	if (fd < 0)
+		return -errno;
+	r = verify_fd(fd, b->rec.size, (enum blob_hash)b->rec.hash, b->cid, ret->actual);
+	if (r == -EIO) {
+		ret->kind = ret->actual[0] ? BAD_MISMATCH : BAD_SHORT;
+		return 1;
+	}
+	return r;
+}
+
+static bool verify_wanted(struct verify_ctx *c, const struct blob_row *b)
+{
+	if (c->selected && !evict_pins_has(&c->only, b->cid))
+		return false;
+	return b->rec.size > 0;
+}
+
+static int verify_all(struct verify_ctx *c)
+{
+	c->bad = calloc(c->blobs.n + 1, sizeof(*c->bad));
+	if (!c->bad)
+		return -ENOMEM;
+	for (size_t i = 0; i < c->blobs.n; i++) {
+		const struct blob_row *b = &c->blobs.v[i];
+		int r;
+
+		if (!verify_wanted(c, b))
+			continue;
+		if (b->rec.state != BLOB_COMPLETE && b->rec.state != BLOB_VERIFIED) {
+			c->partial += b->rec.state == BLOB_PARTIAL && b->rec.blocks_present > 0;
+			continue;
+		}
+		r = verify_one(c, b, &c->bad[c->nbad]);
+		c->checked++;
+		c->bytes += b->rec.size;
+		if (r == 1) {
+			c->nbad++;
+		} else if (r < 0) {
+			log_err("cannot verify %s: %s", b->cid, strerror(-r));
+			c->errors++;
+		} else {
+			c->good++;
+			if (b->rec.state == BLOB_COMPLETE)
+				(void)db_blob_set_state(c->v->db, b->cid, BLOB_VERIFIED);
+		}
+	}
+	return 0;
+}
+
+/* The live mount (fresh from the index) whose blobs include cid, or NULL. */
+static const struct db_mount *verify_user(struct cache_view *v, const char *cid)
+{
+	for (size_t i = 0; i < v->nmounts; i++) {
+		const struct db_mount *m = &v->mounts[i];
+		const struct tree_item *t = view_tree(v, m->repo_key, m->commit);
+
+		if (!t || t->unreadable)
+			return m; /* unknown: treat as used */
+		for (size_t k = 0; k < t->tree.n; k++)
+			if (has_data(&t->tree.v[k]) && !strcmp(hub_entry_cid(&t->tree.v[k]), cid))
+				return m;
+	}
+	return NULL;
+}
+
+/* Drops the bits of each bad blob no live mount uses (the blocks are fetched again when
+ * read), then frees its disk space: bits before bytes, so no bit claims a punched block. A
+ * live mount serves from its own view of the bits, so its blobs are left for it. */
+static int verify_drop(struct verify_ctx *c)
+{
+	int fd = evict_lock(c->v->dir, true), r = 0;
+
+	if (fd < 0) {
+		log_err("cannot take the eviction lock of '%s': %s", c->v->dir, strerror(-fd));
+		return fd;
+	}
+	r = view_load(c->v);
+	for (size_t i = 0; r >= 0 && i < c->nbad; i++) {
+		struct bad_blob *b = &c->bad[i];
+		char path[PATH_MAX];
+		int bfd;
+
+		b->in_use = verify_user(c->v, b->row->cid);
+		if (b->in_use)
+			continue;
+		r = db_blob_set_state(c->v->db, b->row->cid, BLOB_BAD);
+		if (r < 0) {
+			log_err("cannot mark %s bad: %s", b->row->cid, strerror(-r));
+			break;
+		}
+		b->dropped = true;
+		if (blob_path(c->v->dir, b->row->cid, path, sizeof(path)) < 0)
+			continue;
+		bfd = open(path, O_WRONLY | O_CLOEXEC);
+		if (bfd >= 0) {
+			(void)blob_punch(bfd, 0, b->row->rec.size);
+			close(bfd);
+		}
+	}
+	close(fd);
+	return r;
+}
+
+/* "models/org/name: path" of the first tree file whose content is cid, into buf. */
+static const char *blob_name(const struct cache_view *v, const char *cid, char *buf, size_t len)
+{
+	for (size_t i = 0; i < v->ntrees; i++) {
+		const struct tree_item *t = &v->trees[i];
+
+		for (size_t k = 0; k < t->tree.n; k++) {
+			if (!has_data(&t->tree.v[k]) || strcmp(hub_entry_cid(&t->tree.v[k]), cid))
+				continue;
+			snprintf(buf, len, "%s: %s", repo_display(t->repo_key), t->tree.v[k].path);
+			return buf;
+		}
+	}
+	snprintf(buf, len, "(no file list names it)");
+	return buf;
+}
+
+static void verify_bad_text(const struct verify_ctx *c, const struct bad_blob *b)
+{
+	const char *kind = b->row->rec.hash == BLOB_HASH_SHA256 ? "sha256" : "git sha1";
+	char name[512];
+
+	printf("bad: %s (%s %s): ", blob_name(c->v, b->row->cid, name, sizeof(name)), kind,
+	       b->row->cid);
+	if (b->kind == BAD_MISMATCH)
+		printf("the data hashes to %s", b->actual);
+	else if (b->kind == BAD_SHORT)
+		printf("the data file is shorter than the file");
+	else
+		printf("the data file is missing");
+	if (b->dropped)
+		printf("; its blocks were dropped and will be fetched again\n");
+	else if (b->in_use)
+		printf("; left as is, the mount at '%s' uses it: unmount it and verify again\n",
+		       b->in_use->mountpoint);
+	else
+		putchar('\n');
+}
+
+static void verify_report_json(const struct verify_ctx *c)
+{
+	struct jsonw w;
+	char name[512];
+
+	jsonw_init(&w, stdout);
+	jsonw_begin_object(&w, NULL);
+	jsonw_string(&w, "cache_dir", c->v->dir);
+	jsonw_uint(&w, "checked", c->checked);
+	jsonw_uint(&w, "bytes_checked", c->bytes);
+	jsonw_uint(&w, "good", c->good);
+	jsonw_uint(&w, "partial_skipped", c->partial);
+	jsonw_uint(&w, "errors", c->errors);
+	jsonw_begin_array(&w, "bad");
+	for (size_t i = 0; i < c->nbad; i++) {
+		const struct bad_blob *b = &c->bad[i];
+
+		jsonw_begin_object(&w, NULL);
+		jsonw_string(&w, "cid", b->row->cid);
+		jsonw_string(&w, "file", blob_name(c->v, b->row->cid, name, sizeof(name)));
+		jsonw_string(&w, "reason", bad_kind_str[b->kind]);
+		jsonw_string(&w, "actual", b->kind == BAD_MISMATCH ? b->actual : NULL);
+		jsonw_bool(&w, "dropped", b->dropped);
+		jsonw_string(&w, "in_use_by", b->in_use ? b->in_use->mountpoint : NULL);
+		jsonw_end_object(&w);
+	}
+	jsonw_end_array(&w);
+	jsonw_end_object(&w);
+	putchar('\n');
+}
+
+static void verify_report(const struct verify_ctx *c, bool json)
+{
+	char a[32];
+
+	if (json) {
+		verify_report_json(c);
+		return;
+	}
+	for (size_t i = 0; i < c->nbad; i++)
+		verify_bad_text(c, &c->bad[i]);
+	printf("checked %zu blob%s (%s): %zu good, %zu bad", c->checked, c->checked == 1 ? "" : "s",
+	       format_size(c->bytes, a, sizeof(a)), c->good, c->nbad);
+	if (c->errors)
+		printf(", %zu unreadable", c->errors);
+	if (c->partial)
+		printf("; %zu partial blob%s not checked", c->partial, c->partial == 1 ? "" : "s");
+	putchar('\n');
+}
+
+/* With REPO[@REV]: the blobs of its trees. */
+static int verify_select(struct verify_ctx *c, const struct target *t)
+{
+	bool any = false;
+
+	for (size_t i = 0; i < c->v->ntrees; i++) {
+		const struct tree_item *tr = &c->v->trees[i];
+		int r;
+
+		if (!tree_selected(c->v, tr, t))
+			continue;
+		any = true;
+		r = pins_add_tree(&c->only, tr);
+		if (r < 0)
+			return r;
+	}
+	if (!any) {
+		log_err("%s is not in the cache at %s", t->spec, c->v->dir);
+		return -ENOENT;
+	}
+	c->selected = true;
+	return 0;
+}
+
+static int cache_verify(struct cache_view *v, const struct target *t, bool json)
+{
+	struct verify_ctx c = { .v = v };
+	int r = t ? verify_select(&c, t) : 0;
+
+	if (r >= 0) {
+		r = db_blob_foreach(v->db, collect_blob, &c.blobs);
+		if (r < 0)
+			log_err("cannot read the blob records of '%s': %s", v->dir, strerror(-r));
+	}
+	if (r >= 0)
+		r = verify_all(&c);
+	if (r >= 0 && c.nbad)
+		r = verify_drop(&c);
+	if (r >= 0)
+		verify_report(&c, json);
+	free(c.blobs.v);
+	free(c.bad);
+	evict_pins_done(&c.only);
+	return r < 0 || c.nbad || c.errors ? 1 : 0;
+}
+
+/* ---- dispatch ---- */
+
+static int run_sub(const char *sub, struct cache_view *v, const struct cache_opts *o,
+		   const struct target *t)
+{
+	if (!strcmp(sub, "ls"))
+		return cache_ls(v, o->json);
+	if (!strcmp(sub, "gc"))
+		return cache_gc(v, o);
+	if (!strcmp(sub, "verify"))
+		return cache_verify(v, t, o->json);
+	return cache_rm(v, t, o->json);
+}
+
+/* rm takes the eviction lock for its whole run: its pins and its removals must see one
+ * state. gc and verify take it only for their removals (hashing can take minutes). */
+static int run_locked(const char *sub, struct cache_view *v, const struct cache_opts *o,
+		      const struct target *t)
+{
+	int fd = -1, r;
+
+	if (!strcmp(sub, "rm")) {
+		fd = evict_lock(v->dir, true);
+		if (fd < 0) {
+			log_err("cannot take the eviction lock of '%s': %s", v->dir, strerror(-fd));
+			return 1;
+		}
+	}
+	r = view_load(v) < 0 ? 1 : run_sub(sub, v, o, t);
+	if (fd >= 0)
+		close(fd);
+	return r;
+}
+
+int cmd_cache(int argc, char **argv)
+{
+	static const struct {
+		const char *name;
+		bool gc;
+		int spec;
+	} subs[] = {
+		{ "ls", false, 0 },
+		{ "rm", false, 1 },
+		{ "gc", true, 0 },
+		{ "verify", false, -1 },
+	};
+	struct cache_opts o = { 0 };
+	_cleanup_free_ char *dir = NULL;
+	struct cache_view v = { 0 };
+	struct target t;
+	const char *sub;
+	bool done;
+	size_t i;
+	int r;
+
+	if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
+		fputs(cache_usage, argc < 2 ? stderr : stdout);
+		return argc < 2 ? 2 : 0;
+	}
+	sub = argv[1];
+	for (i = 0; i < ARRAY_SIZE(subs) && strcmp(subs[i].name, sub); i++)
+		;
+	if (i == ARRAY_SIZE(subs)) {
+		fprintf(stderr, "hffs: unknown cache command '%s'; see 'hffs cache --help'\n", sub);
+		return 2;
+	}
+	r = parse_opts(argc - 1, argv + 1, subs[i].gc, subs[i].spec, &o, &done);
+	if (done)
+		return r;
+	if (o.spec && (r = target_parse(o.spec, &t)))
+		return r;
+	dir = cli_cache_dir(o.cache_arg);
+	if (!dir) {
+		log_err("no cache directory: give --cache-dir or set HFFS_CACHE_DIR or HOME");
+		return 1;
+	}
+	r = cache_open(dir, &v.db);
+	if (r < 0)
+		return 1;
+	if (r == 0) {
+		no_cache(dir, o.json, strcmp(sub, "gc") ? "" : ": nothing to collect");
+		return strcmp(sub, "rm") && strcmp(sub, "verify") ? 0 : 1;
+	}
+	v.dir = dir;
+	r = run_locked(sub, &v, &o, o.spec ? &t : NULL);
+	view_done(&v);
+	db_close(v.db);
+	fflush(stdout);
+	return r;
+}
