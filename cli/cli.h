@@ -6,6 +6,7 @@
 int cmd_mount(int argc, char **argv);
 int cmd_unmount(int argc, char **argv);
 int cmd_status(int argc, char **argv);
+int cmd_verify(int argc, char **argv);
 int cmd_cache(int argc, char **argv);
 
 /* --cache-dir, else HFFS_CACHE_DIR, else $XDG_CACHE_HOME/hffs, else ~/.cache/hffs, made

@@ -15,6 +15,7 @@ static const char usage[] =
 	"  mount REPO MOUNTPOINT   mount REPO (org/name, datasets/org/name, spaces/org/name)\n"
 	"  unmount MOUNTPOINT      unmount it and wait for the daemon to finish\n"
 	"  status [MOUNTPOINT]     mounts, per-file coverage and state (--json)\n"
+	"  verify [REPO|MOUNTPOINT] rehash complete files against their content ids\n"
 	"  cache ls|rm|gc|verify   what the cache holds; remove, evict, check it (--json)\n"
 	"\n"
 	"Options:\n"
@@ -40,6 +41,7 @@ int main(int argc, char **argv)
 		{ "umount", cmd_unmount },
 		{ "status", cmd_status },
 		{ "cache", cmd_cache },
+		{ "verify", cmd_verify },
 	};
 
 	log_init("hffs", LOG_LEVEL_INFO, -1);

@@ -156,3 +156,14 @@ def test_completion_resumes_after_unmount(hub, mount, cache_dir):
     assert before, "the first mount fetched nothing: the test would prove nothing"
     for rel, data in hub.files("org/model").items():
         assert (m2.path / rel).read_bytes() == data
+
+
+def test_verify_on_demand_by_mountpoint(hub, mount, cache_dir):
+    m = mount("org/model", "--prefetch", "none")
+    assert (m.path / "config.json").read_bytes() == hub.files("org/model")["config.json"]
+    wait_for(lambda: run_hffs("verify", m.path, "--json", "--cache-dir", cache_dir).returncode
+             == 0 and json.loads(run_hffs("verify", m.path, "--json", "--cache-dir",
+                                          cache_dir).stdout)["checked"] >= 1,
+             timeout=30, what="hffs verify to check the file read")
+    p = run_hffs("verify", m.path, "--cache-dir", cache_dir)
+    assert p.returncode == 0, p.stdout + p.stderr
