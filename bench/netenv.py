@@ -148,7 +148,8 @@ pid {run}/nginx.pid;
 error_log {run}/error.log warn;
 events {{ worker_connections 4096; }}
 http {{
-    log_format bench '$msec $connection $status $body_bytes_sent "$http_range" $request_time';
+    log_format bench '$msec $connection $status $body_bytes_sent "$http_range" $request_time '
+                     '$uri';
     access_log {run}/access.log bench;
     client_body_temp_path {run}/tmp/body;
     proxy_temp_path {run}/tmp/proxy;
@@ -232,10 +233,11 @@ class Nginx:
         with open(self.access_log, "rb") as f:
             f.seek(offset)
             for line in f.read().decode(errors="replace").splitlines():
-                m = re.fullmatch(r'(\S+) (\d+) (\d+) (\d+) "([^"]*)" (\S+)', line)
+                m = re.fullmatch(r'(\S+) (\d+) (\d+) (\d+) "([^"]*)" (\S+) (\S+)', line)
                 if m:
                     out.append({"t": float(m[1]), "conn": int(m[2]), "status": int(m[3]),
-                                "bytes": int(m[4]), "range": m[5], "secs": float(m[6])})
+                                "bytes": int(m[4]), "range": m[5], "secs": float(m[6]),
+                                "blob": m[7].rpartition("/")[2]})
         return out
 
 

@@ -39,13 +39,17 @@ def errors(runs):
 
 
 def profile(runs):
-    """'requests / connections' the CDN saw, median over runs."""
+    """'requests / connections / MB for other files' the CDN saw (the run with the median
+    request count)."""
     ok = [r["cdn"] for r in runs if "error" not in r and r.get("cdn")]
     if not ok:
         return "-"
     ok.sort(key=lambda c: c["requests"])
     c = ok[len(ok) // 2]
-    return f"{c['requests']} / {c['connections']}"
+    out = f"{c['requests']} / {c['connections']}"
+    if "cut_short" in c:
+        out += f" / {c['cut_short']} / {c['other_bytes'] / 1e6:.0f}"
+    return out
 
 
 # --- sections ----------------------------------------------------------------------------------
@@ -126,9 +130,9 @@ def transfer(res, reading):
         lines.append("- hffs: not yet measured: " +
                      ("; ".join(errors(t["runs"]["hffs"])) or "no run"))
     read = med(sm.get("hffs"), "read_mbps")
-    extra = (f"hffs's MB/s count from the `hffs mount` command to the last byte (mount "
+    extra = (f"hffs's MB/s count from the `hffs mount` command to the last byte\n(mount "
              f"{stat(sm.get('hffs'), 'mount', digits=2)} s); the read alone ran at "
-             f"{read:.1f} MB/s. " if read else "")
+             f"{read:.1f} MB/s.\n" if read else "")
     return f"""\
 ## Transfer engine: cold sequential read of one shard
 
@@ -136,9 +140,11 @@ def transfer(res, reading):
 resolve URL (302 to the CDN) to a file; hffs mounts the repo cold and a reader reads the
 file front to back with 1 MiB `read()`s, hashing every byte (checked against the content).
 {extra}CPU s/GB for hffs is the daemon's only (the reader's own CPU, which includes the
-kernel's FUSE copies, is in the raw results). "CDN requests / conns" is what nginx logged.
+kernel's FUSE copies, is in the raw results). The last column is what nginx logged during
+the run: requests, connections, replies cut short by the client (each costs a connection),
+and MB sent for files other than the one being read.
 
-| client | MB/s | seconds | CPU s/GB | peak RSS MiB | CDN requests / conns |
+| client | MB/s | seconds | CPU s/GB | peak RSS MiB | CDN req / conns / cut / other MB |
 |---|---|---|---|---|---|
 {chr(10).join(rows)}
 
@@ -163,42 +169,48 @@ def ttft(res, reading):
     t = res.get("ttft")
     if not t:
         return "## Time to first tensor\n\nNot run.\n"
-    sh = t["summary"]["hffs"]
+    sm = t["summary"]
     tensor = t["tensor"]
-    aria = med(t["summary"]["aria2c"], "wall")
+    aria = med(sm["aria2c"], "wall")
     lines = []
-    tt = med(sh, "t_tensor")
-    if tt and t["bytes_at_link_s"]:
-        r = tt / t["bytes_at_link_s"]
-        lines.append(f"- first tensor / its bytes at link speed = **{r:.2f}** (target <= 1.10): "
-                     f"{verdict(r <= 1.1)}")
-    if tt and aria:
-        lines.append(f"- first tensor / aria2c's whole-shard download = **{tt / aria:.2f}**")
-    if not tt:
-        lines.append("- hffs: not yet measured: " + ("; ".join(errors(t["runs"])) or "no run"))
+    for name in ("hffs", "hffs-noprefetch"):
+        tt = med(sm.get(name), "t_tensor")
+        if tt and t["bytes_at_link_s"]:
+            r = tt / t["bytes_at_link_s"]
+            lines.append(f"- {name}: first tensor / its bytes at link speed = **{r:.2f}** "
+                         f"(target <= 1.10): {verdict(r <= 1.1)}" +
+                         (f"; / aria2c's whole shard = {tt / aria:.2f}" if aria else ""))
+        elif not tt:
+            lines.append(f"- {name}: not yet measured: " +
+                         ("; ".join(errors(t["runs"].get(name, []))) or "no run"))
     where = (f"`{tensor['tensor']}`, {tensor['size'] / MiB:.1f} MiB at byte "
              f"{tensor['offset']:,} ({tensor['offset'] / t['bytes']:.0%} into the file)"
              if tensor else "-")
     link_s = f"{t['bytes_at_link_s']:.2f}" if t["bytes_at_link_s"] else "-"
+    rows = [("mount ready", "mount", 3), ("header parsed", "t_header", 3),
+            ("tensor in hand", "t_tensor", 2)]
+    table = "\n".join(f"| hffs: {label} | {stat(sm.get('hffs'), key, digits=d)} | "
+                      f"{stat(sm.get('hffs-noprefetch'), key, digits=d)} |"
+                      for label, key, d in rows)
+    aria_s = stat(sm["aria2c"], "wall", digits=2)
     return f"""\
 ## Time to first tensor
 
 A cold mount, then what a loader does for one tensor: read the shard's header (8-byte length,
-JSON), then the tensor in the middle of the data order (index (n-1)/2 of {t['file']}'s
-tensors): {where}. Times count from the `hffs mount` command. The baseline is the time its
-bytes take at the link's speed when a file is fetched front to back: (offset + size) / link
-rate = {link_s} s.
+JSON), then the tensor in the middle of the data order (index (n-1)/2 of the tensors of
+`{t['file']}`):
+{where}.
+Times count from the `hffs mount` command. The baseline is the time its bytes take at the
+link's speed when a file is fetched front to back: (offset + size) / link rate = {link_s} s.
 
-| | seconds |
-|---|---|
-| hffs: mount ready | {stat(sh, 'mount', digits=3)} |
-| hffs: header parsed | {stat(sh, 't_header', digits=3)} |
-| hffs: tensor in hand | {stat(sh, 't_tensor', digits=3)} |
-| aria2c -x16 -s16: the whole shard | {stat(t['summary']['aria2c'], 'wall', digits=2)} |
-| bytes up to the tensor's end at link speed | {link_s} |
+| seconds | hffs (default) | hffs --prefetch none |
+|---|---|---|
+{table}
+| aria2c -x16 -s16: the whole shard | {aria_s} | {aria_s} |
+| bytes up to the tensor's end at link speed | {link_s} | {link_s} |
 
 {chr(10).join(lines)}
-{errors_note({'hffs': t['runs'], 'aria2c': t['aria2c']})}
+{errors_note({**t['runs'], 'aria2c': t['aria2c']})}
 ### Reading
 
 <!-- reading:ttft -->
@@ -250,9 +262,10 @@ def load(res, reading):
 A reader starts right after the mount and reads what a loader reads: the index JSON, then
 every shard in order ({len(t['files'])} shards, {t['bytes'] / MiB:.0f} MiB), hashing all of it;
 against aria2c downloading all shards at once. Seconds count from the `hffs mount` command
-(hffs) or from aria2c's start; "shards done at" is when the reader finished each shard.
+(hffs) or from aria2c's start; "shards done at" is when the reader finished each shard; the
+last column is as in the transfer table ("other": the small files).
 
-| client | seconds | MB/s | CPU s/GB | peak RSS MiB | shards done at (s) | CDN requests / conns |
+| client | s | MB/s | CPU s/GB | peak RSS MiB | shards done at s | CDN req/conn/cut/other MB |
 |---|---|---|---|---|---|---|
 {chr(10).join(rows)}
 

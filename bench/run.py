@@ -12,6 +12,7 @@ import argparse
 import json
 import os
 import platform
+import re
 import shutil
 import signal
 import statistics
@@ -125,11 +126,20 @@ def summarize(runs, keys):
     return out
 
 
-def request_profile(entries):
-    """What the CDN saw during one run: requests, connections, range sizes."""
+def cut_short(entry):
+    """True for a ranged reply that ended before its range did: the client hung up."""
+    m = re.fullmatch(r"bytes=(\d+)-(\d+)", entry["range"])
+    return bool(m) and entry["status"] == 206 and entry["bytes"] < int(m[2]) - int(m[1]) + 1
+
+
+def request_profile(entries, wanted):
+    """What the CDN saw during one run: requests, connections, reply sizes, and the bytes
+    that went to blobs other than `wanted` (sha256s of the files the run reads)."""
     sizes = sorted(e["bytes"] for e in entries if e["status"] in (200, 206))
     return {"requests": len(entries), "connections": len({e["conn"] for e in entries}),
+            "cut_short": sum(1 for e in entries if cut_short(e)),
             "bytes": sum(e["bytes"] for e in entries),
+            "other_bytes": sum(e["bytes"] for e in entries if e.get("blob") not in wanted),
             "statuses": sorted({e["status"] for e in entries}),
             "median_reply_bytes": statistics.median(sizes) if sizes else 0,
             "max_reply_bytes": sizes[-1] if sizes else 0}
@@ -194,7 +204,7 @@ class Bench:
                                self.run_dir / f"{tag}.log", self.timeout(nbytes))
         run = {"wall": m.wall, "bytes": nbytes, "mbps": nbytes / m.wall / 1e6, "cpu": m.cpu,
                "cpu_per_gb": m.cpu / nbytes * 1e9, "peak_rss": m.peak_rss,
-               "cdn": request_profile(self.nginx.requests_since(offset))}
+               "cdn": request_profile(self.nginx.requests_since(offset), self.blobs_of(paths))}
         if m.timed_out or m.rc != 0:
             run["error"] = (f"{tool} {'timed out' if m.timed_out else f'exited {m.rc}'}; "
                             f"see {self.run_dir / (tag + '.log')}")
@@ -217,7 +227,10 @@ class Bench:
         return clients.HffsMount(str(self.hffs), self.repo, self.hub.api_url, cache, self.mnt,
                                  self.run_dir / f"{tag}.log", args), cache
 
-    def with_mount(self, name, extra, work, nbytes):
+    def blobs_of(self, paths):
+        return {self.sha256s[p] for p in paths}
+
+    def with_mount(self, name, extra, work, nbytes, paths):
         """Cold mount, `work(mount)` timed from the mount command's start, unmount. Returns the
         run record: wall times, daemon CPU during work, peak RSS, CDN profile, work's result."""
         if self.hffs is None:
@@ -241,14 +254,20 @@ class Bench:
             run["error"] = f"{type(e).__name__}: {e}"
         finally:
             run["unmount"] = m.stop()
-            run["cdn"] = request_profile(self.nginx.requests_since(offset))
+            run["cdn"] = request_profile(self.nginx.requests_since(offset),
+                                         self.blobs_of(paths))
             if not self.args.keep:
                 shutil.rmtree(cache, ignore_errors=True)
         if "error" not in run:
             if run.get("status") and run["status"].get("pid") not in (None, m.pid):
                 run["note"] = f"status names pid {run['status'].get('pid')}, ours is {m.pid}"
             self.check_hashes(run)
-        log(f"  {name}: " + (run.get("error") or f"{run['mbps']:.1f} MB/s in {run['wall']:.2f} s"))
+        if "error" in run:
+            log(f"  {name}: {run['error']}")
+        elif run["result"].get("bytes"):
+            log(f"  {name}: {run['mbps']:.1f} MB/s in {run['wall']:.2f} s")
+        else:
+            log(f"  {name}: {run['wall']:.2f} s")
         return run
 
     def check_hashes(self, run):
@@ -262,7 +281,7 @@ class Bench:
 
         def work(m):
             return reader([m.mountpoint / p for p in paths], m.t_start)
-        return self.with_mount(name, extra, work, nbytes)
+        return self.with_mount(name, extra, work, nbytes, paths)
 
 
 # --- benchmarks --------------------------------------------------------------------------------
@@ -288,39 +307,44 @@ def bench_transfer(b):
 
 
 def bench_ttft(b):
-    """Cold mount, header, then the middle tensor of the first shard."""
+    """Cold mount, header, then the middle tensor of the first shard; with background
+    completion (the default) and without."""
     shard = b.shards[0]
-    runs = []
+    variants = {"hffs": [], "hffs-noprefetch": ["--prefetch", "none"]}
+    runs = {v: [] for v in variants}
+
+    def work(m):
+        return clients.first_tensor(m.mountpoint / shard, m.t_start)
+
     for rep in range(b.args.repeats):
         log(f"ttft: repeat {rep + 1}/{b.args.repeats}")
-        b.cold([shard])
-
-        def work(m):
-            return clients.first_tensor(m.mountpoint / shard, m.t_start)
-        run = b.with_mount("hffs-ttft", [], work, b.sizes[shard])
-        if "error" not in run:
-            r = run["result"]
-            want = clients.range_sha256(b.blob(shard), r["offset"], r["offset"] + r["size"])
-            if r["tensor_sha256"] != want:
-                run["error"] = f"WRONG BYTES: tensor {r['tensor']} at {r['offset']}"
-            run.update(t_header=r["t_header"], t_tensor=r["t_tensor"])
-        runs.append(run)
+        for name, extra in variants.items():
+            b.cold([shard])
+            run = b.with_mount(f"{name}-ttft", extra, work, b.sizes[shard], [shard])
+            if "error" not in run:
+                r = run["result"]
+                want = clients.range_sha256(b.blob(shard), r["offset"], r["offset"] + r["size"])
+                if r["tensor_sha256"] != want:
+                    run["error"] = f"WRONG BYTES: tensor {r['tensor']} at {r['offset']}"
+                run.update(t_header=r["t_header"], t_tensor=r["t_tensor"])
+            runs[name].append(run)
     if not b.aria2_shard_runs:
         for rep in range(b.args.repeats):
             log(f"ttft: aria2c {rep + 1}/{b.args.repeats}")
             b.cold([shard])
             b.aria2_shard_runs.append(b.peer("aria2c", [shard]))
-    ok = [r for r in runs if "error" not in r]
+    ok = [r for r in runs["hffs"] + runs["hffs-noprefetch"] if "error" not in r]
     tensor = ok[0]["result"] if ok else None
     # The link's speed: its cap; without one (loopback), what aria2c reached.
     aria2_ok = [r["mbps"] * 1e6 for r in b.aria2_shard_runs if "error" not in r]
     rate = b.net.link_bytes_per_s or (statistics.median(aria2_ok) if aria2_ok else None)
+    keys = ("mount", "t_header", "t_tensor", "peak_rss")
     return {"file": shard, "bytes": b.sizes[shard], "runs": runs,
             "tensor": tensor and {k: tensor[k] for k in ("tensor", "offset", "size")},
             "link_rate": rate,
             "bytes_at_link_s": tensor and rate and (tensor["offset"] + tensor["size"]) / rate,
             "aria2c": b.aria2_shard_runs,
-            "summary": {"hffs": summarize(runs, ("mount", "t_header", "t_tensor", "peak_rss")),
+            "summary": {**{v: summarize(r, keys) for v, r in runs.items()},
                         "aria2c": summarize(b.aria2_shard_runs, ("wall",))}}
 
 
