@@ -57,7 +57,6 @@ struct xreq {
 	struct xreq *enext; /* scratch chain while the engine applies x->dirty */
 	bool apply_cancel; /* cancel_asked, as the engine copied it */
 	enum xfer_prio apply_prio; /* prio_asked, as the engine copied it */
-	bool change_at_intake; /* asked to change while still on the inbox: applied at intake */
 	struct resolve_entry *blob; /* a reference from intake to done */
 	uint64_t written; /* bytes taken by sink.write(): [offset, offset + written) */
 	unsigned attempts; /* attempts started (redirect hops are not attempts) */

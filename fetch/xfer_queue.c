@@ -484,15 +484,8 @@ uint64_t xq_next_due(const struct xfer *x, uint64_t limit)
 
 static void req_intake(struct xfer *x, struct xreq *r)
 {
-	if (r->change_at_intake && r->apply_cancel) {
-		xreq_finish(x, r, -ECANCELED, FETCH_CANCELED, "canceled");
-		return;
-	}
-	if (r->change_at_intake && r->apply_prio < r->prio)
-		r->prio = r->apply_prio;
 	if (x->offline) {
-		xreq_finish(x, r, -ENETDOWN, FETCH_OFFLINE,
-			    "offline mode: the network is not used");
+		xreq_finish(x, r, -ENETDOWN, FETCH_OFFLINE, "not fetched: the mount is offline");
 		return;
 	}
 	r->blob = resolve_get(x->blobs, r->key);
@@ -527,35 +520,36 @@ bool xq_intake(struct xfer *x, bool *ret_rate_changed, uint64_t *ret_rate)
 	stop = x->stopping;
 	in = x->inbox_head;
 	x->inbox_head = x->inbox_tail = NULL;
-	/* Copy what was asked while the lock is held: another thread may ask again. */
-	for (r = x->dirty; r; r = r->dnext) {
+	*ret_rate_changed = x->rate_changed;
+	*ret_rate = x->rate_asked;
+	x->rate_changed = false;
+	pthread_mutex_unlock(&x->lock);
+	/* Submissions first: intake may end one (offline, OOM), and xreq_finish() takes an ended
+	 * request off x->dirty, so x->dirty must still hold it then. */
+	while ((r = in)) {
+		in = r->inext;
+		req_intake(x, r);
+	}
+
+	pthread_mutex_lock(&x->lock);
+	/* Copy what was asked while the lock is held: another thread may ask again. A request
+	 * submitted since the inbox was taken stays on x->dirty (and the inbox) for the next
+	 * turn, which its submission's wakeup brings. */
+	for (struct xreq **pp = &x->dirty; (r = *pp);) {
+		if (r->state == XREQ_INBOX) {
+			pp = &r->dnext;
+			continue;
+		}
+		*pp = r->dnext;
 		r->dirty = false;
 		r->apply_cancel = r->cancel_asked;
 		r->apply_prio = r->prio_asked;
 		r->enext = todo;
 		todo = r;
 	}
-	x->dirty = NULL;
-	*ret_rate_changed = x->rate_changed;
-	*ret_rate = x->rate_asked;
-	x->rate_changed = false;
 	pthread_mutex_unlock(&x->lock);
-
-	/* A request cancelled or raised before the engine took it in gets the change as it is
-	 * taken in: intake may finish (free) it, so it leaves todo first. */
-	for (struct xreq **pp = &todo; (r = *pp);) {
-		if (r->state == XREQ_INBOX) {
-			*pp = r->enext;
-			r->change_at_intake = true;
-		} else {
-			pp = &r->enext;
-		}
-	}
-	while ((r = in)) {
-		in = r->inext;
-		req_intake(x, r);
-	}
-	/* None left in todo is XREQ_INBOX; finishing one touches no other's enext. */
+	/* Applying a change ends at most its own request (what its done() asks for lands on
+	 * x->dirty, not here), so the rest of todo stays valid. */
 	while ((r = todo)) {
 		todo = r->enext;
 		if (r->apply_cancel)

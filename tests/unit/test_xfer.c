@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -525,7 +526,7 @@ static void hub_stop(void)
 static void hub_start(void)
 {
 	const char *env = getenv("FAKEHUB");
-	char data[128], ports[128], tokens[128], script[600];
+	char data[128], ports[128], tokens[128], script[600], errlog[128];
 	char *argv[] = { (char *)"/usr/bin/python3",
 			 script,
 			 (char *)"--data",
@@ -560,9 +561,17 @@ static void hub_start(void)
 	ASSERT_NOT_NULL(f);
 	fprintf(f, "{\"%s\": {\"user\": \"tester\"}}\n", TOKEN);
 	fclose(f);
+	snprintf(errlog, sizeof(errlog), "%s/fakehub.stderr", hub.dir);
 	hub.pid = fork();
 	ASSERT_TRUE(hub.pid >= 0);
 	if (hub.pid == 0) {
+		int fd = open(errlog, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+
+		/* Not on the test's pipes (meson waits for them to close), and gone with the
+		 * test even when it dies without running atexit (a sanitizer abort). */
+		if (fd < 0 || dup2(fd, STDOUT_FILENO) < 0 || dup2(fd, STDERR_FILENO) < 0 ||
+		    prctl(PR_SET_PDEATHSIG, SIGKILL) < 0)
+			_exit(126);
 		execv(argv[0], argv);
 		_exit(127);
 	}
@@ -1271,24 +1280,58 @@ static void test_cancel_and_free(void)
 	}
 }
 
-/* Offline: every request fails at once, on the engine thread, without a byte on the wire. */
+/* Offline: every request fails at once, on the engine thread, without a byte on the wire;
+ * one cancelled before the engine took it in ends once too (either way). */
 static void test_offline(void)
 {
 	struct hub_config cfg = { .endpoint = hub.api_url, .user_agent = (char *)"t" };
 	struct xfer_opts o = { .offline = true };
 	size_t from = log_offset();
 	struct xfer *x = NULL;
-	struct job j;
+	struct job j[100];
 
 	ASSERT_OK(xfer_new(&cfg, &o, &x));
-	job_init(&j, "config.json", 0, 0);
-	job_submit(x, &j, XFER_PRIO_DEMAND);
-	jobs_wait(&j, 1, is_done);
+	for (int i = 0; i < 100; i++) {
+		job_init(&j[i], "config.json", 0, 0);
+		job_submit(x, &j[i], XFER_PRIO_BACKGROUND);
+		if (i % 2)
+			(void)xfer_cancel(x, j[i].id);
+	}
+	jobs_wait(j, 100, is_done);
 	x = xfer_free(x);
-	ASSERT_EQ(j.err, -ENETDOWN);
-	ASSERT_EQ(j.reason, FETCH_OFFLINE);
+	for (int i = 0; i < 100; i++) {
+		ASSERT_EQ(j[i].done_calls, 1);
+		if (i % 2 == 0 || j[i].err != -ECANCELED) {
+			ASSERT_EQ(j[i].err, -ENETDOWN);
+			ASSERT_EQ(j[i].reason, FETCH_OFFLINE);
+		}
+		job_free(&j[i]);
+	}
 	ASSERT_U64_EQ(log_offset(), from);
-	job_free(&j);
+}
+
+/* Cancels and raises racing with intake and with the first exchange: one done() each. */
+static void test_cancel_races(void)
+{
+	struct xfer *x = engine(4, 0, 0);
+	struct job j[60];
+
+	for (int i = 0; i < 60; i++) {
+		job_init(&j[i], "config.json", 0, 0);
+		job_submit(x, &j[i], XFER_PRIO_BACKGROUND);
+		if (i % 3 == 0)
+			ASSERT_OK(xfer_set_prio(x, j[i].id, XFER_PRIO_DEMAND));
+		if (i % 2 == 0)
+			(void)xfer_cancel(x, j[i].id);
+	}
+	jobs_wait(j, 60, is_done);
+	x = xfer_free(x);
+	for (int i = 0; i < 60; i++) {
+		ASSERT_EQ(j[i].done_calls, 1);
+		if (i % 2 || j[i].err != -ECANCELED)
+			job_check_ok(&j[i]);
+		job_free(&j[i]);
+	}
 }
 
 static void test_bad_requests(void)
@@ -1375,6 +1418,7 @@ int main(void)
 	RUN(test_raise_priority);
 	RUN(test_cancel_and_free);
 	RUN(test_offline);
+	RUN(test_cancel_races);
 	RUN(test_bad_requests);
 	RUN(test_rate_cap);
 	return 0; /* hub_stop() runs at exit */
