@@ -415,10 +415,10 @@ static size_t plan_locked(struct sched *s, struct sched_blob *b, uint64_t first,
 }
 
 /* A demand read never waits behind background traffic: a background or read-ahead fetch
- * that carries blocks of [first, last] it has not reached yet gives them up (it is cut where
- * the read begins, or where it has got to) and the read fetches them itself; what lies past
- * the read is fetched again later by whoever wants it. A fetch that already streams inside
- * the span is raised to demand priority instead. ret_cancel receives the ids of fetches cut
+ * that must deliver two or more blocks before the read's first gives up the rest (it is cut
+ * where the read begins) and the read fetches its blocks itself; what lies past the read is
+ * fetched again by whoever wants it. A fetch about to deliver the read's blocks is raised to
+ * demand priority instead. ret_cancel receives the ids of fetches cut
  * to nothing (at most ncancel). Returns how many. */
 static size_t cut_locked(struct sched *s, struct sched_blob *b, uint64_t first, uint64_t last,
 			 uint64_t *ret_cancel, size_t ncancel)
@@ -430,8 +430,11 @@ static size_t cut_locked(struct sched *s, struct sched_blob *b, uint64_t first, 
 
 		if (f->prio == XFER_PRIO_DEMAND || f->first > last || end <= first)
 			continue;
-		if (f->landed == 0 || reached < first) {
-			uint64_t cut = MAX(first, reached);
+		/* Its bytes come in order: if it must deliver two or more other blocks before
+		 * the read's first, take the read's blocks away; else it is about to deliver them
+		 * and a raise is enough (a cut would throw away what is in flight). */
+		if (reached + 2 <= first) {
+			uint64_t cut = first;
 
 			for (uint64_t i = cut; i < end; i++)
 				bitmap_clear(b->inflight, i);
@@ -482,8 +485,12 @@ int sched_read(struct sched *s, const struct inode *f, uint64_t offset, uint64_t
 			      .ud = ud };
 	b->waiters = w;
 	ncancel = cut_locked(s, b, first, last, cancel, ARRAY_SIZE(cancel));
-	ntodo = plan_locked(s, b, first, last, UINT64_MAX, XFER_PRIO_DEMAND, todo,
-			    ARRAY_SIZE(todo));
+	/* Every parked read of the blob, this one included: a cut may have released blocks
+	 * another one waits for, and nothing else would fetch them. */
+	ntodo = 0;
+	for (struct waiter *p = b->waiters; p && ntodo < ARRAY_SIZE(todo); p = p->next)
+		ntodo += plan_locked(s, b, p->first, p->last, UINT64_MAX, XFER_PRIO_DEMAND,
+				     todo + ntodo, ARRAY_SIZE(todo) - ntodo);
 	pthread_mutex_unlock(&s->lock);
 	for (size_t i = 0; i < ncancel; i++)
 		(void)xfer_cancel(s->x, cancel[i]);
