@@ -1,7 +1,9 @@
 /* cli.h: what the subcommands share: their entry points and the default paths. */
 #pragma once
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <sys/types.h>
 
 int cmd_mount(int argc, char **argv);
 int cmd_unmount(int argc, char **argv);
@@ -16,5 +18,8 @@ char *cli_cache_dir(const char *arg);
 char *cli_abspath(const char *path);
 /* mkdir -p with mode 0755. 0 or -errno. */
 int cli_mkdir_p(const char *path);
+/* True when pid is a running hffs process: a mount record whose daemon is gone (killed,
+ * crashed) is no live mount. A reused pid of another program does not count. */
+bool cli_daemon_alive(pid_t pid);
 /* Runs fusermount3 with args ("-u" or "-uz") on path; returns its exit status or -errno. */
 int cli_fusermount(const char *flag, const char *path);

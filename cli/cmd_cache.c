@@ -186,30 +186,13 @@ static int collect_tree(void *ud, const char *repo_key, const char *commit, cons
 	return 0;
 }
 
-/* A record whose daemon is gone (killed, crashed) is not a live mount. */
-static bool daemon_alive(pid_t pid)
-{
-	char path[64], comm[32] = "";
-	FILE *f;
-
-	if (pid <= 0 || (kill(pid, 0) < 0 && errno == ESRCH))
-		return false;
-	snprintf(path, sizeof(path), "/proc/%d/comm", (int)pid);
-	f = fopen(path, "re");
-	if (!f)
-		return true;
-	if (!fgets(comm, sizeof(comm), f))
-		comm[0] = '\0';
-	fclose(f);
-	return !strncmp(comm, "hffs", 4);
-}
 
 static int collect_mount(void *ud, const struct db_mount *m)
 {
 	struct cache_view *v = ud;
 	struct db_mount *p;
 
-	if (!daemon_alive(m->pid))
+	if (!cli_daemon_alive(m->pid))
 		return 0;
 	p = reallocarray(v->mounts, v->nmounts + 1, sizeof(*p));
 	if (!p)

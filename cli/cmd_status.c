@@ -57,23 +57,6 @@ static int collect_mount(void *ud, const struct db_mount *m)
 	return 0;
 }
 
-/* A record whose daemon is gone (killed, crashed) is not an active mount. */
-static bool daemon_alive(pid_t pid)
-{
-	char path[64], comm[32] = "";
-	FILE *f;
-
-	if (pid <= 0 || (kill(pid, 0) < 0 && errno == ESRCH))
-		return false;
-	snprintf(path, sizeof(path), "/proc/%d/comm", (int)pid);
-	f = fopen(path, "re");
-	if (!f)
-		return true;
-	if (!fgets(comm, sizeof(comm), f))
-		comm[0] = '\0';
-	fclose(f);
-	return !strncmp(comm, "hffs", 4);
-}
 
 /* Bytes of cid in the cache and its state word. */
 static void blob_status(struct cache_db *db, const struct hub_entry *e, struct file_status *fs)
@@ -295,7 +278,7 @@ static int show_all(struct cache_db *db, const char *cache_dir, const char *only
 	for (size_t i = 0; i < l.n; i++) {
 		if (only && strcmp(only, l.v[i].mountpoint))
 			continue;
-		if (!daemon_alive(l.v[i].pid)) {
+		if (!cli_daemon_alive(l.v[i].pid)) {
 			/* Its daemon is gone: the record is stale; drop it. */
 			(void)db_mount_del(db, l.v[i].mountpoint);
 			(void)db_live_del(db, l.v[i].mountpoint);
