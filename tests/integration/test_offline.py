@@ -51,7 +51,7 @@ def test_remount_without_server_and_no_block_fetched_twice(hub, mount):
 
 def test_offline_mode_serves_cache_and_fails_fast_on_misses(hub, mount):
     src = hub.files("org/model")
-    m = mount("org/model")
+    m = mount("org/model", "--prefetch", "none")  # the shard must stay uncached
     assert (m.path / "config.json").read_bytes() == src["config.json"]
     m.unmount()
     hub.clear_log()

@@ -119,7 +119,7 @@ def test_concurrent_reads_of_one_block_share_one_fetch(hub, mount):
 
 
 def test_cached_blocks_need_no_request_and_lfs_resolves_once(hub, mount):
-    m = mount("org/model")
+    m = mount("org/model", "--prefetch", "none")
     src = hub.files("org/model")
     name = max((p for p in src if p.endswith(".safetensors")), key=lambda p: len(src[p]))
     assert (m.path / name).read_bytes() == src[name]
