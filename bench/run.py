@@ -509,7 +509,7 @@ def meta(args, hffs, why, nginx):
             "commit": git("rev-parse", "--short", "HEAD"),
             "hffs": str(hffs) if hffs else None, "hffs_version": version, "hffs_missing": why,
             "hffs_built_from_head": not args.hffs,
-            "command": "bench/run.py " + " ".join(sys.argv[1:]), "mode": args.mode,
+            "command": " ".join(["bench/run.py", *sys.argv[1:]]), "mode": args.mode,
             "repeats": args.repeats, "machine": machine(),
             "peers": {"curl": clients.tool_version(["curl", "--version"]),
                       "aria2c": clients.tool_version(["aria2c", "--version"]),
