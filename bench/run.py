@@ -156,9 +156,7 @@ class Bench:
         self.net, self.nginx, self.hub = net, nginx, hub
         self.repo = gendata.REPO
         self.sha256s = repostore.content_sha256s(data, self.repo, "main")
-        self.sizes = {p: f["size"] for p, f in repostore.Store(data).repo(
-            "model", self.repo).commits[repostore.commit_sha(data, self.repo, "main")]
-            .files.items()}
+        self.sizes = {p: os.path.getsize(self.blob(p)) for p in self.sha256s}
         self.shards = sorted(p for p in self.sizes if p.endswith(".safetensors"))
         self.out_dir = run_dir / "out"
         self.mnt = run_dir / "mnt"
