@@ -42,7 +42,7 @@ static bool wait_exit(pid_t pid, unsigned timeout_s)
 	struct timespec ts = { .tv_nsec = 50 * 1000 * 1000 };
 
 	for (unsigned i = 0; pid > 0 && i < timeout_s * 20; i++) {
-		if (kill(pid, 0) < 0 && errno == ESRCH)
+		if (!cli_daemon_alive(pid))
 			return true;
 		nanosleep(&ts, NULL);
 	}

@@ -107,5 +107,20 @@ bool cli_daemon_alive(pid_t pid)
 	if (!fgets(comm, sizeof(comm), f))
 		comm[0] = '\0';
 	fclose(f);
-	return !strncmp(comm, "hffs", 4);
+	if (strncmp(comm, "hffs", 4))
+		return false;
+	/* A daemon that exited but whose parent has not reaped it yet is gone too. */
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	f = fopen(path, "re");
+	if (f) {
+		char stat[256] = "", *paren;
+
+		if (fgets(stat, sizeof(stat), f) && (paren = strrchr(stat, ')')) && paren[1] &&
+		    paren[2] == 'Z') {
+			fclose(f);
+			return false;
+		}
+		fclose(f);
+	}
+	return true;
 }

@@ -78,6 +78,7 @@ struct sched {
 	uint64_t committed_gen;    /* lock: batches committed */
 	unsigned nfetches;         /* lock: fetches between submit and done */
 	unsigned nbackground;      /* lock: of which background ones */
+	uint64_t last_demand;      /* lock: monotonic usec a read last parked (0: never) */
 	bool stopping;             /* lock */
 	pthread_t committer;
 
@@ -481,6 +482,7 @@ int sched_read(struct sched *s, const struct inode *f, uint64_t offset, uint64_t
 		pthread_mutex_unlock(&s->lock);
 		return -ENOMEM;
 	}
+	s->last_demand = now_usec();
 	*w = (struct waiter){ .next = b->waiters, .first = first, .last = last, .ready = ready,
 			      .ud = ud };
 	b->waiters = w;
@@ -561,6 +563,16 @@ int sched_pread(struct sched *s, const struct inode *f, void *buf, size_t len, u
 	if (!present)
 		return -EAGAIN;
 	return blob_pread_all(b->fd, buf, len, offset);
+}
+
+uint64_t sched_demand_age_usec(struct sched *s)
+{
+	uint64_t last;
+
+	pthread_mutex_lock(&s->lock);
+	last = s->last_demand;
+	pthread_mutex_unlock(&s->lock);
+	return last ? now_usec() - last : UINT64_MAX;
 }
 
 bool sched_is_complete(struct sched *s, const struct inode *f)

@@ -64,6 +64,11 @@ int sched_wait_background(struct sched *s, unsigned max, unsigned timeout_ms);
  * when some are not, -EIO on a read error. Any thread; local disk only. */
 int sched_pread(struct sched *s, const struct inode *f, void *buf, size_t len, uint64_t offset);
 
+/* Microseconds since a read last had to wait for the network (UINT64_MAX: never). Background
+ * completion yields bandwidth while it is small: on a capped link TCP shares bytes per
+ * connection, so priority alone does not give a reader the link. */
+uint64_t sched_demand_age_usec(struct sched *s);
+
 /* True when every block of f is present (an empty file always is). */
 bool sched_is_complete(struct sched *s, const struct inode *f);
 

@@ -4,6 +4,7 @@ directory, and hffs mounts that are always unmounted and stopped by PID, even on
 Every wait has a deadline; no test asserts on wall-clock time."""
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -75,17 +76,22 @@ class Mount:
     def log(self):
         return Path(self.log_path).read_text(errors="replace")
 
-    def unmount(self, timeout=30):
+    def unmount(self, timeout=60):
         if self.proc.poll() is None and os.path.ismount(self.path):
             subprocess.run(["fusermount3", "-u", str(self.path)], capture_output=True,
                            timeout=timeout)
         try:
             self.proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
+            # Where every thread waits: the diagnosis of a daemon that does not exit.
+            stacks = subprocess.run(["gdb", "-p", str(self.proc.pid), "-batch", "-ex",
+                                     "thread apply all bt"], capture_output=True, text=True,
+                                    timeout=60).stdout if shutil.which("gdb") else ""
             self.proc.kill()
             self.proc.wait(timeout=10)
             subprocess.run(["fusermount3", "-uz", str(self.path)], capture_output=True)
-            raise AssertionError(f"hffs did not exit after unmount; log:\n{self.log()}")
+            raise AssertionError(f"hffs did not exit after unmount; log:\n{self.log()}\n"
+                                 f"threads:\n{stacks}")
         if os.path.ismount(self.path):
             subprocess.run(["fusermount3", "-uz", str(self.path)], capture_output=True)
         log = self.log()
