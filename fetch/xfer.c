@@ -38,6 +38,7 @@
 struct xnet {
 	/* Immutable after xfer_new(). */
 	char *endpoint, *token, *user_agent;
+	char *http_proxy; /* HTTP_PROXY for http:// URLs, which libcurl reads only in lowercase */
 	long connect_timeout_s;
 	uint64_t stall_usec;
 	CURLM *multi;
@@ -334,6 +335,9 @@ static int hop_setup(struct xnet *n, struct xhop *h, bool fresh)
 	(void)curl_easy_setopt(e, CURLOPT_SHARE, n->share);
 	/* After a stall the pooled connection may be the dead one. */
 	(void)curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, fresh ? 1L : 0L);
+	if (n->http_proxy && strncasecmp(h->url, "http://", 7) == 0 &&
+	    curl_easy_setopt(e, CURLOPT_PROXY, n->http_proxy) != CURLE_OK)
+		return -ENOMEM;
 	return 0;
 }
 
@@ -659,8 +663,24 @@ static struct xnet *xnet_free(struct xnet *n)
 	free(n->token);
 	free(n->endpoint);
 	free(n->user_agent);
+	free(n->http_proxy);
 	free(n);
 	return NULL;
+}
+
+/* The proxy variables as the official client reads them (HUB_PROTOCOL.md 6), like http.c:
+ * libcurl honours http_proxy, HTTPS_PROXY, ALL_PROXY and NO_PROXY itself, but not the
+ * uppercase HTTP_PROXY, which urllib does (except under CGI, where a client sets it). Read
+ * once, on the caller's thread: getenv() is not safe against a concurrent setenv(). */
+static int http_proxy_dup(char **ret)
+{
+	const char *v = getenv("HTTP_PROXY");
+
+	*ret = NULL;
+	if (!v || !*v || getenv("http_proxy") || getenv("REQUEST_METHOD"))
+		return 0;
+	*ret = strdup(v);
+	return *ret ? 0 : -ENOMEM;
 }
 
 static int xnet_new(const struct hub_config *cfg, const struct xfer_opts *o, unsigned slots,
@@ -669,7 +689,7 @@ static int xnet_new(const struct hub_config *cfg, const struct xfer_opts *o, uns
 	struct xnet *n = calloc(1, sizeof(*n));
 
 	*ret = n;
-	if (!n)
+	if (!n || http_proxy_dup(&n->http_proxy) < 0)
 		return -ENOMEM;
 	n->endpoint = strdup(cfg->endpoint ? cfg->endpoint : "");
 	n->token = cfg->token && *cfg->token ? strdup(cfg->token) : NULL;
