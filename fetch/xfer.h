@@ -4,8 +4,9 @@
  * keeps an absolute 302 target (the signed CDN URL) per blob and uses it, without the token,
  * for every later range until it nears expiry or answers 400/401/403, then resolves again.
  * It retries transient failures with backoff and jitter (Retry-After and RateLimit honoured),
- * detects stalls, short bodies and a 200 where 206 was asked, and streams bytes to the sink
- * (never buffers a whole range). Demand requests go before read-ahead before background.
+ * detects stalls, short bodies and a 200 where 206 was asked (of which only the range's bytes
+ * are taken), and streams bytes to the sink (never buffers a whole range). Demand requests go
+ * before read-ahead before background.
  * It knows nothing of FUSE or the cache. */
 #pragma once
 
@@ -26,12 +27,18 @@ enum xfer_prio {
 };
 
 struct xfer_opts {
-	unsigned connections;       /* parallel transfers (and pool size); 0 -> 16 */
+	unsigned connections;       /* parallel transfers (and pool size); 0 -> 16. From 4 up,
+				     * max(1, connections / 8) are kept for demand, which may also
+				     * cut a lower-priority transfer (it resumes later) */
 	uint64_t max_rate;          /* bytes/s over all transfers; 0: unlimited */
 	unsigned connect_timeout_s; /* 0 -> 10 */
 	unsigned stall_timeout_s;   /* no byte for this long: abort and retry; 0 -> 30 */
-	unsigned max_retries;       /* per request for demand/read-ahead; 0 -> 5 */
-	unsigned backoff_max_s;     /* cap of one backoff sleep; 0 -> 8 (background: 60) */
+	unsigned max_retries;       /* retries of a demand/read-ahead request; an attempt that
+				     * brings bytes resets the count (4 x (max_retries + 1) failed
+				     * attempts at most); background retries for an hour; 0 -> 5 */
+	unsigned backoff_max_s;     /* cap of one backoff sleep; 0 -> 8 (background: 7.5 times
+				     * that, 60). A server's Retry-After/RateLimit wait is kept as
+				     * asked, up to 60 s (background: an hour), else the request fails */
 	bool offline;               /* fail every request at once with FETCH_OFFLINE */
 };
 

@@ -1280,6 +1280,41 @@ static void test_cancel_and_free(void)
 	}
 }
 
+/* Transport failures are named: a host that does not resolve, a TLS handshake with a server
+ * that speaks plain HTTP. Both are retried within the budget, then fail with their reason. */
+static void test_dns_and_tls_failures(void)
+{
+	struct xfer *x = engine(2, 1, 0);
+	struct job j[2];
+	char tls_url[512];
+
+	snprintf(tls_url, sizeof(tls_url), "https://%.60s/%s/resolve/main/config.json",
+		 hub.api_url + strlen("http://"), REPO);
+	for (int i = 0; i < 2; i++) {
+		struct xfer_req req = {
+			.url = i ? tls_url : "http://hffs-test.invalid/org/model/resolve/main/x",
+			.blob_key = i ? "tls" : "dns",
+			.blob_size = 100,
+			.len = 10,
+			.prio = XFER_PRIO_DEMAND,
+			.sink = { .write = job_write, .done = job_done, .ud = &j[i] },
+		};
+
+		job_init(&j[i], "config.json", 0, 10);
+		ASSERT_OK(xfer_submit(x, &req, NULL));
+	}
+	jobs_wait(j, 2, is_done);
+	x = xfer_free(x);
+	ASSERT_EQ(j[0].err, -EHOSTUNREACH);
+	ASSERT_EQ(j[0].reason, FETCH_DNS);
+	ASSERT_TRUE(strstr(j[0].why, "hffs-test.invalid") && strstr(j[0].why, "after 2 attempts"));
+	ASSERT_EQ(j[1].err, -EHOSTUNREACH);
+	ASSERT_EQ(j[1].reason, FETCH_TLS);
+	ASSERT_TRUE(strstr(j[1].why, "127.0.0.1:") != NULL);
+	for (int i = 0; i < 2; i++)
+		job_free(&j[i]);
+}
+
 /* Offline: every request fails at once, on the engine thread, without a byte on the wire;
  * one cancelled before the engine took it in ends once too (either way). */
 static void test_offline(void)
@@ -1417,6 +1452,7 @@ int main(void)
 	RUN(test_demand_goes_first);
 	RUN(test_raise_priority);
 	RUN(test_cancel_and_free);
+	RUN(test_dns_and_tls_failures);
 	RUN(test_offline);
 	RUN(test_cancel_races);
 	RUN(test_bad_requests);
