@@ -83,7 +83,8 @@ struct xfer_stats {
 /* Starts the engine thread. cfg is copied. -ENOMEM, -EAGAIN (thread). */
 int xfer_new(const struct hub_config *cfg, const struct xfer_opts *opts, struct xfer **ret);
 /* Fails every pending request with -ECANCELED (their done() runs), stops and joins the
- * thread. Takes NULL; returns NULL. Never blocks on the network. */
+ * thread. Takes NULL; returns NULL. Never blocks on the network. Not from a sink callback
+ * (the engine thread cannot join itself); the other calls may be made from one. */
 struct xfer *xfer_free(struct xfer *x);
 /* Queues req (strings copied); any thread; never blocks on the network. ret_id (optional)
  * names it for xfer_cancel(). -ECANCELED after xfer_free began, -EINVAL bad range. */
