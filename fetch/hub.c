@@ -21,8 +21,6 @@
 #include "util/log.h"
 #include "util/parse.h"
 
-#define HUB_DEFAULT_ENDPOINT "https://huggingface.co"
-#define HUB_STAGING_ENDPOINT "https://hub-ci.huggingface.co"
 #define HUB_DEFAULT_TIMEOUT_S 10
 #define HUB_TIMEOUT_MAX_S 86400
 #define HUB_TOKEN_FILE_MAX 65536

@@ -10,6 +10,11 @@
 
 #include "fetch/reason.h"
 
+/* The endpoints the official client uses without HF_ENDPOINT (HUB_PROTOCOL.md 6), and with
+ * HUGGINGFACE_CO_STAGING=1. */
+#define HUB_DEFAULT_ENDPOINT "https://" "huggingface.co"
+#define HUB_STAGING_ENDPOINT "https://" "hub-ci.huggingface.co"
+
 enum hub_repo_type {
 	HUB_REPO_MODEL,
 	HUB_REPO_DATASET,

@@ -297,7 +297,7 @@ static void test_mounts_live(void)
 	snprintf(m.repo_key, sizeof(m.repo_key), "models/org/name");
 	snprintf(m.revision, sizeof(m.revision), "main");
 	snprintf(m.commit, sizeof(m.commit), COMMIT1);
-	snprintf(m.endpoint, sizeof(m.endpoint), "https://huggingface.co");
+	snprintf(m.endpoint, sizeof(m.endpoint), "https://hub.example.org");
 	ASSERT_OK(db_mount_put(db, &m));
 	ASSERT_OK(db_mount_get(db, "/mnt/b", &got));
 	ASSERT_EQ(memcmp(&got, &m, sizeof(m)), 0);

@@ -149,9 +149,9 @@ static void link_case(const char *link, const char *want)
 
 static void test_link_next(void)
 {
-	link_case("<https://huggingface.co/api/models/a/b/tree/main?recursive=true&cursor=abc>; "
+	link_case("<https://hub.example.org/api/models/a/b/tree/main?recursive=true&cursor=abc>; "
 		  "rel=\"next\"",
-		  "https://huggingface.co/api/models/a/b/tree/main?recursive=true&cursor=abc");
+		  "https://hub.example.org/api/models/a/b/tree/main?recursive=true&cursor=abc");
 	link_case("<http://h/p?x=1>; rel=\"prev\", <http://h/p?x=3>; rel=\"next\"",
 		  "http://h/p?x=3");
 	link_case("<http://h/a>;rel=next", "http://h/a");
@@ -195,17 +195,17 @@ static void test_etag_normalize(void)
 
 static void test_same_origin(void)
 {
-	ASSERT_TRUE(http_same_origin("https://huggingface.co/api/x", "https://huggingface.co"));
-	ASSERT_TRUE(http_same_origin("https://HuggingFace.CO:443/a", "https://huggingface.co/b"));
+	ASSERT_TRUE(http_same_origin("https://hub.example.org/api/x", "https://hub.example.org"));
+	ASSERT_TRUE(http_same_origin("https://Hub.Example.ORG:443/a", "https://hub.example.org/b"));
 	ASSERT_TRUE(http_same_origin("HTTP://h:80/a?b", "http://h"));
 	ASSERT_TRUE(http_same_origin("http://127.0.0.1:8080/a", "http://127.0.0.1:8080"));
 	ASSERT_TRUE(http_same_origin("http://user:pw@h/a", "http://h:80/"));
 	ASSERT_TRUE(http_same_origin("http://[::1]:81/a", "http://[::1]:81"));
 	ASSERT_FALSE(http_same_origin("http://h/a", "https://h/a"));
 	ASSERT_FALSE(http_same_origin("http://h:8080/a", "http://h/a"));
-	ASSERT_FALSE(http_same_origin("https://cdn-lfs.hf.co/x", "https://huggingface.co"));
-	ASSERT_FALSE(http_same_origin("https://huggingface.co.evil/x", "https://huggingface.co"));
-	ASSERT_FALSE(http_same_origin("https://huggingface.co@evil/x", "https://huggingface.co"));
+	ASSERT_FALSE(http_same_origin("https://cdn.example.net/x", "https://hub.example.org"));
+	ASSERT_FALSE(http_same_origin("https://hub.example.org.evil/x", "https://hub.example.org"));
+	ASSERT_FALSE(http_same_origin("https://hub.example.org@evil/x", "https://hub.example.org"));
 	ASSERT_FALSE(http_same_origin("http://127.0.0.1:8080", "http://127.0.0.2:8080"));
 	ASSERT_FALSE(http_same_origin("/relative", "/relative"));
 	ASSERT_FALSE(http_same_origin("http://h:99999/", "http://h:99999/"));
@@ -259,7 +259,7 @@ static void test_signed_url_expiry(void)
 					 "X-Amz-Signature=ab",
 					 &t));
 	ASSERT_U64_EQ(t, 1704164645ULL + 3600);
-	ASSERT_OK(http_signed_url_expiry("https://cdn-lfs.hf.co/repos/x?response-content-"
+	ASSERT_OK(http_signed_url_expiry("https://cdn.example.net/repos/x?response-content-"
 					 "disposition=a&Expires=1735689600&Policy=eyJ&"
 					 "Signature=s&Key-Pair-Id=K",
 					 &t));

@@ -177,26 +177,26 @@ static void test_config(void)
 
 	env_clear();
 	setenv("HOME", home, 1);
-	config_case(NULL, "https://huggingface.co", NULL, NULL, false, 10);
+	config_case(NULL, HUB_DEFAULT_ENDPOINT, NULL, NULL, false, 10);
 	config_case("http://127.0.0.1:8080///", "http://127.0.0.1:8080", NULL, NULL, false, 10);
 	setenv("HF_ENDPOINT", "https://mirror.example/", 1);
 	config_case(NULL, "https://mirror.example", NULL, NULL, false, 10);
 	config_case("http://override", "http://override", NULL, NULL, false, 10);
 	unsetenv("HF_ENDPOINT");
 	setenv("HUGGINGFACE_CO_STAGING", "1", 1);
-	config_case(NULL, "https://hub-ci.huggingface.co", NULL, NULL, false, 10);
+	config_case(NULL, HUB_STAGING_ENDPOINT, NULL, NULL, false, 10);
 	unsetenv("HUGGINGFACE_CO_STAGING");
 
 	/* ~/.cache/huggingface/token, ~ from HOME */
 	snprintf(tokfile, sizeof(tokfile), "%s/token", hf_home_default);
 	write_file(tokfile, "  hf_home_default \r\n");
-	config_case(NULL, "https://huggingface.co", "hf_home_default", tokfile, false, 10);
+	config_case(NULL, HUB_DEFAULT_ENDPOINT, "hf_home_default", tokfile, false, 10);
 	/* XDG_CACHE_HOME moves HF_HOME */
 	setenv("XDG_CACHE_HOME", xdg, 1);
-	config_case(NULL, "https://huggingface.co", NULL, NULL, false, 10);
+	config_case(NULL, HUB_DEFAULT_ENDPOINT, NULL, NULL, false, 10);
 	snprintf(tokfile, sizeof(tokfile), "%s/huggingface/token", xdg);
 	write_file(tokfile, "hf_x\ndg\n");
-	config_case(NULL, "https://huggingface.co", "hf_xdg", tokfile, false, 10);
+	config_case(NULL, HUB_DEFAULT_ENDPOINT, "hf_xdg", tokfile, false, 10);
 	/* HF_HOME with $VAR and ~ expanded */
 	setenv("HFFS_TEST_DIR", tmpdir, 1);
 	setenv("HF_HOME", "${HFFS_TEST_DIR}/hfhome", 1);
@@ -204,45 +204,45 @@ static void test_config(void)
 	ASSERT_OK(mkdir(path, 0700));
 	snprintf(tokfile, sizeof(tokfile), "%s/hfhome/token", tmpdir);
 	write_file(tokfile, "hf_from_hf_home");
-	config_case(NULL, "https://huggingface.co", "hf_from_hf_home", tokfile, false, 10);
+	config_case(NULL, HUB_DEFAULT_ENDPOINT, "hf_from_hf_home", tokfile, false, 10);
 	setenv("HF_HOME", "~/.cache/huggingface", 1);
 	snprintf(tokfile, sizeof(tokfile), "%s/token", hf_home_default);
-	config_case(NULL, "https://huggingface.co", "hf_home_default", tokfile, false, 10);
+	config_case(NULL, HUB_DEFAULT_ENDPOINT, "hf_home_default", tokfile, false, 10);
 	setenv("HF_HOME", "$HFFS_TEST_DIR/hfhome", 1);
 	/* HF_TOKEN_PATH beats HF_HOME/token */
 	snprintf(path, sizeof(path), "%s/tokpath", tmpdir);
 	write_file(path, "hf_tokpath");
 	setenv("HF_TOKEN_PATH", "$HFFS_TEST_DIR/tokpath", 1);
-	config_case(NULL, "https://huggingface.co", "hf_tokpath", path, false, 10);
+	config_case(NULL, HUB_DEFAULT_ENDPOINT, "hf_tokpath", path, false, 10);
 	/* an unknown variable stays as written */
 	snprintf(path, sizeof(path), "%s/$HFFS_UNSET_VAR", tmpdir);
 	ASSERT_OK(mkdir(path, 0700));
 	snprintf(path, sizeof(path), "%s/$HFFS_UNSET_VAR/tok", tmpdir);
 	write_file(path, "hf_literal");
 	setenv("HF_TOKEN_PATH", path, 1);
-	config_case(NULL, "https://huggingface.co", "hf_literal", path, false, 10);
+	config_case(NULL, HUB_DEFAULT_ENDPOINT, "hf_literal", path, false, 10);
 	/* a missing or blank file: no token */
 	setenv("HF_TOKEN_PATH", "/nonexistent/token", 1);
-	config_case(NULL, "https://huggingface.co", NULL, NULL, false, 10);
+	config_case(NULL, HUB_DEFAULT_ENDPOINT, NULL, NULL, false, 10);
 	snprintf(path, sizeof(path), "%s/blank", tmpdir);
 	write_file(path, " \r\n\t\n");
 	setenv("HF_TOKEN_PATH", path, 1);
-	config_case(NULL, "https://huggingface.co", NULL, NULL, false, 10);
+	config_case(NULL, HUB_DEFAULT_ENDPOINT, NULL, NULL, false, 10);
 	/* the variables beat the file, HF_TOKEN first; blank values count as unset */
 	setenv("HUGGING_FACE_HUB_TOKEN", " hf_legacy ", 1);
-	config_case(NULL, "https://huggingface.co", "hf_legacy", "HUGGING_FACE_HUB_TOKEN", false,
+	config_case(NULL, HUB_DEFAULT_ENDPOINT, "hf_legacy", "HUGGING_FACE_HUB_TOKEN", false,
 		    10);
 	setenv("HF_TOKEN", "\thf_env\r\n", 1);
-	config_case(NULL, "https://huggingface.co", "hf_env", "HF_TOKEN", false, 10);
+	config_case(NULL, HUB_DEFAULT_ENDPOINT, "hf_env", "HF_TOKEN", false, 10);
 	setenv("HF_TOKEN", "  \r\n", 1);
-	config_case(NULL, "https://huggingface.co", "hf_legacy", "HUGGING_FACE_HUB_TOKEN", false,
+	config_case(NULL, HUB_DEFAULT_ENDPOINT, "hf_legacy", "HUGGING_FACE_HUB_TOKEN", false,
 		    10);
 	setenv("HF_TOKEN", "hf_env", 1);
 	/* no implicit token */
 	setenv("HF_HUB_DISABLE_IMPLICIT_TOKEN", "yes", 1);
-	config_case(NULL, "https://huggingface.co", NULL, NULL, false, 10);
+	config_case(NULL, HUB_DEFAULT_ENDPOINT, NULL, NULL, false, 10);
 	setenv("HF_HUB_DISABLE_IMPLICIT_TOKEN", "0", 1);
-	config_case(NULL, "https://huggingface.co", "hf_env", "HF_TOKEN", false, 10);
+	config_case(NULL, HUB_DEFAULT_ENDPOINT, "hf_env", "HF_TOKEN", false, 10);
 
 	/* offline: 1, ON, yes, TRUE in any case; anything else is false */
 	static const char *const on[] = { "1", "ON", "yes", "TRUE", "True" };
@@ -250,24 +250,24 @@ static void test_config(void)
 
 	for (size_t i = 0; i < sizeof(on) / sizeof(on[0]); i++) {
 		setenv("HF_HUB_OFFLINE", on[i], 1);
-		config_case(NULL, "https://huggingface.co", "hf_env", "HF_TOKEN", true, 10);
+		config_case(NULL, HUB_DEFAULT_ENDPOINT, "hf_env", "HF_TOKEN", true, 10);
 	}
 	for (size_t i = 0; i < sizeof(off) / sizeof(off[0]); i++) {
 		setenv("HF_HUB_OFFLINE", off[i], 1);
-		config_case(NULL, "https://huggingface.co", "hf_env", "HF_TOKEN", false, 10);
+		config_case(NULL, HUB_DEFAULT_ENDPOINT, "hf_env", "HF_TOKEN", false, 10);
 	}
 	unsetenv("HF_HUB_OFFLINE");
 	setenv("TRANSFORMERS_OFFLINE", "1", 1);
-	config_case(NULL, "https://huggingface.co", "hf_env", "HF_TOKEN", true, 10);
+	config_case(NULL, HUB_DEFAULT_ENDPOINT, "hf_env", "HF_TOKEN", true, 10);
 	unsetenv("TRANSFORMERS_OFFLINE");
 
 	/* HF_HUB_ETAG_TIMEOUT: 0, junk and unset mean 10 */
 	setenv("HF_HUB_ETAG_TIMEOUT", "42", 1);
-	config_case(NULL, "https://huggingface.co", "hf_env", "HF_TOKEN", false, 42);
+	config_case(NULL, HUB_DEFAULT_ENDPOINT, "hf_env", "HF_TOKEN", false, 42);
 	setenv("HF_HUB_ETAG_TIMEOUT", "0", 1);
-	config_case(NULL, "https://huggingface.co", "hf_env", "HF_TOKEN", false, 10);
+	config_case(NULL, HUB_DEFAULT_ENDPOINT, "hf_env", "HF_TOKEN", false, 10);
 	setenv("HF_HUB_ETAG_TIMEOUT", "soon", 1);
-	config_case(NULL, "https://huggingface.co", "hf_env", "HF_TOKEN", false, 10);
+	config_case(NULL, HUB_DEFAULT_ENDPOINT, "hf_env", "HF_TOKEN", false, 10);
 	env_clear();
 }
 
@@ -387,23 +387,23 @@ static void test_tree_validate(void)
 
 static void test_resolve_url(void)
 {
-	struct hub_config cfg = { .endpoint = (char *)"https://huggingface.co" };
+	struct hub_config cfg = { .endpoint = (char *)"https://hub.example.org" };
 	struct hub_repo repo;
 	struct hub_error err;
 	char *url;
 
 	ASSERT_OK(hub_repo_parse("org/m", &repo, &err));
 	url = hub_resolve_url(&cfg, &repo, COMMIT, "dir/a b#?%+/caf\xc3\xa9.bin");
-	ASSERT_STR_EQ(url, "https://huggingface.co/org/m/resolve/" COMMIT
+	ASSERT_STR_EQ(url, "https://hub.example.org/org/m/resolve/" COMMIT
 			   "/dir/a%20b%23%3F%25%2B/caf%C3%A9.bin");
 	free(url);
 	ASSERT_OK(hub_repo_parse("datasets/org/d", &repo, &err));
 	url = hub_resolve_url(&cfg, &repo, COMMIT, "x");
-	ASSERT_STR_EQ(url, "https://huggingface.co/datasets/org/d/resolve/" COMMIT "/x");
+	ASSERT_STR_EQ(url, "https://hub.example.org/datasets/org/d/resolve/" COMMIT "/x");
 	free(url);
 	ASSERT_OK(hub_repo_parse("spaces/gpt2", &repo, &err));
 	url = hub_resolve_url(&cfg, &repo, COMMIT, "x");
-	ASSERT_STR_EQ(url, "https://huggingface.co/spaces/gpt2/resolve/" COMMIT "/x");
+	ASSERT_STR_EQ(url, "https://hub.example.org/spaces/gpt2/resolve/" COMMIT "/x");
 	free(url);
 }
 
