@@ -250,6 +250,11 @@ static int show_mount(struct cache_db *db, const struct db_mount *m, struct json
 		complete += is_complete(&fs[n]);
 		n++;
 	}
+	/* The daemon's figures are up to a second old; the coverage just read is not. */
+	if (has_live)
+		live.eta_s = cached >= total ? 0 :
+			     live.rate	   ? (int64_t)((total - cached) / live.rate) :
+						     -1;
 	if (w)
 		print_json(w, m, has_live ? &live : NULL, fs, n, total, cached, complete);
 	else
