@@ -446,8 +446,12 @@ static struct xreq *next_to_start(struct xfer *x, uint64_t now)
 			continue;
 		if (x->running.n < limit)
 			return r;
-		if (p == XFER_PRIO_DEMAND && preempt(x))
-			return x->ready[p].head;
+		if (p == XFER_PRIO_DEMAND && preempt(x)) {
+			/* A slot is free; look at demand again: the cut may have handed its resolve
+			 * to waiters now at the head. */
+			p--;
+			continue;
+		}
 		return NULL; /* strict priority: nothing lower jumps ahead */
 	}
 	return NULL;
