@@ -190,7 +190,10 @@ uint64_t resolve_refresh_at(uint64_t expiry_s, uint64_t server_date_s, uint64_t 
 		return server_date_s ? now_real_usec : 0;
 	}
 	lifetime_s = expiry_s - base_s;
-	margin_s = MIN(lifetime_s / 4, RESOLVE_MARGIN_MAX_S);
+	/* Both dates are whole seconds: one more second covers their rounding. */
+	margin_s = MIN(lifetime_s / 4, RESOLVE_MARGIN_MAX_S) + 1;
+	if (lifetime_s <= margin_s)
+		return now_real_usec;
 	return now_real_usec + (lifetime_s - margin_s) * USEC_PER_SEC;
 }
 

@@ -50,5 +50,6 @@ void resolve_drop_target(struct resolve_entry *e);
 /* When to stop using a URL whose signature expires at expiry_s (unix seconds, server clock):
  * the server's clock is mapped onto ours through its Date (server_date_s, 0: none) so a skewed
  * local clock neither discards a fresh URL nor keeps a dead one; the URL is dropped a margin
- * before expiry: a quarter of its lifetime, at most 60 s. Pure; exposed for tests. */
+ * before expiry: a quarter of its lifetime, at most 60 s, plus 1 s for the rounding of the
+ * dates. Pure; exposed for tests. */
 uint64_t resolve_refresh_at(uint64_t expiry_s, uint64_t server_date_s, uint64_t now_real_usec);

@@ -44,15 +44,17 @@ static void test_refresh_at(void)
 	const uint64_t now = 1700000000ULL * USEC_PER_SEC;
 	const uint64_t now_s = now / USEC_PER_SEC;
 
-	/* An S3 URL valid for an hour: dropped 60 s before it expires. */
-	ASSERT_U64_EQ(resolve_refresh_at(now_s + 3600, now_s, now), now + 3540 * USEC_PER_SEC);
+	/* An S3 URL valid for an hour: dropped 61 s before it expires (60 s, and 1 s for the
+	 * whole-second dates). */
+	ASSERT_U64_EQ(resolve_refresh_at(now_s + 3600, now_s, now), now + 3539 * USEC_PER_SEC);
 	/* A short life: a quarter of it is the margin. */
-	ASSERT_U64_EQ(resolve_refresh_at(now_s + 8, now_s, now), now + 6 * USEC_PER_SEC);
+	ASSERT_U64_EQ(resolve_refresh_at(now_s + 8, now_s, now), now + 5 * USEC_PER_SEC);
+	ASSERT_U64_EQ(resolve_refresh_at(now_s + 1, now_s, now), now);
 	/* Our clock 2 h ahead of the server's: the URL still has its hour, by our clock. */
 	ASSERT_U64_EQ(resolve_refresh_at(now_s - 7200 + 3600, now_s - 7200, now),
-		      now + 3540 * USEC_PER_SEC);
+		      now + 3539 * USEC_PER_SEC);
 	/* Without the server's Date our clock is the reference. */
-	ASSERT_U64_EQ(resolve_refresh_at(now_s + 100, 0, now), now + 75 * USEC_PER_SEC);
+	ASSERT_U64_EQ(resolve_refresh_at(now_s + 100, 0, now), now + 74 * USEC_PER_SEC);
 	/* Expired by the server's clock: not used again. By ours only: trust the CDN to say. */
 	ASSERT_U64_EQ(resolve_refresh_at(now_s - 5, now_s, now), now);
 	ASSERT_U64_EQ(resolve_refresh_at(now_s - 5, 0, now), 0);
@@ -70,12 +72,12 @@ static void test_resolve_cache(void)
 	a2 = resolve_get(c, "aaaa");
 	ASSERT_TRUE(a == a2 && a->refs == 2);
 	ASSERT_NULL(resolve_target(a, now));
-	/* 20231114T221320Z is 1700000000: valid 100 s, so used until 75 s from now. */
+	/* 20231114T221320Z is 1700000000: valid 100 s, so used until 74 s from now. */
 	snprintf(url, sizeof(url),
 		 "https://cdn.example/x?X-Amz-Date=20231114T221320Z&X-Amz-Expires=100&sig=1");
 	ASSERT_OK(resolve_set_target(a, url, 1700000000, now));
-	ASSERT_STR_EQ(resolve_target(a, now + 74 * USEC_PER_SEC), url);
-	ASSERT_NULL(resolve_target(a, now + 75 * USEC_PER_SEC));
+	ASSERT_STR_EQ(resolve_target(a, now + 73 * USEC_PER_SEC), url);
+	ASSERT_NULL(resolve_target(a, now + 74 * USEC_PER_SEC));
 	/* gen moves with every change, so a refusal of an old target spares a new one. */
 	uint64_t gen = a->gen;
 	ASSERT_OK(resolve_set_target(a, "http://127.0.0.1:1/api/resolve-cache/x?etag=1", 0, now));
@@ -501,31 +503,39 @@ static int rm_entry(const char *path, const struct stat *st, int flag, struct FT
 	return remove(path);
 }
 
-static void hub_stop(void)
+/* Stops the fake Hub by its PID: SIGTERM, then SIGKILL after 10 s. */
+static void hub_kill(void)
 {
 	uint64_t deadline = now_usec() + 10 * USEC_PER_SEC;
 	int status;
 
-	if (hub.pid > 0) {
-		kill(hub.pid, SIGTERM);
-		while (waitpid(hub.pid, &status, WNOHANG) == 0) {
-			if (now_usec() > deadline) {
-				kill(hub.pid, SIGKILL);
-				(void)waitpid(hub.pid, &status, 0);
-				break;
-			}
-			usleep(20000);
+	if (hub.pid <= 0)
+		return;
+	kill(hub.pid, SIGTERM);
+	while (waitpid(hub.pid, &status, WNOHANG) == 0) {
+		if (now_usec() > deadline) {
+			kill(hub.pid, SIGKILL);
+			(void)waitpid(hub.pid, &status, 0);
+			break;
 		}
+		usleep(20000);
 	}
+	hub.pid = 0;
+}
+
+static void hub_stop(void)
+{
+	hub_kill();
 	for (size_t i = 0; i < hub.nfiles; i++)
 		free(hub.files[i].data);
 	if (hub.dir[0])
 		(void)nftw(hub.dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
-static void hub_start(void)
+/* Starts fakehub.py on the generated data (ttl: --url-ttl, NULL for its default) and waits,
+ * bounded, for its port file. */
+static void hub_spawn(const char *ttl)
 {
-	const char *env = getenv("FAKEHUB");
 	char data[128], ports[128], tokens[128], script[600], errlog[128];
 	char *argv[] = { (char *)"/usr/bin/python3",
 			 script,
@@ -537,35 +547,25 @@ static void hub_start(void)
 			 hub.log_path,
 			 (char *)"--tokens",
 			 tokens,
+			 (char *)"--url-ttl",
+			 (char *)ttl,
 			 NULL };
 	uint64_t deadline = now_usec() + 20 * USEC_PER_SEC;
 	_cleanup_free_ char *text = NULL;
 	const char *p;
-	FILE *f;
 
-	snprintf(hub.fakehub, sizeof(hub.fakehub), "%s", env ? env : "tests/fakehub");
 	snprintf(script, sizeof(script), "%s/fakehub.py", hub.fakehub);
-	if (access(script, R_OK) != 0)
-		CHECK_FAIL("no fake Hub at '%s': set FAKEHUB to the tests/fakehub directory",
-			   script);
-	snprintf(hub.dir, sizeof(hub.dir), "/tmp/test_xfer.XXXXXX");
-	ASSERT_NOT_NULL(mkdtemp(hub.dir));
-	/* A failed check exits: the server and the files go with the test (children _exit()). */
-	atexit(hub_stop);
-	hub_generate();
 	snprintf(data, sizeof(data), "%s/data", hub.dir);
 	snprintf(ports, sizeof(ports), "%s/ports.json", hub.dir);
 	snprintf(tokens, sizeof(tokens), "%s/tokens.json", hub.dir);
-	snprintf(hub.log_path, sizeof(hub.log_path), "%s/requests.jsonl", hub.dir);
-	f = fopen(tokens, "we");
-	ASSERT_NOT_NULL(f);
-	fprintf(f, "{\"%s\": {\"user\": \"tester\"}}\n", TOKEN);
-	fclose(f);
 	snprintf(errlog, sizeof(errlog), "%s/fakehub.stderr", hub.dir);
+	if (!ttl)
+		argv[10] = NULL;
+	(void)unlink(ports);
 	hub.pid = fork();
 	ASSERT_TRUE(hub.pid >= 0);
 	if (hub.pid == 0) {
-		int fd = open(errlog, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+		int fd = open(errlog, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
 
 		/* Not on the test's pipes (meson waits for them to close), and gone with the
 		 * test even when it dies without running atexit (a sanitizer abort). */
@@ -587,6 +587,31 @@ static void hub_start(void)
 	p = strstr(text, "\"api_url\": \"");
 	ASSERT_NOT_NULL(p);
 	ASSERT_EQ(sscanf(p + 12, "%63[^\"]", hub.api_url), 1);
+}
+
+static void hub_start(void)
+{
+	const char *env = getenv("FAKEHUB");
+	char script[600], tokens[128];
+	FILE *f;
+
+	snprintf(hub.fakehub, sizeof(hub.fakehub), "%s", env ? env : "tests/fakehub");
+	snprintf(script, sizeof(script), "%s/fakehub.py", hub.fakehub);
+	if (access(script, R_OK) != 0)
+		CHECK_FAIL("no fake Hub at '%s': set FAKEHUB to the tests/fakehub directory",
+			   script);
+	snprintf(hub.dir, sizeof(hub.dir), "/tmp/test_xfer.XXXXXX");
+	ASSERT_NOT_NULL(mkdtemp(hub.dir));
+	/* A failed check exits: the server and the files go with the test (children _exit()). */
+	atexit(hub_stop);
+	hub_generate();
+	snprintf(tokens, sizeof(tokens), "%s/tokens.json", hub.dir);
+	snprintf(hub.log_path, sizeof(hub.log_path), "%s/requests.jsonl", hub.dir);
+	f = fopen(tokens, "we");
+	ASSERT_NOT_NULL(f);
+	fprintf(f, "{\"%s\": {\"user\": \"tester\"}}\n", TOKEN);
+	fclose(f);
+	hub_spawn(NULL);
 }
 
 static void hub_post(const char *path, const char *json)
@@ -1398,6 +1423,39 @@ static void test_bad_requests(void)
 	job_free(&j);
 }
 
+/* A signed URL is dropped before it expires (HUB_PROTOCOL.md 4.3): with a 4 s lifetime it
+ * serves ranges for 2 s, then the blob is resolved again before the CDN could refuse it. Runs
+ * last: it restarts the fake Hub with short-lived URLs. */
+static void test_url_refreshed_before_expiry(void)
+{
+	const struct file *f = file_of(SHARD2);
+	struct logent log[16];
+	struct job j[3];
+	struct xfer *x;
+	size_t from, n;
+
+	hub_kill();
+	hub_spawn("4");
+	from = log_offset();
+	x = engine(1, 2, 0);
+	for (int i = 0; i < 3; i++) {
+		if (i == 2)
+			usleep(2300 * 1000);
+		job_init(&j[i], f->path, (uint64_t)i * 1000, 1000);
+		job_submit(x, &j[i], XFER_PRIO_DEMAND);
+		jobs_wait(&j[i], 1, is_done);
+		job_check_ok(&j[i]);
+	}
+	x = xfer_free(x);
+	n = log_read(from, log, ARRAY_SIZE(log));
+	ASSERT_EQ(log_count(log, n, "api", "/resolve/"), 2);
+	ASSERT_EQ(log_count(log, n, "cdn", NULL), 3);
+	for (size_t i = 0; i < n; i++)
+		ASSERT_TRUE(log[i].status == 302 || log[i].status == 206);
+	for (int i = 0; i < 3; i++)
+		job_free(&j[i]);
+}
+
 /* A rate cap holds over a transfer (a lower bound on its time: no faster than the cap). */
 static void test_rate_cap(void)
 {
@@ -1457,5 +1515,6 @@ int main(void)
 	RUN(test_cancel_races);
 	RUN(test_bad_requests);
 	RUN(test_rate_cap);
+	RUN(test_url_refreshed_before_expiry);
 	return 0; /* hub_stop() runs at exit */
 }
