@@ -3,9 +3,10 @@
  * Hub (tests/fakehub, a python3 child on 127.0.0.1 and 127.0.0.2, from $FAKEHUB): one resolve
  * per blob for many ranges, the token never at the CDN, the 307 of regular files, 200 for a
  * range, 503 runs, 429 + Retry-After, resets and short bodies resumed after the bytes the sink
- * took, stalls, expired signed URLs, 404, spent retries, sink errors, priorities, cancels,
- * xfer_free with work pending, offline mode and the rate cap. Each sink counts every byte it
- * gets and is compared with the source blob; every wait has a deadline. */
+ * took, stalls, signed URLs refused (403) or near expiry, 404, spent retries, DNS and TLS
+ * failures, sink errors, priorities, cancels (racing intake too), xfer_free with work pending,
+ * offline mode and the rate cap. Each sink counts every byte it gets and is compared with the
+ * source blob; every wait has a deadline. */
 #include "fetch/xfer.h"
 
 #include <errno.h>
