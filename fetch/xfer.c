@@ -33,12 +33,14 @@
 #define XFER_MAX_REDIRECTS 5
 #define XFER_RECV_BUFFER (128 * 1024) /* 8x fewer callbacks and pwrite()s than curl's 16 KiB */
 #define XFER_POLL_MAX_USEC USEC_PER_SEC
+#define XFER_H2_STREAMS 4 /* 16 slots: 4 connections (measured: TLS sessions resumed) */
 
 /* The curl side of the engine. Engine thread, but for multi's curl_multi_wakeup(). */
 struct xnet {
 	/* Immutable after xfer_new(). */
 	char *endpoint, *token, *user_agent;
 	char *http_proxy; /* HTTP_PROXY for http:// URLs, which libcurl reads only in lowercase */
+	char *ca_file, *ca_dir; /* SSL_CERT_FILE, SSL_CERT_DIR: trust as Python's httpx does */
 	long connect_timeout_s;
 	uint64_t stall_usec;
 	CURLM *multi;
@@ -337,6 +339,9 @@ static int hop_setup(struct xnet *n, struct xhop *h, bool fresh)
 	(void)curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, fresh ? 1L : 0L);
 	if (n->http_proxy && strncasecmp(h->url, "http://", 7) == 0 &&
 	    curl_easy_setopt(e, CURLOPT_PROXY, n->http_proxy) != CURLE_OK)
+		return -ENOMEM;
+	if ((n->ca_file && curl_easy_setopt(e, CURLOPT_CAINFO, n->ca_file) != CURLE_OK) ||
+	    (n->ca_dir && curl_easy_setopt(e, CURLOPT_CAPATH, n->ca_dir) != CURLE_OK))
 		return -ENOMEM;
 	return 0;
 }
@@ -664,23 +669,23 @@ static struct xnet *xnet_free(struct xnet *n)
 	free(n->endpoint);
 	free(n->user_agent);
 	free(n->http_proxy);
+	free(n->ca_file);
+	free(n->ca_dir);
 	free(n);
 	return NULL;
 }
 
-/* The proxy variables as the official client reads them (HUB_PROTOCOL.md 6), like http.c:
- * libcurl honours http_proxy, HTTPS_PROXY, ALL_PROXY and NO_PROXY itself, but not the
- * uppercase HTTP_PROXY, which urllib does (except under CGI, where a client sets it). Read
- * once, on the caller's thread: getenv() is not safe against a concurrent setenv(). */
-static int http_proxy_dup(char **ret)
+/* The environment as the official client reads it (HUB_PROTOCOL.md 6): libcurl honours
+ * http_proxy, HTTPS_PROXY, ALL_PROXY and NO_PROXY itself, but not the uppercase HTTP_PROXY,
+ * which urllib does (except under CGI, where a client sets it; http.c does the same), nor
+ * SSL_CERT_FILE and SSL_CERT_DIR, which httpx does. Read once, on the caller's thread: getenv() is not safe
+ * against a concurrent setenv(). */
+static int env_dup(const char *name, char **ret)
 {
-	const char *v = getenv("HTTP_PROXY");
+	const char *v = getenv(name);
 
-	*ret = NULL;
-	if (!v || !*v || getenv("http_proxy") || getenv("REQUEST_METHOD"))
-		return 0;
-	*ret = strdup(v);
-	return *ret ? 0 : -ENOMEM;
+	*ret = v && *v ? strdup(v) : NULL;
+	return v && *v && !*ret ? -ENOMEM : 0;
 }
 
 static int xnet_new(const struct hub_config *cfg, const struct xfer_opts *o, unsigned slots,
@@ -689,7 +694,11 @@ static int xnet_new(const struct hub_config *cfg, const struct xfer_opts *o, uns
 	struct xnet *n = calloc(1, sizeof(*n));
 
 	*ret = n;
-	if (!n || http_proxy_dup(&n->http_proxy) < 0)
+	if (!n)
+		return -ENOMEM;
+	if ((!getenv("http_proxy") && !getenv("REQUEST_METHOD") &&
+	     env_dup("HTTP_PROXY", &n->http_proxy) < 0) ||
+	    env_dup("SSL_CERT_FILE", &n->ca_file) < 0 || env_dup("SSL_CERT_DIR", &n->ca_dir) < 0)
 		return -ENOMEM;
 	n->endpoint = strdup(cfg->endpoint ? cfg->endpoint : "");
 	n->token = cfg->token && *cfg->token ? strdup(cfg->token) : NULL;
@@ -708,7 +717,11 @@ static int xnet_new(const struct hub_config *cfg, const struct xfer_opts *o, uns
 	(void)curl_multi_setopt(n->multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, (long)slots);
 	(void)curl_multi_setopt(n->multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long)slots);
 	(void)curl_multi_setopt(n->multi, CURLMOPT_MAXCONNECTS, (long)slots);
+	/* HTTP/2 multiplexes, but no more than XFER_H2_STREAMS ranges share a connection: one
+	 * TCP connection's window (tcp_rmem's 6 MiB by default) caps it near 60 MB/s at 100 ms
+	 * of RTT, so a few connections keep a long link full where one would not. */
 	(void)curl_multi_setopt(n->multi, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX);
+	(void)curl_multi_setopt(n->multi, CURLMOPT_MAX_CONCURRENT_STREAMS, (long)XFER_H2_STREAMS);
 	/* Only the engine thread uses the share: it needs no lock callbacks. */
 	(void)curl_share_setopt(n->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
 	return 0;
