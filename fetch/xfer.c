@@ -31,7 +31,7 @@
 #define XFER_CONNECT_TIMEOUT_DEFAULT 10
 #define XFER_STALL_DEFAULT 30
 #define XFER_MAX_REDIRECTS 5
-#define XFER_RECV_BUFFER (128 * 1024) /* 8x fewer callbacks and pwrite()s than curl's 16 KiB */
+#define XFER_RECV_BUFFER (128UL * 1024) /* 8x fewer callbacks and pwrite()s than curl's 16 KiB */
 #define XFER_POLL_MAX_USEC USEC_PER_SEC
 #define XFER_H2_STREAMS 4 /* 16 slots: 4 connections (measured: TLS sessions resumed) */
 
@@ -260,9 +260,12 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *ud)
 	if (take) {
 		e = r->sink.write(r->sink.ud, r->offset + r->written, data + off, take);
 		if (e < 0) {
+			char buf[64];
+
 			hop_stop(h, e == -ENOSPC ? FETCH_DISK_FULL : FETCH_IO, e, false);
 			xfailure_words(&h->stop_f, "cannot store bytes at %llu: %s",
-				       (unsigned long long)(r->offset + r->written), strerror(-e));
+				       (unsigned long long)(r->offset + r->written),
+				       strerror_r(-e, buf, sizeof(buf)));
 			return 0;
 		}
 		r->written += take;
