@@ -5,6 +5,8 @@
 #include <stddef.h>
 #include <sys/types.h>
 
+#include "cache/evict.h"
+
 int cmd_mount(int argc, char **argv);
 int cmd_unmount(int argc, char **argv);
 int cmd_status(int argc, char **argv);
@@ -18,8 +20,10 @@ char *cli_cache_dir(const char *arg);
 char *cli_abspath(const char *path);
 /* mkdir -p with mode 0755. 0 or -errno. */
 int cli_mkdir_p(const char *path);
-/* True when pid is a running hffs process: a mount record whose daemon is gone (killed,
- * crashed) is no live mount. A reused pid of another program does not count. */
-bool cli_daemon_alive(pid_t pid);
 /* Runs fusermount3 with args ("-u" or "-uz") on path; returns its exit status or -errno. */
 int cli_fusermount(const char *flag, const char *path);
+/* The cache's limits from a max size flag's value (NULL: none) and --min-free's (a size or a
+ * percentage of dir's file system; NULL: the default floor). 0, or 2 after saying what is
+ * wrong with which flag (max_flag names the first). */
+int cli_budget(const char *max_flag, const char *max_size, const char *min_free, const char *dir,
+	       struct evict_budget *b);

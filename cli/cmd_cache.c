@@ -23,10 +23,12 @@
 #include "cache/verify.h"
 #include "fetch/hub.h"
 #include "fetch/hub_json.h"
+#include "fs/pins.h"
 #include "util/cleanup.h"
 #include "util/jsonw.h"
 #include "util/log.h"
 #include "util/parse.h"
+#include "util/proc.h"
 #include "util/timeutil.h"
 
 static const char cache_usage[] =
@@ -192,7 +194,7 @@ static int collect_mount(void *ud, const struct db_mount *m)
 	struct cache_view *v = ud;
 	struct db_mount *p;
 
-	if (!cli_daemon_alive(m->pid))
+	if (!proc_hffs_alive(m->pid))
 		return 0;
 	p = reallocarray(v->mounts, v->nmounts + 1, sizeof(*p));
 	if (!p)
@@ -262,40 +264,18 @@ static bool has_data(const struct hub_entry *e)
 	return !e->is_dir && e->size > 0;
 }
 
-static int pins_add_tree(struct evict_pins *pins, const struct tree_item *t)
-{
-	for (size_t i = 0; i < t->tree.n; i++) {
-		int r = has_data(&t->tree.v[i]) ?
-				evict_pins_add(pins, hub_entry_cid(&t->tree.v[i])) :
-				0;
-
-		if (r < 0)
-			return r;
-	}
-	return 0;
-}
-
-/* The blobs of every live mount. A mount whose tree cannot be read makes it impossible to
- * tell what it uses: -EBADMSG, and the caller removes nothing. */
+/* The blobs of every live mount. When it cannot be told what a mount uses, the caller
+ * removes nothing. */
 static int view_pins(struct cache_view *v, struct evict_pins *pins)
 {
-	for (size_t i = 0; i < v->nmounts; i++) {
-		const struct db_mount *m = &v->mounts[i];
-		struct tree_item *t = view_tree(v, m->repo_key, m->commit);
-		int r;
+	char why[512] = "";
+	int r = pins_live_mounts(v->db, pins, why, sizeof(why));
 
-		if (!t || t->unreadable) {
-			log_err("cannot tell which files the mount at '%s' uses: the file list of %s "
-				"at %.12s is %s; nothing was removed",
-				m->mountpoint, m->repo_key, m->commit,
-				t ? "unreadable" : "missing");
-			return -EBADMSG;
-		}
-		r = pins_add_tree(pins, t);
-		if (r < 0)
-			return r;
-	}
-	return 0;
+	if (r == -EBADMSG)
+		log_err("%s; nothing was removed", why);
+	else if (r < 0)
+		log_err("cannot read the mounts of '%s': %s", v->dir, strerror(-r));
+	return r;
 }
 
 /* ---- blob records ---- */
@@ -835,7 +815,7 @@ static int rm_plan_make(const struct cache_view *v, const struct target *t, stru
 		if (!tree_selected(v, tr, t) || commit_kept_by_ref(v, t, tr->commit))
 			continue;
 		p->commits[p->ncommits++] = tr->commit;
-		r = pins_add_tree(&p->drop, tr);
+		r = pins_add_tree(&p->drop, &tr->tree);
 		if (r < 0)
 			return r;
 	}
@@ -872,7 +852,7 @@ static int rm_keep_set(struct cache_view *v, const struct target *t, struct evic
 				 repo_display(tr->repo_key), tr->commit);
 			return -EBADMSG;
 		}
-		r = pins_add_tree(keep, tr);
+		r = pins_add_tree(keep, &tr->tree);
 	}
 	return r;
 }
@@ -987,32 +967,6 @@ struct gc_report {
 	uint64_t index_before, index_after;
 	const char *compact_skipped; /* why not, or NULL */
 };
-
-/* The budget from --max-size and --min-free (bytes, or a percentage of the file system);
- * returns 0 or 2 (bad usage, said why). */
-static int gc_budget(const struct cache_opts *o, const char *dir, struct evict_budget *b)
-{
-	uint64_t total = 0, avail = 0;
-	unsigned pct;
-
-	b->max_size = EVICT_NO_LIMIT;
-	if (o->max_size && parse_size(o->max_size, &b->max_size) < 0) {
-		log_err("--max-size takes a size (e.g. 200G), not '%s'", o->max_size);
-		return 2;
-	}
-	if (evict_fs_space(dir, &total, &avail) < 0)
-		total = 0;
-	if (!o->min_free) {
-		b->min_free = evict_default_min_free(total);
-	} else if (parse_percent(o->min_free, &pct) == 0) {
-		b->min_free = total / 100 * pct + total % 100 * pct / 100;
-	} else if (parse_size(o->min_free, &b->min_free) < 0) {
-		log_err("--min-free takes a size (e.g. 10G) or a percentage (e.g. 5%%), not '%s'",
-			o->min_free);
-		return 2;
-	}
-	return 0;
-}
 
 /* Orphans, then eviction, under the eviction lock with the pins computed under it. */
 static int gc_evict(struct cache_view *v, struct gc_report *g)
@@ -1133,7 +1087,7 @@ static int cache_gc(struct cache_view *v, const struct cache_opts *o)
 {
 	struct gc_report g = { .plan.met = true };
 	uint64_t total;
-	int r = gc_budget(o, v->dir, &g.budget);
+	int r = cli_budget("--max-size", o->max_size, o->min_free, v->dir, &g.budget);
 
 	if (r)
 		return r;
@@ -1405,7 +1359,7 @@ static int verify_select(struct verify_ctx *c, const struct target *t)
 		if (!tree_selected(c->v, tr, t))
 			continue;
 		any = true;
-		r = pins_add_tree(&c->only, tr);
+		r = pins_add_tree(&c->only, &tr->tree);
 		if (r < 0)
 			return r;
 	}

@@ -21,6 +21,7 @@
 #include "util/jsonw.h"
 #include "util/log.h"
 #include "util/parse.h"
+#include "util/proc.h"
 #include "util/timeutil.h"
 
 static const char status_usage[] =
@@ -283,7 +284,7 @@ static int show_all(struct cache_db *db, const char *cache_dir, const char *only
 	for (size_t i = 0; i < l.n; i++) {
 		if (only && strcmp(only, l.v[i].mountpoint))
 			continue;
-		if (!cli_daemon_alive(l.v[i].pid)) {
+		if (!proc_hffs_alive(l.v[i].pid)) {
 			/* Its daemon is gone: the record is stale; drop it. */
 			(void)db_mount_del(db, l.v[i].mountpoint);
 			(void)db_live_del(db, l.v[i].mountpoint);

@@ -16,6 +16,7 @@
 #include "util/cleanup.h"
 #include "util/log.h"
 #include "util/parse.h"
+#include "util/proc.h"
 
 static const char unmount_usage[] =
 	"Usage: hffs unmount MOUNTPOINT [--cache-dir DIR] [--timeout S]\n"
@@ -42,7 +43,7 @@ static bool wait_exit(pid_t pid, unsigned timeout_s)
 	struct timespec ts = { .tv_nsec = 50 * 1000 * 1000 };
 
 	for (unsigned i = 0; pid > 0 && i < timeout_s * 20; i++) {
-		if (!cli_daemon_alive(pid))
+		if (!proc_hffs_alive(pid))
 			return true;
 		nanosleep(&ts, NULL);
 	}

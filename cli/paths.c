@@ -2,7 +2,6 @@
 #include "cli/cli.h"
 
 #include <errno.h>
-#include <signal.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -91,36 +90,4 @@ int cli_fusermount(const char *flag, const char *path)
 	if (waitpid(pid, &status, 0) < 0)
 		return -errno;
 	return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
-}
-
-bool cli_daemon_alive(pid_t pid)
-{
-	char path[64], comm[32] = "";
-	FILE *f;
-
-	if (pid <= 0 || (kill(pid, 0) < 0 && errno == ESRCH))
-		return false;
-	snprintf(path, sizeof(path), "/proc/%d/comm", (int)pid);
-	f = fopen(path, "re");
-	if (!f)
-		return true;
-	if (!fgets(comm, sizeof(comm), f))
-		comm[0] = '\0';
-	fclose(f);
-	if (strncmp(comm, "hffs", 4))
-		return false;
-	/* A daemon that exited but whose parent has not reaped it yet is gone too. */
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	f = fopen(path, "re");
-	if (f) {
-		char stat[256] = "", *paren;
-
-		if (fgets(stat, sizeof(stat), f) && (paren = strrchr(stat, ')')) && paren[1] &&
-		    paren[2] == 'Z') {
-			fclose(f);
-			return false;
-		}
-		fclose(f);
-	}
-	return true;
 }
