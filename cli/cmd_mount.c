@@ -40,6 +40,11 @@ static const char mount_usage[] =
 	"                          none: fetch only what is read\n"
 	"      --include GLOB      complete only files matching GLOB (repeatable)\n"
 	"      --exclude GLOB      do not complete files matching GLOB (repeatable)\n"
+	"      --cache-max-size SIZE  keep the cache's data under SIZE (e.g. 200G), evicting\n"
+	"                          least recently used files no mount uses (default: none)\n"
+	"      --min-free SIZE|PCT%  keep this much of the cache's disk free (default: 5%,\n"
+	"                          at most 5G); completion pauses there and reads that\n"
+	"                          cannot be cached fail with 'No space left on device'\n"
 	"      --log-file FILE     daemon log (default: DIR/logs/<mountpoint>.log)\n"
 	"  -d, --debug             debug logs and FUSE request tracing\n"
 	"  -h, --help              this text\n"
@@ -58,6 +63,8 @@ enum {
 	OPT_PREFETCH,
 	OPT_INCLUDE,
 	OPT_EXCLUDE,
+	OPT_CACHE_MAX_SIZE,
+	OPT_MIN_FREE,
 };
 
 #define MAX_PATTERNS 64
@@ -173,6 +180,8 @@ int cmd_mount(int argc, char **argv)
 		{ "prefetch", required_argument, NULL, OPT_PREFETCH },
 		{ "include", required_argument, NULL, OPT_INCLUDE },
 		{ "exclude", required_argument, NULL, OPT_EXCLUDE },
+		{ "cache-max-size", required_argument, NULL, OPT_CACHE_MAX_SIZE },
+		{ "min-free", required_argument, NULL, OPT_MIN_FREE },
 		{ "debug", no_argument, NULL, 'd' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
@@ -180,7 +189,8 @@ int cmd_mount(int argc, char **argv)
 	struct mount_opts o = { .revision = "main", .ready_fd = -1, .prefetch = true };
 	const char *include[MAX_PATTERNS], *exclude[MAX_PATTERNS];
 	_cleanup_free_ char *cache_dir = NULL, *mountpoint = NULL, *log_path = NULL;
-	const char *cache_arg = NULL, *log_arg = NULL;
+	const char *cache_arg = NULL, *log_arg = NULL, *max_size_arg = NULL, *min_free_arg = NULL;
+	struct evict_budget budget;
 	bool foreground = false;
 	uint64_t v;
 	pid_t pid = 0;
@@ -222,6 +232,12 @@ int cmd_mount(int argc, char **argv)
 			break;
 		case OPT_LOG_FILE:
 			log_arg = optarg;
+			break;
+		case OPT_CACHE_MAX_SIZE:
+			max_size_arg = optarg;
+			break;
+		case OPT_MIN_FREE:
+			min_free_arg = optarg;
 			break;
 		case OPT_PAGE_SIZE:
 			if (parse_uint(optarg, 100000, &v) < 0) {
@@ -280,6 +296,11 @@ int cmd_mount(int argc, char **argv)
 		log_err("cannot create the cache directory '%s': %s", cache_dir, strerror(-r));
 		return 1;
 	}
+	r = cli_budget("--cache-max-size", max_size_arg, min_free_arg, cache_dir, &budget);
+	if (r)
+		return r;
+	o.cache_max_size = budget.max_size;
+	o.min_free = budget.min_free;
 	if (check_mountpoint(mountpoint) < 0)
 		return 1;
 	o.mountpoint = mountpoint;

@@ -129,6 +129,24 @@ static bool load_live(struct cache_db *db, const char *mountpoint, struct live *
 	return db_live_get(db, mountpoint, &buf, &len) >= 0 && live_decode(buf, len, ret) >= 0;
 }
 
+/* The cache's limits and what this mount did about them, when there is anything to say. */
+static void print_space_text(const struct live *l)
+{
+	char a[32], b[32], c[32], d[32];
+
+	if (l->space_room < l->space_needed)
+		printf("  space: %s still to fetch, room for %s within the cache's limits\n",
+		       format_size(l->space_needed, a, sizeof(a)),
+		       format_size(l->space_room, b, sizeof(b)));
+	if (l->cache_max_size || l->evicted_blobs || l->paused[0])
+		printf("  cache: %s free on disk (--min-free %s), --cache-max-size %s; evicted %llu "
+		       "blob%s (%s)\n",
+		       format_size(l->disk_free, a, sizeof(a)), format_size(l->min_free, b, sizeof(b)),
+		       l->cache_max_size ? format_size(l->cache_max_size, c, sizeof(c)) : "none",
+		       (unsigned long long)l->evicted_blobs, l->evicted_blobs == 1 ? "" : "s",
+		       format_size(l->evicted_bytes, d, sizeof(d)));
+}
+
 static void print_live_text(const struct live *l)
 {
 	char a[32], b[32];
@@ -144,6 +162,9 @@ static void print_live_text(const struct live *l)
 	       (unsigned long long)l->failures, (unsigned long long)l->verify_failures);
 	if (l->last_error[0])
 		printf("  last error (%llu s ago): %s\n", (unsigned long long)age, l->last_error);
+	if (l->paused[0])
+		printf("  ** background completion paused: %s **\n", l->paused);
+	print_space_text(l);
 }
 
 static void print_text(const struct db_mount *m, const struct live *l,
@@ -182,6 +203,19 @@ static void print_live_json(struct jsonw *w, const struct live *l)
 	jsonw_string(w, "last_error", l->last_error[0] ? l->last_error : NULL);
 	jsonw_uint(w, "last_error_at", l->last_error_at / USEC_PER_SEC);
 	jsonw_uint(w, "updated", l->updated / USEC_PER_SEC);
+	jsonw_string(w, "paused", l->paused[0] ? l->paused : NULL);
+	jsonw_begin_object(w, "space");
+	if (l->cache_max_size)
+		jsonw_uint(w, "cache_max_size", l->cache_max_size);
+	else
+		jsonw_null(w, "cache_max_size");
+	jsonw_uint(w, "min_free", l->min_free);
+	jsonw_uint(w, "disk_free", l->disk_free);
+	jsonw_uint(w, "needed", l->space_needed);
+	jsonw_uint(w, "room", l->space_room);
+	jsonw_uint(w, "evicted_blobs", l->evicted_blobs);
+	jsonw_uint(w, "evicted_bytes", l->evicted_bytes);
+	jsonw_end_object(w);
 	jsonw_end_object(w);
 }
 

@@ -21,6 +21,7 @@ struct live_pub {
 	struct xfer *x;
 	struct sched *s;
 	struct prefetch *p;
+	struct budget *b;
 	pthread_t thread;
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
@@ -30,23 +31,6 @@ struct live_pub {
 	uint64_t last_progress; /* monotonic usec when bytes last grew (thread only) */
 	uint64_t last_bytes;
 };
-
-size_t live_encode(const struct live *l, char *buf, size_t len)
-{
-	int n = snprintf(buf, len,
-			 "updated=%" PRIu64 "\nrate=%" PRIu64 "\nbytes_fetched=%" PRIu64
-			 "\nbytes_total=%" PRIu64 "\nbytes_cached=%" PRIu64 "\neta_s=%" PRId64
-			 "\nactive=%u\nqueued=%u\nretries=%" PRIu64 "\nstalls=%" PRIu64
-			 "\nfailures=%" PRIu64 "\nverify_failures=%" PRIu64
-			 "\nfiles_wanted=%u\nfiles_done=%u\nphase=%s\nstalled=%d\nlast_error_at=%" PRIu64
-			 "\nlast_error=%s\n",
-			 l->updated, l->rate, l->bytes_fetched, l->bytes_total, l->bytes_cached,
-			 l->eta_s, l->active, l->queued, l->retries, l->stalls, l->failures,
-			 l->verify_failures, l->files_wanted, l->files_done, l->phase, l->stalled,
-			 l->last_error_at, l->last_error);
-
-	return n < 0 ? 0 : MIN((size_t)n, len - 1);
-}
 
 enum field_kind { F_U64, F_UINT, F_I64, F_BOOL, F_STR };
 
@@ -62,8 +46,55 @@ static const struct field {
 	FIELD(stalls, F_U64),        FIELD(failures, F_U64),    FIELD(verify_failures, F_U64),
 	FIELD(files_wanted, F_UINT), FIELD(files_done, F_UINT), FIELD(phase, F_STR),
 	FIELD(stalled, F_BOOL),      FIELD(last_error_at, F_U64), FIELD(last_error, F_STR),
+	FIELD(paused, F_STR),        FIELD(cache_max_size, F_U64), FIELD(min_free, F_U64),
+	FIELD(disk_free, F_U64),     FIELD(space_needed, F_U64), FIELD(space_room, F_U64),
+	FIELD(evicted_blobs, F_U64), FIELD(evicted_bytes, F_U64),
 };
 #undef FIELD
+
+/* One "name=value\n" line; a string's newlines become spaces (one line per field). */
+static int field_put(const struct live *l, const struct field *f, char *buf, size_t len)
+{
+	const char *p = (const char *)l + f->off;
+	int n = 0;
+
+	switch (f->kind) {
+	case F_U64:
+		n = snprintf(buf, len, "%s=%" PRIu64 "\n", f->name, *(const uint64_t *)p);
+		break;
+	case F_UINT:
+		n = snprintf(buf, len, "%s=%u\n", f->name, *(const unsigned *)p);
+		break;
+	case F_I64:
+		n = snprintf(buf, len, "%s=%" PRId64 "\n", f->name, *(const int64_t *)p);
+		break;
+	case F_BOOL:
+		n = snprintf(buf, len, "%s=%d\n", f->name, *(const bool *)p);
+		break;
+	case F_STR:
+		n = snprintf(buf, len, "%s=%.*s\n", f->name, (int)strnlen(p, f->size), p);
+		for (char *c = buf + strlen(f->name) + 1; n > 0 && c < buf + MIN((size_t)n, len) - 1; c++)
+			if (*c == '\n')
+				*c = ' ';
+		break;
+	}
+	return n;
+}
+
+size_t live_encode(const struct live *l, char *buf, size_t len)
+{
+	size_t used = 0;
+
+	buf[0] = '\0';
+	for (size_t i = 0; i < ARRAY_SIZE(fields) && used < len - 1; i++) {
+		int n = field_put(l, &fields[i], buf + used, len - used);
+
+		if (n < 0)
+			break;
+		used += MIN((size_t)n, len - 1 - used);
+	}
+	return used;
+}
 
 static bool field_set(struct live *l, const struct field *f, const char *v)
 {
@@ -151,6 +182,19 @@ static void sample(struct live_pub *lp, struct live *l)
 	}
 	l->stalled = (xs.active || l->queued) &&
 		     now - lp->last_progress > LIVE_STALL_S * USEC_PER_SEC;
+	if (lp->b) {
+		struct budget_stats bs;
+
+		budget_get_stats(lp->b, &bs);
+		l->cache_max_size = bs.limits.max_size == EVICT_NO_LIMIT ? 0 : bs.limits.max_size;
+		l->min_free = bs.limits.min_free;
+		l->disk_free = bs.avail;
+		l->evicted_blobs = bs.evicted_blobs;
+		l->evicted_bytes = bs.evicted_bytes;
+	}
+	l->space_needed = ps.space_needed;
+	l->space_room = ps.space_room;
+	snprintf(l->paused, sizeof(l->paused), "%s", ps.phase == PREFETCH_PAUSED ? ps.paused : "");
 	if (xs.last_reason != FETCH_OK) {
 		snprintf(l->last_error, sizeof(l->last_error), "%s", xs.last_error);
 		l->last_error_at = xs.last_error_at;
@@ -160,7 +204,7 @@ static void sample(struct live_pub *lp, struct live *l)
 static void *live_main(void *arg)
 {
 	struct live_pub *lp = arg;
-	char buf[2048];
+	char buf[4096];
 
 	pthread_mutex_lock(&lp->lock);
 	while (!lp->stop) {
@@ -183,13 +227,13 @@ static void *live_main(void *arg)
 }
 
 int live_start(struct cache_db *db, const char *mountpoint, struct xfer *x, struct sched *s,
-	       struct prefetch *p, struct live_pub **ret)
+	       struct prefetch *p, struct budget *b, struct live_pub **ret)
 {
 	struct live_pub *lp = calloc(1, sizeof(*lp));
 
 	if (!lp)
 		return -ENOMEM;
-	*lp = (struct live_pub){ .db = db, .x = x, .s = s, .p = p };
+	*lp = (struct live_pub){ .db = db, .x = x, .s = s, .p = p, .b = b };
 	lp->mountpoint = strdup(mountpoint);
 	if (!lp->mountpoint) {
 		free(lp);

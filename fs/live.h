@@ -11,6 +11,7 @@
 
 #include "cache/db.h"
 #include "fetch/xfer.h"
+#include "fs/budget.h"
 #include "fs/prefetch.h"
 #include "fs/sched.h"
 
@@ -31,16 +32,23 @@ struct live {
 	bool stalled;            /* work pending and no byte for LIVE_STALL_S */
 	char last_error[256];    /* words; "" when none */
 	uint64_t last_error_at;  /* realtime usec */
+	char paused[320];        /* why background completion is paused for space; "" if not */
+	uint64_t cache_max_size; /* --cache-max-size; 0: none */
+	uint64_t min_free;       /* --min-free in bytes */
+	uint64_t disk_free;      /* estimated bytes free on the cache's file system */
+	uint64_t space_needed;   /* bytes completion still had to fetch when its pass began */
+	uint64_t space_room;     /* of which the cache's limits left room for then */
+	uint64_t evicted_blobs, evicted_bytes; /* by this mount's budget */
 };
 
-/* Encodes into buf (at least 1 KiB); returns the length. */
+/* Encodes into buf (4 KiB holds every field); returns the length. */
 size_t live_encode(const struct live *l, char *buf, size_t len);
 /* Decodes what live_encode() wrote (unknown keys ignored). -EBADMSG when no key is known. */
 int live_decode(const char *buf, size_t len, struct live *ret);
 
 struct live_pub;
-/* Starts publishing for mountpoint. Everything is borrowed; prefetch may be NULL. */
+/* Starts publishing for mountpoint. Everything is borrowed; prefetch and budget may be NULL. */
 int live_start(struct cache_db *db, const char *mountpoint, struct xfer *x, struct sched *s,
-	       struct prefetch *p, struct live_pub **ret);
+	       struct prefetch *p, struct budget *b, struct live_pub **ret);
 /* Stops and joins; removes the record. Takes NULL; returns NULL. */
 struct live_pub *live_stop(struct live_pub *lp);

@@ -11,7 +11,9 @@
 #include "cache/bitmap.h"
 #include "cache/db.h"
 #include "fetch/hub.h"
+#include "cache/evict.h"
 #include "fetch/xfer.h"
+#include "fs/budget.h"
 #include "fs/inode.h"
 #include "fs/live.h"
 #include "fs/ops.h"
@@ -64,6 +66,12 @@ static int serve(const struct mount_opts *o, struct hub_config *cfg, struct cach
 	struct sched *s = NULL;
 	struct prefetch *pf = NULL;
 	struct live_pub *lp = NULL;
+	struct budget *bu = NULL;
+	struct budget_opts bo = {
+		.cache_dir = o->cache_dir,
+		.limits = { .max_size = o->cache_max_size, .min_free = o->min_free },
+		.own = &snap->tree,
+	};
 	struct prefetch_opts po = {
 		.include = o->include,
 		.ninclude = o->ninclude,
@@ -103,7 +111,7 @@ static int serve(const struct mount_opts *o, struct hub_config *cfg, struct cach
 		.ready = on_ready,
 		.ready_ud = &rud,
 	};
-	int r;
+	int lock_fd = -1, r;
 
 	r = inode_table_new(&snap->tree, &t);
 	if (r < 0) {
@@ -113,6 +121,20 @@ static int serve(const struct mount_opts *o, struct hub_config *cfg, struct cach
 	r = xfer_new(cfg, &xo, &x);
 	if (r < 0) {
 		log_err("cannot start the transfer engine: %s", strerror(-r));
+		goto out;
+	}
+	r = budget_new(&bo, db, &bu);
+	if (r < 0) {
+		log_err("cannot read the free space of '%s': %s", o->cache_dir, strerror(-r));
+		goto out;
+	}
+	so.budget = bu;
+	po.budget = bu;
+	/* From registering the blobs until the mount record pins them, no eviction may run. */
+	lock_fd = evict_lock(o->cache_dir, false);
+	if (lock_fd < 0) {
+		r = lock_fd;
+		log_err("cannot take the eviction lock of '%s': %s", o->cache_dir, strerror(-r));
 		goto out;
 	}
 	r = sched_new(&so, db, x, t, &s);
@@ -130,6 +152,8 @@ static int serve(const struct mount_opts *o, struct hub_config *cfg, struct cach
 	r = db_mount_put(db, &rec);
 	if (r < 0)
 		log_warn("cannot record the mount for 'hffs status': %s", strerror(-r));
+	close(lock_fd);
+	lock_fd = -1;
 	log_info("serving '%s' revision '%s' (commit %s) at '%s'", snap->repo.id, snap->revision,
 		 snap->commit, o->mountpoint);
 	if (o->prefetch && !cfg->offline) {
@@ -139,7 +163,7 @@ static int serve(const struct mount_opts *o, struct hub_config *cfg, struct cach
 				 "they are read",
 				 strerror(-r));
 	}
-	if (live_start(db, o->mountpoint, x, s, pf, &lp) < 0)
+	if (live_start(db, o->mountpoint, x, s, pf, bu, &lp) < 0)
 		log_warn("live figures will not be published for 'hffs status'");
 	r = session_run(&se, &m);
 	log_info("unmounted '%s'", o->mountpoint);
@@ -148,8 +172,11 @@ static int serve(const struct mount_opts *o, struct hub_config *cfg, struct cach
 	(void)db_mount_del(db, o->mountpoint);
 out:
 	/* The engine goes first: its cancellations answer the scheduler's fetches. */
+	if (lock_fd >= 0)
+		close(lock_fd);
 	x = xfer_free(x);
 	s = sched_free(s);
+	bu = budget_free(bu);
 	inode_table_free(t);
 	return r;
 }

@@ -1,6 +1,7 @@
 /* mount.h: one mount from start to end: open the cache, pin the snapshot, build the inodes,
- * start the transfer engine and the scheduler, record the mount for `hffs status`, serve
- * until unmounted, and take everything down in order (engine, scheduler, record, index). */
+ * start the transfer engine, the budget and the scheduler, record the mount for `hffs status`
+ * (holding the eviction lock shared from registering its blobs until then), serve until
+ * unmounted, and take everything down in order (engine, scheduler, record, index). */
 #pragma once
 
 #include <stdbool.h>
@@ -17,6 +18,8 @@ struct mount_opts {
 	uint64_t max_rate;          /* bytes/s, 0: none */
 	unsigned stall_timeout_s;   /* 0: the engine's default */
 	unsigned page_limit;        /* tree page size asked of the Hub; 0: the Hub's */
+	uint64_t cache_max_size;    /* bytes the cache's data may occupy; EVICT_NO_LIMIT: none */
+	uint64_t min_free;          /* bytes to keep free on the cache's file system */
 	bool prefetch;              /* background completion of every wanted file */
 	const char *const *include; /* fnmatch patterns of the files to complete (none: all) */
 	size_t ninclude;

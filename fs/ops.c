@@ -225,7 +225,7 @@ static void read_ready(void *ud, int err, int fd)
 	struct read_ctx *rc = ud;
 
 	if (err)
-		fuse_reply_err(rc->req, EIO);
+		fuse_reply_err(rc->req, err == -ENOSPC ? ENOSPC : EIO);
 	else
 		reply_from_fd(rc->req, fd, rc->offset, rc->len);
 	free(rc);

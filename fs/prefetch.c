@@ -14,6 +14,7 @@
 #include "fetch/hub_json.h"
 #include "util/cleanup.h"
 #include "util/log.h"
+#include "util/parse.h"
 
 #define SMALL_LFS_MAX (1ULL << 20)
 #define INDEX_SUFFIX ".safetensors.index.json"
@@ -110,14 +111,49 @@ static unsigned inflight_limit(struct prefetch *p)
 	return p->o.max_inflight;
 }
 
+static bool pause_for(struct prefetch *p, unsigned seconds, enum prefetch_phase ph);
+
+/* Waits until the budget has room for n bytes, paused and saying why meanwhile. Returns
+ * false when stopping. */
+static bool wait_room(struct prefetch *p, uint64_t n)
+{
+	enum prefetch_phase ph;
+	char why[sizeof(p->stats.paused)];
+
+	if (budget_room(p->o.budget, n))
+		return true;
+	budget_why(p->o.budget, why, sizeof(why));
+	log_warn("background completion paused: %s", why);
+	pthread_mutex_lock(&p->lock);
+	ph = p->stats.phase;
+	snprintf(p->stats.paused, sizeof(p->stats.paused), "%s", why);
+	pthread_mutex_unlock(&p->lock);
+	do {
+		if (!pause_for(p, 5, PREFETCH_PAUSED))
+			return false;
+	} while (!budget_room(p->o.budget, n));
+	log_info("background completion resumed: the cache has room again");
+	pthread_mutex_lock(&p->lock);
+	p->stats.phase = ph;
+	p->stats.paused[0] = '\0';
+	pthread_mutex_unlock(&p->lock);
+	return true;
+}
+
 /* Feeds [offset, offset+len) of f to sched in chunks, keeping at most max_inflight background
- * fetches in flight. Returns false when stopping. */
+ * fetches in flight and within the budget. Returns false when stopping. */
 static bool feed(struct prefetch *p, const struct inode *f, uint64_t offset, uint64_t len)
 {
 	uint64_t end = MIN(f->size, offset + len);
 
 	for (uint64_t o = offset; o < end; o += p->o.chunk) {
+		uint64_t missing = sched_missing(p->s, f, o, MIN(p->o.chunk, end - o));
 		int r;
+
+		if (!missing)
+			continue;
+		if (!wait_room(p, missing))
+			return false;
 
 		while ((r = sched_wait_background(p->s, inflight_limit(p), 500)) == 0)
 			if (stopping(p))
@@ -211,12 +247,37 @@ static size_t shard_order(struct prefetch *p, const struct inode ***ret)
 	return n;
 }
 
+/* Compares what is still missing with the room the cache's limits leave, says so when it
+ * does not fit, and keeps both for status. */
+static void check_space(struct prefetch *p)
+{
+	uint64_t missing = 0, room;
+	char s1[16], s2[16];
+
+	for (size_t i = 0; i < p->nfiles; i++)
+		missing += sched_missing(p->s, p->files[i], 0, p->files[i]->size);
+	room = p->o.budget && missing ? budget_capacity(p->o.budget, missing) : missing;
+	pthread_mutex_lock(&p->lock);
+	p->stats.space_needed = missing;
+	p->stats.space_room = room;
+	pthread_mutex_unlock(&p->lock);
+	if (room < missing)
+		log_warn("background completion needs %s more but the cache can take only %s within "
+			 "its limits (--cache-max-size, --min-free); it will pause when the cache is "
+			 "full, and reads of the rest will fail with 'No space left on device'",
+			 format_size(missing, s1, sizeof(s1)), format_size(room, s2, sizeof(s2)));
+	else if (missing)
+		log_info("background completion: %s to fetch, the cache has room for it",
+			 format_size(missing, s1, sizeof(s1)));
+}
+
 /* One pass over everything wanted. Returns false when stopping. */
 static bool pass(struct prefetch *p)
 {
 	_cleanup_free_ const struct inode **shards = NULL;
 	size_t nshards;
 
+	check_space(p);
 	set_phase(p, PREFETCH_SMALL);
 	for (size_t i = 0; i < p->nfiles; i++)
 		if (is_small(p->files[i]) && !is_shard(p->files[i]) &&
@@ -376,7 +437,8 @@ void prefetch_get_stats(struct prefetch *p, struct prefetch_stats *ret)
 const char *prefetch_phase_str(enum prefetch_phase ph)
 {
 	static const char *const names[] = { "small files", "safetensors headers", "shards",
-					     "other files", "waiting to retry", "complete" };
+					     "other files", "waiting to retry", "complete",
+					     "paused" };
 
-	return ph <= PREFETCH_DONE ? names[ph] : "?";
+	return ph <= PREFETCH_PAUSED ? names[ph] : "?";
 }

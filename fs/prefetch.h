@@ -3,13 +3,16 @@
  * first (config, tokenizer, *.json), then the header of every safetensors shard (loaders parse
  * every header before any tensor), then the shards in the order the index json lists them,
  * then everything else. Demand reads go first in the engine; background work resumes after.
- * Failed ranges are retried in later passes with growing pauses. It knows nothing of FUSE. */
+ * Failed ranges are retried in later passes with growing pauses. Before each pass the bytes
+ * still missing are compared with the room the cache's limits leave (logged, and in the
+ * stats); when the budget has no room for a range, completion pauses and says why. It knows nothing of FUSE. */
 #pragma once
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
+#include "fs/budget.h"
 #include "fs/inode.h"
 #include "fs/sched.h"
 
@@ -22,6 +25,7 @@ struct prefetch_opts {
 	size_t nexclude;
 	unsigned max_inflight;      /* background fetches in flight at once; 0 -> 16 */
 	uint64_t chunk;             /* bytes per background fetch; 0 -> 16 MiB */
+	struct budget *budget;      /* room is asked before each range; NULL: no limits */
 };
 
 enum prefetch_phase {
@@ -31,6 +35,7 @@ enum prefetch_phase {
 	PREFETCH_REST,    /* everything else */
 	PREFETCH_WAITING, /* some ranges failed: pausing before the next pass */
 	PREFETCH_DONE,    /* every wanted file complete */
+	PREFETCH_PAUSED,  /* the cache has no room within its limits (paused says why) */
 };
 
 struct prefetch_stats {
@@ -40,6 +45,9 @@ struct prefetch_stats {
 	uint64_t bytes_wanted;
 	unsigned passes;
 	unsigned retry_in_s; /* PREFETCH_WAITING: seconds until the next pass */
+	uint64_t space_needed; /* bytes still to fetch when the pass began */
+	uint64_t space_room;   /* of which the cache could take within its limits then */
+	char paused[320];      /* PREFETCH_PAUSED: why, in words */
 };
 
 /* True when path is wanted: it matches an include pattern (or there is none) and no exclude

@@ -53,6 +53,7 @@ struct fetch {
 	uint64_t id;
 	enum xfer_prio prio;
 	bool background;       /* s->lock: counted in s->nbackground */
+	uint64_t granted;      /* bytes the budget granted (settled at done) */
 };
 
 struct pending {
@@ -62,6 +63,7 @@ struct pending {
 
 struct sched {
 	struct cache_db *db;
+	struct budget *budget;
 	struct xfer *x;
 	const struct inode_table *t;
 	uint32_t bs;
@@ -307,8 +309,9 @@ static void fetch_done(void *ud, int err, enum fetch_reason reason, const char *
 	struct sched_blob *b = f->b;
 	struct waiter *dead = NULL;
 	struct fetch **pp;
+	bool quiet, disk_full = false;
 
-	(void)written;
+	budget_settle(s->budget, f->granted, written);
 	pthread_mutex_lock(&s->lock);
 	for (pp = &b->fetches; *pp && *pp != f; pp = &(*pp)->next)
 		;
@@ -328,16 +331,25 @@ static void fetch_done(void *ud, int err, enum fetch_reason reason, const char *
 		err = 0; /* cut short by a demand read, after landing all it still owned */
 	}
 	s->nfetches--;
+	/* A background range the budget refused: background completion says so once. */
+	quiet = err == -ENOSPC && !f->granted && f->prio != XFER_PRIO_DEMAND;
 	pthread_cond_broadcast(&s->cond);
 	pthread_mutex_unlock(&s->lock);
 
+	/* The disk filled behind the budget's back: it measures again. */
+	if (err == -ENOSPC && f->granted) {
+		budget_disk_full(s->budget);
+		disk_full = true;
+	}
 	/* A fetch cut to nothing by a demand read owned no block: nothing failed. */
-	if (err && err != -ECANCELED && f->count)
-		log_warn("fetching '%s' bytes %llu-%llu failed: %s", b->path,
+	if (err && err != -ECANCELED && f->count && !quiet)
+		log_warn("fetching '%s' bytes %llu-%llu failed: %s%s%s", b->path,
 			 (unsigned long long)(f->first * s->bs),
 			 (unsigned long long)MIN((f->first + f->count) * s->bs, b->size) - 1,
-			 why && *why ? why : fetch_reason_str(reason));
-	answer(dead, -EIO, -1);
+			 disk_full ? "the cache's disk is full (" : "",
+			 why && *why ? why : fetch_reason_str(reason),
+			 disk_full ? "); what is cached is still served" : "");
+	answer(dead, err == -ENOSPC ? -ENOSPC : -EIO, -1);
 	free(f);
 }
 
@@ -375,8 +387,15 @@ static void fetch_submit(struct fetch *f)
 		.sink = { .write = fetch_write, .done = fetch_done, .ud = f },
 	};
 	uint64_t id = 0;
+	char why[320];
 	int r;
 
+	if (budget_admit(s->budget, req.len) < 0) {
+		budget_why(s->budget, why, sizeof(why));
+		fetch_done(f, -ENOSPC, FETCH_DISK_FULL, why, 0);
+		return;
+	}
+	f->granted = req.len;
 	/* The id is written before the engine can look at f only through the sched lock. */
 	pthread_mutex_lock(&s->lock);
 	r = xfer_submit(s->x, &req, &id);
@@ -573,6 +592,21 @@ uint64_t sched_demand_age_usec(struct sched *s)
 	last = s->last_demand;
 	pthread_mutex_unlock(&s->lock);
 	return last ? now_usec() - last : UINT64_MAX;
+}
+
+uint64_t sched_missing(struct sched *s, const struct inode *f, uint64_t offset, uint64_t len)
+{
+	struct sched_blob *b = s->blob_of_ino[f->ino];
+	uint64_t first, last, n = 0;
+
+	if (!b || !block_span(b->size, s->bs, offset, len, &first, &last))
+		return 0;
+	pthread_mutex_lock(&s->lock);
+	for (uint64_t i = first; i <= last; i++)
+		if (!bitmap_test(b->present, i) && !bitmap_test(b->inflight, i))
+			n += block_len(b->size, s->bs, i);
+	pthread_mutex_unlock(&s->lock);
+	return n;
 }
 
 bool sched_is_complete(struct sched *s, const struct inode *f)
@@ -835,6 +869,7 @@ int sched_new(const struct sched_opts *opts, struct cache_db *db, struct xfer *x
 	if (!s)
 		return -ENOMEM;
 	s->db = db;
+	s->budget = opts->budget;
 	s->x = x;
 	s->t = t;
 	s->bs = opts->block_size ? opts->block_size : CACHE_BLOCK_SIZE_DEFAULT;

@@ -16,6 +16,7 @@
 #include "cache/db.h"
 #include "fetch/hub.h"
 #include "fetch/xfer.h"
+#include "fs/budget.h"
 #include "fs/inode.h"
 
 struct sched;
@@ -26,10 +27,11 @@ struct sched_opts {
 	const struct hub_config *cfg;   /* borrowed for the life of the sched */
 	const struct hub_repo *repo;
 	const char *commit;
+	struct budget *budget;          /* room for every fetch is asked of it; NULL: no limits */
 };
 
 /* Called once when a parked read can be answered (err 0: every byte is in the file behind fd)
- * or cannot (-EIO, with the reason already logged). Runs on the engine or committer thread;
+ * or cannot (-EIO; -ENOSPC when the cache has no room for its blocks; the reason is logged). Runs on the engine or committer thread;
  * must not block beyond a local read. */
 typedef void (*sched_ready_fn)(void *ud, int err, int fd);
 
@@ -68,6 +70,10 @@ int sched_pread(struct sched *s, const struct inode *f, void *buf, size_t len, u
  * completion yields bandwidth while it is small: on a capped link TCP shares bytes per
  * connection, so priority alone does not give a reader the link. */
 uint64_t sched_demand_age_usec(struct sched *s);
+
+/* Bytes of the blocks of [offset, offset+len) of f that are neither present nor in flight
+ * (whole blocks: what fetching that range would write). */
+uint64_t sched_missing(struct sched *s, const struct inode *f, uint64_t offset, uint64_t len);
 
 /* True when every block of f is present (an empty file always is). */
 bool sched_is_complete(struct sched *s, const struct inode *f);

@@ -1,0 +1,335 @@
+/* budget.c: admission of fetches against the cache's limits, eviction when short. Two locks:
+ * scan serializes measuring and evicting (slow: statvfs, a walk of the blob records, unlinks,
+ * the eviction flock); lock guards the counters and is never held across the slow part, so
+ * settling a fetch (on the engine thread) never waits for a scan. Order: scan, then lock. */
+#include "fs/budget.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "fs/pins.h"
+#include "util/cleanup.h"
+#include "util/log.h"
+#include "util/parse.h"
+#include "util/timeutil.h"
+
+/* A refusal stands this long before the cache is scanned again. */
+#define REFUSAL_HOLD_USEC (1 * USEC_PER_SEC)
+/* Measurements older than this are taken again at the next request. */
+#define MEASURE_MAX_AGE_USEC (5 * USEC_PER_SEC)
+
+struct budget {
+	struct cache_db *db;
+	const char *dir;
+	struct evict_budget limits;
+	const struct hub_tree *own;
+
+	pthread_mutex_t scan;
+	pthread_mutex_t lock;
+	uint64_t usage0, avail0; /* lock: as measured */
+	uint64_t measured_at;    /* lock: monotonic usec; 0: never */
+	uint64_t landed;         /* lock: bytes settled since the measurement */
+	uint64_t pending;        /* lock: bytes granted and not settled */
+	uint64_t refused_at;     /* lock: monotonic usec of the last refusal; 0: none standing */
+	uint64_t evicted_blobs, evicted_bytes; /* lock */
+	char why[320];           /* lock */
+};
+
+static uint64_t sub0(uint64_t a, uint64_t b)
+{
+	return a > b ? a - b : 0;
+}
+
+static uint64_t est_usage_locked(const struct budget *b)
+{
+	return b->usage0 + b->landed + b->pending;
+}
+
+static uint64_t est_avail_locked(const struct budget *b)
+{
+	return sub0(b->avail0, b->landed + b->pending);
+}
+
+static bool fits_locked(const struct budget *b, uint64_t n)
+{
+	return (b->limits.max_size == EVICT_NO_LIMIT ||
+		est_usage_locked(b) + n <= b->limits.max_size) &&
+	       est_avail_locked(b) >= b->limits.min_free + n;
+}
+
+/* The pins: this mount's files and every live mount's. -EBADMSG with why filled. */
+static int collect_pins(struct budget *b, struct evict_pins *pins, char *why, size_t len)
+{
+	int r = b->own ? pins_add_tree(pins, b->own) : 0;
+
+	return r < 0 ? r : pins_live_mounts(b->db, pins, why, len);
+}
+
+/* Says why n bytes cannot be had, from the figures after a scan. */
+static void explain_locked(struct budget *b, uint64_t n)
+{
+	char s1[16], s2[16], s3[16];
+
+	if (b->limits.max_size != EVICT_NO_LIMIT && est_usage_locked(b) + n > b->limits.max_size)
+		snprintf(b->why, sizeof(b->why),
+			 "the cache is full: it holds %s of its --cache-max-size %s and the rest "
+			 "belongs to files of live mounts",
+			 format_size(est_usage_locked(b), s1, sizeof(s1)),
+			 format_size(b->limits.max_size, s2, sizeof(s2)));
+	else
+		snprintf(b->why, sizeof(b->why),
+			 "the cache's disk is full: %s free on '%s', --min-free is %s, and "
+			 "nothing more can be evicted (%s more were needed)",
+			 format_size(est_avail_locked(b), s1, sizeof(s1)), b->dir,
+			 format_size(b->limits.min_free, s2, sizeof(s2)),
+			 format_size(n, s3, sizeof(s3)));
+}
+
+/* Takes the figures again: free space always, usage (a walk of the blob records) when there
+ * is a max size. Called with scan held, lock not held. */
+static int measure(struct budget *b)
+{
+	struct evict_budget none = { .max_size = EVICT_NO_LIMIT };
+	struct evict_plan plan = { 0 };
+	uint64_t total, avail, landed0;
+	int r;
+
+	pthread_mutex_lock(&b->lock);
+	landed0 = b->landed;
+	pthread_mutex_unlock(&b->lock);
+	if (b->limits.max_size != EVICT_NO_LIMIT) {
+		r = evict_plan(b->db, b->dir, &none, NULL, &plan);
+		evict_plan_done(&plan);
+		if (r < 0)
+			return r;
+	}
+	r = evict_fs_space(b->dir, &total, &avail);
+	if (r < 0)
+		return r;
+	pthread_mutex_lock(&b->lock);
+	b->usage0 = plan.usage;
+	b->avail0 = avail;
+	/* Bytes settled while measuring may or may not be in the figures: count them. */
+	b->landed -= landed0;
+	b->measured_at = now_usec();
+	pthread_mutex_unlock(&b->lock);
+	return 0;
+}
+
+/* Evicts what the limits ask for n more bytes (beyond what is pending) plus some slack, so
+ * the next requests do not each scan; then measures. Called with scan held, lock not held. */
+static int evict_for(struct budget *b, uint64_t n)
+{
+	struct evict_pins pins = { 0 };
+	struct evict_plan plan = { 0 };
+	struct evict_result res = { 0 };
+	struct evict_budget want = b->limits;
+	uint64_t total = 0, avail, extra, slack;
+	char why[320] = "";
+	int fd, r;
+
+	pthread_mutex_lock(&b->lock);
+	extra = b->pending + n;
+	pthread_mutex_unlock(&b->lock);
+	if (evict_fs_space(b->dir, &total, &avail) < 0)
+		total = 0;
+	/* Slack: an eighth of the limit, at most 256 MiB, so eviction comes in batches. */
+	slack = MIN(256ULL << 20, MIN(b->limits.max_size, total) / 8);
+	if (b->limits.max_size != EVICT_NO_LIMIT)
+		want.max_size = sub0(b->limits.max_size, extra + slack);
+	want.min_free = b->limits.min_free + extra + slack;
+
+	fd = evict_lock(b->dir, true);
+	if (fd < 0)
+		return fd;
+	r = collect_pins(b, &pins, why, sizeof(why));
+	if (r == 0)
+		r = evict_to_budget(b->db, b->dir, &want, &pins, &plan, &res);
+	close(fd);
+	evict_pins_done(&pins);
+	evict_plan_done(&plan);
+	if (r == -EBADMSG && why[0])
+		log_warn("cache budget: %s; nothing was evicted", why);
+	else if (r < 0)
+		log_warn("cache budget: eviction stopped: %s", strerror(-r));
+	if (res.removed) {
+		char s1[16];
+
+		log_info("evicted %zu least recently used blob%s (%s) to stay within the cache's "
+			 "limits",
+			 res.removed, res.removed == 1 ? "" : "s",
+			 format_size(res.freed, s1, sizeof(s1)));
+		pthread_mutex_lock(&b->lock);
+		b->evicted_blobs += res.removed;
+		b->evicted_bytes += res.freed;
+		pthread_mutex_unlock(&b->lock);
+	}
+	return measure(b);
+}
+
+/* Measures when the figures are old, and evicts when n bytes do not fit. Called with scan
+ * held, lock not held. */
+static void refresh(struct budget *b, uint64_t n)
+{
+	bool ok;
+
+	pthread_mutex_lock(&b->lock);
+	ok = now_usec() - b->measured_at < MEASURE_MAX_AGE_USEC;
+	pthread_mutex_unlock(&b->lock);
+	if (!ok && measure(b) < 0)
+		return;
+	pthread_mutex_lock(&b->lock);
+	ok = fits_locked(b, n);
+	pthread_mutex_unlock(&b->lock);
+	if (!ok)
+		(void)evict_for(b, n);
+}
+
+/* The common part of admit and room: 0 when n fits (taken when take), else -ENOSPC. */
+static int request(struct budget *b, uint64_t n, bool take)
+{
+	uint64_t now = now_usec();
+
+	pthread_mutex_lock(&b->lock);
+	if (now - b->measured_at < MEASURE_MAX_AGE_USEC && fits_locked(b, n))
+		goto grant;
+	if (b->refused_at && now - b->refused_at < REFUSAL_HOLD_USEC) {
+		pthread_mutex_unlock(&b->lock);
+		return -ENOSPC;
+	}
+	pthread_mutex_unlock(&b->lock);
+
+	/* Another thread may have scanned meanwhile: refresh looks again. */
+	pthread_mutex_lock(&b->scan);
+	refresh(b, n);
+	pthread_mutex_unlock(&b->scan);
+
+	pthread_mutex_lock(&b->lock);
+	if (!fits_locked(b, n)) {
+		explain_locked(b, n);
+		if (!b->refused_at)
+			log_warn("cache budget: %s", b->why);
+		b->refused_at = now_usec();
+		pthread_mutex_unlock(&b->lock);
+		return -ENOSPC;
+	}
+grant:
+	if (b->refused_at)
+		log_info("cache budget: room again");
+	b->refused_at = 0;
+	b->why[0] = '\0';
+	if (take)
+		b->pending += n;
+	pthread_mutex_unlock(&b->lock);
+	return 0;
+}
+
+int budget_admit(struct budget *b, uint64_t n)
+{
+	return b ? request(b, n, true) : 0;
+}
+
+bool budget_room(struct budget *b, uint64_t n)
+{
+	return !b || request(b, n, false) == 0;
+}
+
+void budget_settle(struct budget *b, uint64_t granted, uint64_t written)
+{
+	if (!b)
+		return;
+	pthread_mutex_lock(&b->lock);
+	b->pending = sub0(b->pending, granted);
+	b->landed += MIN(written, granted);
+	pthread_mutex_unlock(&b->lock);
+}
+
+void budget_disk_full(struct budget *b)
+{
+	if (!b)
+		return;
+	pthread_mutex_lock(&b->lock);
+	b->measured_at = 0;
+	pthread_mutex_unlock(&b->lock);
+}
+
+void budget_why(struct budget *b, char *buf, size_t len)
+{
+	pthread_mutex_lock(&b->lock);
+	snprintf(buf, len, "%s", b->why);
+	pthread_mutex_unlock(&b->lock);
+}
+
+void budget_get_stats(struct budget *b, struct budget_stats *ret)
+{
+	pthread_mutex_lock(&b->lock);
+	*ret = (struct budget_stats){
+		.limits = b->limits,
+		.usage = est_usage_locked(b),
+		.avail = est_avail_locked(b),
+		.evicted_blobs = b->evicted_blobs,
+		.evicted_bytes = b->evicted_bytes,
+		.full = b->refused_at != 0,
+	};
+	pthread_mutex_unlock(&b->lock);
+}
+
+uint64_t budget_capacity(struct budget *b, uint64_t n)
+{
+	struct evict_pins pins = { 0 };
+	struct evict_plan plan = { 0 };
+	struct evict_budget want = b->limits;
+	uint64_t room, cap = 0;
+	int fd;
+
+	if (b->limits.max_size != EVICT_NO_LIMIT)
+		want.max_size = sub0(b->limits.max_size, n);
+	want.min_free = b->limits.min_free + n;
+	pthread_mutex_lock(&b->scan);
+	fd = evict_lock(b->dir, false);
+	if (fd >= 0 && collect_pins(b, &pins, NULL, 0) == 0 &&
+	    evict_plan(b->db, b->dir, &want, &pins, &plan) == 0) {
+		room = sub0(plan.avail, b->limits.min_free);
+		if (b->limits.max_size != EVICT_NO_LIMIT)
+			room = MIN(room, sub0(b->limits.max_size, plan.usage));
+		cap = MIN(n, room + plan.freed);
+	}
+	if (fd >= 0)
+		close(fd);
+	evict_plan_done(&plan);
+	evict_pins_done(&pins);
+	pthread_mutex_unlock(&b->scan);
+	return cap;
+}
+
+int budget_new(const struct budget_opts *o, struct cache_db *db, struct budget **ret)
+{
+	_cleanup_free_ struct budget *b = calloc(1, sizeof(*b));
+	uint64_t total;
+	int r;
+
+	if (!b)
+		return -ENOMEM;
+	*b = (struct budget){ .db = db, .dir = o->cache_dir, .limits = o->limits, .own = o->own };
+	r = evict_fs_space(b->dir, &total, &b->avail0);
+	if (r < 0)
+		return r;
+	pthread_mutex_init(&b->scan, NULL);
+	pthread_mutex_init(&b->lock, NULL);
+	*ret = TAKE_PTR(b);
+	return 0;
+}
+
+struct budget *budget_free(struct budget *b)
+{
+	if (!b)
+		return NULL;
+	pthread_mutex_destroy(&b->lock);
+	pthread_mutex_destroy(&b->scan);
+	free(b);
+	return NULL;
+}
