@@ -1059,35 +1059,27 @@ static int stop_if_negative(int r)
 	return r < 0 ? r : 0;
 }
 
-struct blob_foreach_ctx {
-	int (*fn)(void *ud, const char *cid, const struct blob_rec *rec);
+/* A walk of one database: one(ud, key, value) for each record in key order. The MDB_vals are
+ * LMDB's memory, valid during the call only. */
+struct walk_ctx {
+	enum db_dbi dbi;
+	int (*one)(void *ud, const MDB_val *k, const MDB_val *v); /* < 0 stops the walk */
 	void *ud;
 };
 
-static int blob_foreach_fn(struct cache_db *db, MDB_txn *txn, void *ud)
+static int walk_fn(struct cache_db *db, MDB_txn *txn, void *ud)
 {
-	struct blob_foreach_ctx *c = ud;
+	struct walk_ctx *w = ud;
 	MDB_cursor *cur;
 	MDB_val k, v;
 	int r;
 
-	r = mdb_cursor_open(txn, db->dbi[DBI_BLOBS], &cur);
+	r = mdb_cursor_open(txn, db->dbi[w->dbi], &cur);
 	if (r)
 		return r;
 	for (r = mdb_cursor_get(cur, &k, &v, MDB_FIRST); r == 0;
 	     r = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-		char cid[CID_MAX];
-		struct blob_rec rec;
-
-		if (k.mv_size >= sizeof(cid)) {
-			r = -EBADMSG;
-			break;
-		}
-		memcpy(cid, k.mv_data, k.mv_size);
-		cid[k.mv_size] = '\0';
-		r = blob_rec_decode(&v, &rec);
-		if (r == 0)
-			r = stop_if_negative(c->fn(c->ud, cid, &rec));
+		r = w->one(w->ud, &k, &v);
 		if (r < 0)
 			break;
 	}
@@ -1095,12 +1087,43 @@ static int blob_foreach_fn(struct cache_db *db, MDB_txn *txn, void *ud)
 	return r == MDB_NOTFOUND ? 0 : r;
 }
 
+/* Walks dbi in one read transaction: 0 at its end, one's first result < 0, or an LMDB error
+ * as db_error() maps it. The foreach functions below are adapters: each decodes a record for
+ * its caller's fn. */
+static int db_walk(struct cache_db *db, enum db_dbi dbi,
+		   int (*one)(void *ud, const MDB_val *k, const MDB_val *v), void *ud)
+{
+	struct walk_ctx w = { .dbi = dbi, .one = one, .ud = ud };
+
+	return db_txn(db, false, walk_fn, &w);
+}
+
+struct blob_foreach_ctx {
+	int (*fn)(void *ud, const char *cid, const struct blob_rec *rec);
+	void *ud;
+};
+
+static int blob_one(void *ud, const MDB_val *k, const MDB_val *v)
+{
+	struct blob_foreach_ctx *c = ud;
+	char cid[CID_MAX];
+	struct blob_rec rec;
+	int r;
+
+	if (k->mv_size >= sizeof(cid))
+		return -EBADMSG;
+	memcpy(cid, k->mv_data, k->mv_size);
+	cid[k->mv_size] = '\0';
+	r = blob_rec_decode(v, &rec);
+	return r ? r : stop_if_negative(c->fn(c->ud, cid, &rec));
+}
+
 int db_blob_foreach(struct cache_db *db,
 		    int (*fn)(void *ud, const char *cid, const struct blob_rec *rec), void *ud)
 {
 	struct blob_foreach_ctx c = { .fn = fn, .ud = ud };
 
-	return db_txn(db, false, blob_foreach_fn, &c);
+	return db_walk(db, DBI_BLOBS, blob_one, &c);
 }
 
 /* ---- opaque values under string keys: refs, trees, live ---- */
@@ -1263,53 +1286,29 @@ static int key_split(const MDB_val *k, char buf[DB_KEY_BUF + 1], const char **re
 	return 1;
 }
 
-struct pair_foreach_ctx {
-	enum db_dbi dbi;
-	int (*ref_fn)(void *ud, const char *repo_key, const char *revision, const char *commit);
-	int (*tree_fn)(void *ud, const char *repo_key, const char *commit, const void *data,
-		       size_t len);
+struct ref_foreach_ctx {
+	int (*fn)(void *ud, const char *repo_key, const char *revision, const char *commit);
 	void *ud;
 };
 
-/* One record of a refs or trees walk: its key split, its value checked (a ref's commit) and
- * handed to the caller. */
-static int pair_one(struct pair_foreach_ctx *c, const MDB_val *k, const MDB_val *v)
+/* One ref: its key split, its commit checked and handed to the caller. A key stored under
+ * its hash is skipped. */
+static int ref_one(void *ud, const MDB_val *k, const MDB_val *v)
 {
+	struct ref_foreach_ctx *c = ud;
 	char key[DB_KEY_BUF + 1], commit[41];
 	const char *a = NULL, *b = NULL;
 	int r = key_split(k, key, &a, &b);
 
 	if (r <= 0)
 		return r;
-	if (c->dbi == DBI_TREES)
-		return stop_if_negative(c->tree_fn(c->ud, a, b, v->mv_data, v->mv_size));
 	if (v->mv_size != 40)
 		return -EBADMSG;
 	memcpy(commit, v->mv_data, 40);
 	commit[40] = '\0';
 	if (!is_commit(commit))
 		return -EBADMSG;
-	return stop_if_negative(c->ref_fn(c->ud, a, b, commit));
-}
-
-static int pair_foreach_fn(struct cache_db *db, MDB_txn *txn, void *ud)
-{
-	struct pair_foreach_ctx *c = ud;
-	MDB_cursor *cur;
-	MDB_val k, v;
-	int r;
-
-	r = mdb_cursor_open(txn, db->dbi[c->dbi], &cur);
-	if (r)
-		return r;
-	for (r = mdb_cursor_get(cur, &k, &v, MDB_FIRST); r == 0;
-	     r = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-		r = pair_one(c, &k, &v);
-		if (r < 0)
-			break;
-	}
-	mdb_cursor_close(cur);
-	return r == MDB_NOTFOUND ? 0 : r;
+	return stop_if_negative(c->fn(c->ud, a, b, commit));
 }
 
 int db_ref_foreach(struct cache_db *db,
@@ -1317,9 +1316,28 @@ int db_ref_foreach(struct cache_db *db,
 			     const char *commit),
 		   void *ud)
 {
-	struct pair_foreach_ctx c = { .dbi = DBI_REFS, .ref_fn = fn, .ud = ud };
+	struct ref_foreach_ctx c = { .fn = fn, .ud = ud };
 
-	return db_txn(db, false, pair_foreach_fn, &c);
+	return db_walk(db, DBI_REFS, ref_one, &c);
+}
+
+struct tree_foreach_ctx {
+	int (*fn)(void *ud, const char *repo_key, const char *commit, const void *data, size_t len);
+	void *ud;
+};
+
+/* One tree: its key split, its data handed to the caller as LMDB holds it. A key stored under
+ * its hash is skipped. */
+static int tree_one(void *ud, const MDB_val *k, const MDB_val *v)
+{
+	struct tree_foreach_ctx *c = ud;
+	char key[DB_KEY_BUF + 1];
+	const char *a = NULL, *b = NULL;
+	int r = key_split(k, key, &a, &b);
+
+	if (r <= 0)
+		return r;
+	return stop_if_negative(c->fn(c->ud, a, b, v->mv_data, v->mv_size));
 }
 
 int db_tree_foreach(struct cache_db *db,
@@ -1327,9 +1345,9 @@ int db_tree_foreach(struct cache_db *db,
 			      size_t len),
 		    void *ud)
 {
-	struct pair_foreach_ctx c = { .dbi = DBI_TREES, .tree_fn = fn, .ud = ud };
+	struct tree_foreach_ctx c = { .fn = fn, .ud = ud };
 
-	return db_txn(db, false, pair_foreach_fn, &c);
+	return db_walk(db, DBI_TREES, tree_one, &c);
 }
 
 int db_live_put(struct cache_db *db, const char *mountpoint, const void *data, size_t len)
@@ -1473,27 +1491,15 @@ static int mount_del_fn(struct cache_db *db, MDB_txn *txn, void *ud)
 	return r ? r : mdb_del(txn, db->dbi[DBI_MOUNTS], &k.val, NULL);
 }
 
-static int mount_foreach_fn(struct cache_db *db, MDB_txn *txn, void *ud)
+static int mount_one(void *ud, const MDB_val *k, const MDB_val *v)
 {
 	struct mount_ctx *c = ud;
 	struct db_mount m;
-	MDB_cursor *cur;
-	MDB_val k, v;
 	int r;
 
-	r = mdb_cursor_open(txn, db->dbi[DBI_MOUNTS], &cur);
-	if (r)
-		return r;
-	for (r = mdb_cursor_get(cur, &k, &v, MDB_FIRST); r == 0;
-	     r = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-		r = mount_decode(&v, &m);
-		if (r == 0)
-			r = stop_if_negative(c->fn(c->ud, &m));
-		if (r < 0)
-			break;
-	}
-	mdb_cursor_close(cur);
-	return r == MDB_NOTFOUND ? 0 : r;
+	(void)k;
+	r = mount_decode(v, &m);
+	return r ? r : stop_if_negative(c->fn(c->ud, &m));
 }
 
 int db_mount_put(struct cache_db *db, const struct db_mount *m)
@@ -1523,5 +1529,5 @@ int db_mount_foreach(struct cache_db *db, int (*fn)(void *ud, const struct db_mo
 {
 	struct mount_ctx c = { .fn = fn, .ud = ud };
 
-	return db_txn(db, false, mount_foreach_fn, &c);
+	return db_walk(db, DBI_MOUNTS, mount_one, &c);
 }

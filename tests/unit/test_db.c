@@ -6,7 +6,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <limits.h>
 #include <pthread.h>
 #include <signal.h>
@@ -20,6 +19,7 @@
 #include "cache/bitmap.h"
 #include "cache/db_priv.h"
 #include "tests/unit/check.h"
+#include "tests/unit/fixture.h"
 
 #define MiB (1U << 20)
 #define CID_A "aa0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcd"
@@ -29,25 +29,6 @@
 #define SHA256_EMPTY "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 #define COMMIT1 "0123456789abcdef0123456789abcdef01234567"
 #define COMMIT2 "89abcdef0123456789abcdef0123456789abcdef"
-
-static char tmp[] = "/tmp/hffs-test-db-XXXXXX";
-
-static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
-
-/* A fresh cache dir under tmp. */
-static const char *cache_dir(const char *name)
-{
-	static char buf[PATH_MAX];
-
-	snprintf(buf, sizeof(buf), "%s/%s", tmp, name);
-	return buf;
-}
 
 static void check_blob(struct cache_db *db, const char *cid, enum blob_state state,
 		       uint64_t present)
@@ -76,7 +57,7 @@ static void test_blob_lifecycle(void)
 	uint8_t *map = NULL;
 	bool done[3];
 
-	ASSERT_OK(db_open(cache_dir("life"), &db));
+	ASSERT_OK(db_open(fixture_cache_dir("life"), &db));
 	ASSERT_EQ(db_schema_version(db), DB_SCHEMA_VERSION);
 	ASSERT_EQ(db_blob_get(db, CID_A, &rec, NULL), -ENOENT);
 	ASSERT_OK(db_blob_ensure(db, CID_A, size, BLOB_HASH_SHA256, MiB, &rec));
@@ -164,7 +145,7 @@ static void test_empty_blobs(void)
 	struct cache_db *db;
 	uint8_t *map = NULL;
 
-	ASSERT_OK(db_open(cache_dir("empty"), &db));
+	ASSERT_OK(db_open(fixture_cache_dir("empty"), &db));
 	/* The hash of no bytes needs no file: empty blobs are verified (or bad) at once. */
 	ASSERT_OK(db_blob_ensure(db, GIT_EMPTY, 0, BLOB_HASH_GITSHA1, MiB, &rec));
 	ASSERT_EQ(rec.state, BLOB_VERIFIED);
@@ -199,7 +180,7 @@ static void test_foreach(void)
 	struct blob_rec rec;
 	struct cache_db *db;
 
-	ASSERT_OK(db_open(cache_dir("foreach"), &db));
+	ASSERT_OK(db_open(fixture_cache_dir("foreach"), &db));
 	ASSERT_OK(db_blob_foreach(db, collect_blob, &c));
 	ASSERT_EQ(c.n, 0);
 	ASSERT_OK(db_blob_ensure(db, CID_B, 5, BLOB_HASH_SHA256, MiB, &rec));
@@ -224,7 +205,7 @@ static void test_refs_trees(void)
 	char *t = NULL;
 	size_t len = 0;
 
-	ASSERT_OK(db_open(cache_dir("refs"), &db));
+	ASSERT_OK(db_open(fixture_cache_dir("refs"), &db));
 	ASSERT_EQ(db_ref_get(db, "models/a/b", "main", commit), -ENOENT);
 	ASSERT_OK(db_ref_put(db, "models/a/b", "main", COMMIT1));
 	ASSERT_OK(db_ref_put(db, "models/a/bc", "main", COMMIT2));
@@ -292,7 +273,7 @@ static void test_mounts_live(void)
 	void *live = NULL;
 	size_t len = 0;
 
-	ASSERT_OK(db_open(cache_dir("mounts"), &db));
+	ASSERT_OK(db_open(fixture_cache_dir("mounts"), &db));
 	snprintf(m.mountpoint, sizeof(m.mountpoint), "/mnt/b");
 	snprintf(m.repo_key, sizeof(m.repo_key), "models/org/name");
 	snprintf(m.revision, sizeof(m.revision), "main");
@@ -343,11 +324,11 @@ static void test_reopen_and_share(void)
 	struct blob_rec rec;
 	char commit[41];
 
-	ASSERT_OK(db_open(cache_dir("reopen"), &db));
+	ASSERT_OK(db_open(fixture_cache_dir("reopen"), &db));
 	ASSERT_OK(db_ref_put(db, "models/a/b", "main", COMMIT1));
 	ASSERT_OK(db_blob_ensure(db, CID_A, 3 * MiB, BLOB_HASH_SHA256, MiB, &rec));
 	ASSERT_NULL(db_close(db));
-	ASSERT_OK(db_open(cache_dir("reopen"), &db));
+	ASSERT_OK(db_open(fixture_cache_dir("reopen"), &db));
 	ASSERT_OK(db_ref_get(db, "models/a/b", "main", commit));
 	ASSERT_STR_EQ(commit, COMMIT1);
 	ASSERT_OK(db_blob_get(db, CID_A, &rec, NULL));
@@ -355,7 +336,7 @@ static void test_reopen_and_share(void)
 
 	/* A second open shares the environment; each sees the other's commits, and closing one
 	 * leaves the other working. */
-	ASSERT_OK(db_open(cache_dir("reopen"), &db2));
+	ASSERT_OK(db_open(fixture_cache_dir("reopen"), &db2));
 	ASSERT_OK(db_ref_put(db2, "models/a/b", "v1", COMMIT2));
 	ASSERT_OK(db_ref_get(db, "models/a/b", "v1", commit));
 	ASSERT_STR_EQ(commit, COMMIT2);
@@ -388,16 +369,16 @@ static void test_schema_mismatch(void)
 	uint8_t *before, *after;
 	size_t nb, na;
 
-	ASSERT_OK(db_open(cache_dir("schema"), &db));
+	ASSERT_OK(db_open(fixture_cache_dir("schema"), &db));
 	ASSERT_OK(db_ref_put(db, "models/a/b", "main", COMMIT1));
 	ASSERT_OK(db_priv_set_schema_version(db, DB_SCHEMA_VERSION + 1));
 	db_close(db);
-	snprintf(data, sizeof(data), "%s/index/data.mdb", cache_dir("schema"));
+	snprintf(data, sizeof(data), "%s/index/data.mdb", fixture_cache_dir("schema"));
 	before = read_file(data, &nb);
 	db = NULL;
-	ASSERT_EQ(db_open(cache_dir("schema"), &db), -EPROTONOSUPPORT);
+	ASSERT_EQ(db_open(fixture_cache_dir("schema"), &db), -EPROTONOSUPPORT);
 	ASSERT_NULL(db);
-	ASSERT_EQ(db_open(cache_dir("schema"), &db), -EPROTONOSUPPORT);
+	ASSERT_EQ(db_open(fixture_cache_dir("schema"), &db), -EPROTONOSUPPORT);
 	after = read_file(data, &na);
 	ASSERT_EQ(na, nb);
 	ASSERT_EQ(memcmp(before, after, nb), 0);
@@ -441,7 +422,7 @@ static void test_map_growth(void)
 	const size_t tree_len = 100000, initial = 64 << 10;
 	struct cache_db *db;
 
-	ASSERT_OK(db_open_with_mapsize(cache_dir("grow"), initial, &db));
+	ASSERT_OK(db_open_with_mapsize(fixture_cache_dir("grow"), initial, &db));
 	ASSERT_EQ(db_priv_mapsize(db), initial);
 	for (int i = 0; i < 40; i++)
 		tree_put(db, i, tree_len);
@@ -450,7 +431,7 @@ static void test_map_growth(void)
 		tree_check(db, i, tree_len);
 	db_close(db);
 	/* Reopened with the tiny map asked again, it takes the size the index grew to. */
-	ASSERT_OK(db_open_with_mapsize(cache_dir("grow"), initial, &db));
+	ASSERT_OK(db_open_with_mapsize(fixture_cache_dir("grow"), initial, &db));
 	ASSERT_TRUE(db_priv_mapsize(db) >= 40 * tree_len);
 	tree_check(db, 39, tree_len);
 	tree_put(db, 40, tree_len);
@@ -483,7 +464,7 @@ static void test_growth_with_readers(void)
 	struct blob_rec rec;
 	pthread_t th[2];
 
-	ASSERT_OK(db_open_with_mapsize(cache_dir("threads"), 64 << 10, &g.db));
+	ASSERT_OK(db_open_with_mapsize(fixture_cache_dir("threads"), 64 << 10, &g.db));
 	ASSERT_OK(db_blob_ensure(g.db, CID_A, 77, BLOB_HASH_SHA256, MiB, &rec));
 	for (int i = 0; i < 2; i++)
 		ASSERT_EQ(pthread_create(&th[i], NULL, reader_main, &g), 0);
@@ -508,7 +489,7 @@ static void fork_child(int go_fd, unsigned nblocks)
 
 	if (read(go_fd, &c, 1) != 1)
 		_exit(2);
-	if (db_open_with_mapsize(cache_dir("fork"), 64 << 10, &db) < 0)
+	if (db_open_with_mapsize(fixture_cache_dir("fork"), 64 << 10, &db) < 0)
 		_exit(3);
 	for (unsigned i = 0; i < nblocks; i++) {
 		struct db_block_run run = { .cid = CID_B, .first = (i * 7) % nblocks, .count = 1 };
@@ -531,7 +512,7 @@ static void test_fork(void)
 	int go[2], status, reads = 0;
 	pid_t pid;
 
-	ASSERT_OK(db_open_with_mapsize(cache_dir("fork"), 64 << 10, &db));
+	ASSERT_OK(db_open_with_mapsize(fixture_cache_dir("fork"), 64 << 10, &db));
 	ASSERT_OK(db_blob_ensure(db, CID_B, (uint64_t)nblocks * MiB, BLOB_HASH_SHA256, MiB, &rec));
 	ASSERT_EQ(db_priv_mapsize(db), 64 << 10);
 	ASSERT_OK(pipe2(go, O_CLOEXEC));
@@ -600,7 +581,7 @@ static void test_dead_reader(void)
 	int status;
 	pid_t pid;
 
-	ASSERT_OK(db_open(cache_dir("dead"), &db));
+	ASSERT_OK(db_open(fixture_cache_dir("dead"), &db));
 	ASSERT_OK(db_blob_ensure(db, CID_A, 1, BLOB_HASH_SHA256, MiB, &rec));
 	tree_put(db, 0, 64000);
 	pid = fork();
@@ -608,7 +589,7 @@ static void test_dead_reader(void)
 	if (pid == 0) {
 		struct cache_db *c;
 
-		if (db_open(cache_dir("dead"), &c) < 0)
+		if (db_open(fixture_cache_dir("dead"), &c) < 0)
 			_exit(3);
 		(void)db_blob_foreach(c, die_inside, NULL);
 		_exit(4);
@@ -620,7 +601,7 @@ static void test_dead_reader(void)
 	if (pid == 0) {
 		struct cache_db *c;
 
-		if (db_open(cache_dir("dead"), &c) < 0)
+		if (db_open(fixture_cache_dir("dead"), &c) < 0)
 			_exit(3);
 		for (int i = 0; i < 100; i++)
 			tree_put(c, 0, 64000);
@@ -630,7 +611,7 @@ static void test_dead_reader(void)
 	ASSERT_EQ(waitpid(pid, &status, 0), pid);
 	ASSERT_TRUE(WIFEXITED(status));
 	ASSERT_EQ(WEXITSTATUS(status), 0);
-	snprintf(data, sizeof(data), "%s/index/data.mdb", cache_dir("dead"));
+	snprintf(data, sizeof(data), "%s/index/data.mdb", fixture_cache_dir("dead"));
 	if (file_size(data) > 2 * 1024 * 1024)
 		CHECK_FAIL("data.mdb grew to %lld bytes: a dead reader pinned its pages",
 			   (long long)file_size(data));
@@ -680,7 +661,7 @@ static void test_ref_tree_walk(void)
 
 	memset(long_repo, 'r', sizeof(long_repo) - 1);
 	long_repo[sizeof(long_repo) - 1] = '\0';
-	ASSERT_OK(db_open(cache_dir("walk"), &db));
+	ASSERT_OK(db_open(fixture_cache_dir("walk"), &db));
 	ASSERT_OK(db_ref_foreach(db, collect_ref, &p));
 	ASSERT_EQ(p.n, 0);
 	ASSERT_OK(db_ref_put(db, "models/b/x", "main", COMMIT1));
@@ -740,7 +721,7 @@ static off_t index_size(const char *dir)
  * refuses while a second handle of this process, or another process, has the index open. */
 static void test_compact(void)
 {
-	const char *dir = cache_dir("compact");
+	const char *dir = fixture_cache_dir("compact");
 	uint64_t before = 0, after = 0;
 	struct cache_db *db, *db2;
 	struct blob_rec rec;
@@ -824,7 +805,7 @@ static void test_open_errors(void)
 	struct cache_db *db;
 	int fd;
 
-	snprintf(path, sizeof(path), "%s/not-a-dir", tmp);
+	snprintf(path, sizeof(path), "%s/not-a-dir", fixture_tmpdir());
 	fd = open(path, O_CREAT | O_WRONLY | O_CLOEXEC, 0644);
 	ASSERT_OK(fd);
 	close(fd);
@@ -834,7 +815,7 @@ static void test_open_errors(void)
 int main(void)
 {
 	umask(022);
-	ASSERT_NOT_NULL(mkdtemp(tmp));
+	fixture_tmpdir_init("db");
 	RUN(test_blob_lifecycle);
 	RUN(test_empty_blobs);
 	RUN(test_foreach);
@@ -849,6 +830,6 @@ int main(void)
 	RUN(test_ref_tree_walk);
 	RUN(test_compact);
 	RUN(test_open_errors);
-	ASSERT_OK(nftw(tmp, rm_one, 16, FTW_DEPTH | FTW_PHYS));
+	fixture_tmpdir_done();
 	return 0;
 }

@@ -5,7 +5,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,30 +16,13 @@
 #include "cache/bitmap.h"
 #include "cache/db.h"
 #include "tests/unit/check.h"
+#include "tests/unit/fixture.h"
 
 #define KiB 1024U
 #define MiB (1U << 20)
 #define BS (64U * KiB) /* small blocks: a blob of 4 blocks is 256 KiB */
 #define C8(c) c c c c c c c c
 #define CID(c) C8(c) C8(c) C8(c) C8(c) C8(c) C8(c) C8(c) C8(c) /* 64 hex digits */
-
-static char tmp[] = "/tmp/hffs-test-evict-XXXXXX";
-
-static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
-
-static const char *cache_dir(const char *name)
-{
-	static char buf[PATH_MAX];
-
-	snprintf(buf, sizeof(buf), "%s/%s", tmp, name);
-	return buf;
-}
 
 /* Writes the first `blocks` blocks of a blob of `nblocks` blocks into its data file, commits
  * their bits and sets its access time, as a mount's reads would. */
@@ -109,7 +91,7 @@ static void test_need(void)
  * blobs under the usage takes the two least recently used, oldest first. */
 static void test_lru_order(void)
 {
-	const char *dir = cache_dir("lru");
+	const char *dir = fixture_cache_dir("lru");
 	struct evict_budget b = { .min_free = 0 };
 	struct evict_result res;
 	struct evict_plan p;
@@ -167,7 +149,7 @@ static void test_lru_order(void)
 /* Equal access times fall back to cid order, so a plan does not depend on record order. */
 static void test_ties(void)
 {
-	const char *dir = cache_dir("ties");
+	const char *dir = fixture_cache_dir("ties");
 	struct evict_budget b = { .max_size = 0 };
 	struct evict_plan p;
 	struct cache_db *db;
@@ -189,7 +171,7 @@ static void test_ties(void)
  * met without them; a floor no eviction can reach takes every unpinned blob. */
 static void test_pinned(void)
 {
-	const char *dir = cache_dir("pinned");
+	const char *dir = fixture_cache_dir("pinned");
 	struct evict_budget b = { .max_size = 0 };
 	struct evict_pins pins = { 0 };
 	struct evict_result res;
@@ -239,7 +221,7 @@ static void test_pinned(void)
  * in its place), no record is left claiming its bytes. */
 static void test_remove_order(void)
 {
-	const char *dir = cache_dir("order");
+	const char *dir = fixture_cache_dir("order");
 	char path[PATH_MAX];
 	struct cache_db *db;
 	uint64_t freed = 0;
@@ -279,7 +261,7 @@ static void touch_file(const char *path)
 
 static void test_orphans(void)
 {
-	const char *dir = cache_dir("orphans");
+	const char *dir = fixture_cache_dir("orphans");
 	struct evict_pins pins = { 0 };
 	char path[PATH_MAX + 64], other[PATH_MAX + 128];
 	struct evict_orphans o;
@@ -334,11 +316,11 @@ static void test_orphans(void)
 
 static void test_lock(void)
 {
-	const char *dir = cache_dir("lock");
+	const char *dir = fixture_cache_dir("lock");
 	char path[PATH_MAX + 32];
 	int a, b, fd;
 
-	ASSERT_EQ(evict_lock(cache_dir("missing"), true), -ENOENT);
+	ASSERT_EQ(evict_lock(fixture_cache_dir("missing"), true), -ENOENT);
 	ASSERT_OK(mkdir(dir, 0755));
 	snprintf(path, sizeof(path), "%s/evict.lock", dir);
 	a = evict_lock(dir, false);
@@ -362,7 +344,7 @@ static void test_lock(void)
 int main(void)
 {
 	umask(022);
-	ASSERT_NOT_NULL(mkdtemp(tmp));
+	fixture_tmpdir_init("evict");
 	RUN(test_need);
 	RUN(test_lru_order);
 	RUN(test_ties);
@@ -370,6 +352,6 @@ int main(void)
 	RUN(test_remove_order);
 	RUN(test_orphans);
 	RUN(test_lock);
-	ASSERT_OK(nftw(tmp, rm_one, 16, FTW_DEPTH | FTW_PHYS));
+	fixture_tmpdir_done();
 	return 0;
 }

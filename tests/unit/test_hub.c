@@ -13,6 +13,7 @@
 #include "fetch/http.h"
 #include "fetch/hub_json.h"
 #include "tests/unit/check.h"
+#include "tests/unit/fixture.h"
 #include "tests/unit/minihttp.h"
 
 #define SHA1_A "0123456789abcdef0123456789abcdef01234567"
@@ -273,19 +274,6 @@ static void test_config(void)
 
 /* ---- trees ---- */
 
-static void push(struct hub_tree *t, const char *path, bool dir, const char *oid,
-		 const char *sha256)
-{
-	struct hub_entry e = { .size = 1, .is_dir = dir, .is_lfs = sha256 != NULL };
-
-	e.path = strdup(path);
-	ASSERT_NOT_NULL(e.path);
-	snprintf(e.oid, sizeof(e.oid), "%s", oid);
-	if (sha256)
-		snprintf(e.sha256, sizeof(e.sha256), "%s", sha256);
-	ASSERT_OK(hub_tree_push(t, &e));
-}
-
 static void test_tree_validate(void)
 {
 	char long_seg[300], long_path[4200];
@@ -320,20 +308,20 @@ static void test_tree_validate(void)
 	struct hub_error err;
 
 	/* a sane tree: nested dirs, implied parents, odd but legal names */
-	push(&t, "config.json", false, SHA1_A, NULL);
-	push(&t, "sub", true, SHA1_B, NULL);
-	push(&t, "sub/deeper", true, "", NULL);
-	push(&t, "sub/deeper/w.safetensors", false, SHA1_B, SHA256_A);
-	push(&t, "implied/parent/file", false, SHA1_A, NULL);
-	push(&t, "caf\xc3\xa9 #?%+ .txt", false, SHA1_A, NULL);
-	push(&t, "..hidden...", false, SHA1_A, NULL);
-	push(&t, "sub.txt", false, SHA1_A, NULL);
+	fixture_tree_push(&t, "config.json", false, 1, SHA1_A, NULL);
+	fixture_tree_push(&t, "sub", true, 1, SHA1_B, NULL);
+	fixture_tree_push(&t, "sub/deeper", true, 1, "", NULL);
+	fixture_tree_push(&t, "sub/deeper/w.safetensors", false, 1, SHA1_B, SHA256_A);
+	fixture_tree_push(&t, "implied/parent/file", false, 1, SHA1_A, NULL);
+	fixture_tree_push(&t, "caf\xc3\xa9 #?%+ .txt", false, 1, SHA1_A, NULL);
+	fixture_tree_push(&t, "..hidden...", false, 1, SHA1_A, NULL);
+	fixture_tree_push(&t, "sub.txt", false, 1, SHA1_A, NULL);
 	ASSERT_OK(hub_tree_validate(&t, &err));
 
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		size_t n = t.n;
 
-		push(&t, bad[i].path, bad[i].dir, bad[i].oid, bad[i].sha256);
+		fixture_tree_push(&t, bad[i].path, bad[i].dir, 1, bad[i].oid, bad[i].sha256);
 		memset(&err, 0, sizeof(err));
 		if (hub_tree_validate(&t, &err) != -EBADMSG)
 			CHECK_FAIL("entry %zu accepted", i);
@@ -347,34 +335,34 @@ static void test_tree_validate(void)
 
 	memset(long_seg, 'x', 256);
 	long_seg[256] = '\0';
-	push(&t, long_seg, false, SHA1_A, NULL);
+	fixture_tree_push(&t, long_seg, false, 1, SHA1_A, NULL);
 	ASSERT_EQ(hub_tree_validate(&t, &err), -EBADMSG);
 	ASSERT_CONTAINS(err.message, "255");
 	hub_tree_truncate(&t, t.n - 1);
 	long_seg[255] = '\0';
-	push(&t, long_seg, false, SHA1_A, NULL);
+	fixture_tree_push(&t, long_seg, false, 1, SHA1_A, NULL);
 	ASSERT_OK(hub_tree_validate(&t, &err));
 	hub_tree_truncate(&t, t.n - 1);
 	for (size_t i = 0; i < 4100; i++)
 		long_path[i] = i % 100 == 99 ? '/' : 'p';
 	long_path[4100] = '\0';
-	push(&t, long_path, false, SHA1_A, NULL);
+	fixture_tree_push(&t, long_path, false, 1, SHA1_A, NULL);
 	ASSERT_EQ(hub_tree_validate(&t, &err), -EBADMSG);
 	hub_tree_truncate(&t, t.n - 1);
 
 	/* duplicates, a file and a directory of one path, a file under a file */
-	push(&t, "config.json", false, SHA1_B, NULL);
+	fixture_tree_push(&t, "config.json", false, 1, SHA1_B, NULL);
 	ASSERT_EQ(hub_tree_validate(&t, &err), -EBADMSG);
 	ASSERT_CONTAINS(err.message, "'config.json' (listed twice)");
 	hub_tree_truncate(&t, t.n - 1);
-	push(&t, "config.json", true, SHA1_B, NULL);
+	fixture_tree_push(&t, "config.json", true, 1, SHA1_B, NULL);
 	ASSERT_EQ(hub_tree_validate(&t, &err), -EBADMSG);
 	hub_tree_truncate(&t, t.n - 1);
-	push(&t, "config.json/x", false, SHA1_B, NULL);
+	fixture_tree_push(&t, "config.json/x", false, 1, SHA1_B, NULL);
 	ASSERT_EQ(hub_tree_validate(&t, &err), -EBADMSG);
 	ASSERT_CONTAINS(err.message, "'config.json/x' (its parent is a file)");
 	hub_tree_truncate(&t, t.n - 1);
-	push(&t, "sub/deeper/w.safetensors/y/z", true, "", NULL);
+	fixture_tree_push(&t, "sub/deeper/w.safetensors/y/z", true, 1, "", NULL);
 	ASSERT_EQ(hub_tree_validate(&t, &err), -EBADMSG);
 	hub_tree_truncate(&t, t.n - 1);
 	ASSERT_OK(hub_tree_validate(&t, &err));
@@ -822,7 +810,7 @@ static void test_list_tree(void)
 	ASSERT_EQ(minihttp_count(&hub, "tree/firstdown"), 1);
 
 	/* failures leave the tree as it was */
-	push(&t, "keep", false, SHA1_A, NULL);
+	fixture_tree_push(&t, "keep", false, 1, SHA1_A, NULL);
 	ASSERT_EQ(list_via("loop", &t, &err), -EBADMSG);
 	ASSERT_CONTAINS(err.message, "loops");
 	ASSERT_EQ(t.n, 1);

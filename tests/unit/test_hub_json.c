@@ -7,6 +7,7 @@
 #include <stdlib.h>
 
 #include "tests/unit/check.h"
+#include "tests/unit/fixture.h"
 
 #define SHA1_A "0123456789abcdef0123456789abcdef01234567"
 #define SHA1_B "89abcdef0123456789abcdef0123456789abcdef"
@@ -190,30 +191,17 @@ static void test_error_message(void)
 	error_case("", 256, -EBADMSG, NULL);
 }
 
-static void push(struct hub_tree *t, const char *path, bool dir, uint64_t size, const char *oid,
-		 const char *sha256)
-{
-	struct hub_entry e = { .size = size, .is_dir = dir, .is_lfs = sha256 != NULL };
-
-	e.path = strdup(path);
-	ASSERT_NOT_NULL(e.path);
-	snprintf(e.oid, sizeof(e.oid), "%s", oid);
-	if (sha256)
-		snprintf(e.sha256, sizeof(e.sha256), "%s", sha256);
-	ASSERT_OK(hub_tree_push(t, &e));
-}
-
 static void test_dump_round_trip(void)
 {
 	struct hub_tree a = { 0 }, b = { 0 };
 	size_t len = 0;
 	char *json;
 
-	push(&a, "dir", true, 0, SHA1_B, NULL);
-	push(&a, "dir/caf\xc3\xa9 \"q\" \\ #?%+.txt", false, 3, SHA1_A, NULL);
-	push(&a, "w.safetensors", false, 9007199254740991ULL, SHA1_B, SHA256_A);
-	push(&a, "empty", false, 0, SHA1_A, NULL);
-	push(&a, "bare", true, 0, "", NULL);
+	fixture_tree_push(&a, "dir", true, 0, SHA1_B, NULL);
+	fixture_tree_push(&a, "dir/caf\xc3\xa9 \"q\" \\ #?%+.txt", false, 3, SHA1_A, NULL);
+	fixture_tree_push(&a, "w.safetensors", false, 9007199254740991ULL, SHA1_B, SHA256_A);
+	fixture_tree_push(&a, "empty", false, 0, SHA1_A, NULL);
+	fixture_tree_push(&a, "bare", true, 0, "", NULL);
 	json = hub_json_tree_dump(&a, &len);
 	ASSERT_NOT_NULL(json);
 	ASSERT_EQ(len, strlen(json));

@@ -1,12 +1,13 @@
 /* test_xfer.c: the transfer engine. Its pure parts (the signed-URL cache, reply
  * interpretation, the retry policy, the id table) directly; the engine itself against the fake
  * Hub (tests/fakehub, a python3 child on 127.0.0.1 and 127.0.0.2, from $FAKEHUB): one resolve
- * per blob for many ranges, the token never at the CDN, the 307 of regular files, 200 for a
- * range, 503 runs, 429 + Retry-After, resets and short bodies resumed after the bytes the sink
- * took, stalls, signed URLs refused (403) or near expiry, 404, spent retries, DNS and TLS
- * failures, sink errors, priorities, cancels (racing intake too), xfer_free with work pending,
- * offline mode and the rate cap. Each sink counts every byte it gets and is compared with the
- * source blob; every wait has a deadline. */
+ * per blob for many ranges, the token never at the CDN, the 307 of regular files; a table of
+ * fault cases, one range each: 200 for a range, 503 runs, 429 + Retry-After, resets and short
+ * bodies resumed after the bytes the sink took, stalls, spent retries, sink errors; then
+ * signed URLs refused (403) or near expiry, 404, DNS and TLS failures, priorities, cancels
+ * (racing intake too), xfer_free with work pending, offline mode, invalid requests refused and
+ * the rate cap. Each sink counts every byte it gets and is compared with the source blob;
+ * every wait has a deadline. */
 #include "fetch/xfer.h"
 
 #include <errno.h>
@@ -951,145 +952,256 @@ static void test_regular_file_307(void)
 		job_free(&j[i]);
 }
 
-/* A CDN that ignores Range answers 200 with the whole file: only the range's bytes are
- * taken (the policy: skip the bytes before it, cut the transfer after it). */
-static void test_200_for_a_range(void)
-{
-	const struct file *f = file_of(SHARD2);
-	size_t from = log_offset(), n;
-	struct xfer *x = engine(2, 0, 0);
-	struct logent log[8];
+/* The fault cases: one range of one file through two connections, under the case's fault
+ * rules (tests/fakehub/fakehub.py), then its outcome and its traffic compared with the case's.
+ * The log is read after xfer_free(): every request is in it, but those cut short (below). */
+struct fault_run {
 	struct job j;
-
-	hub_faults("[{\"host\": \"cdn\", \"fault\": \"ignore_range\", \"count\": 1}]");
-	job_init(&j, f->path, 300 * KiB, 200 * KiB);
-	job_submit(x, &j, XFER_PRIO_DEMAND);
-	jobs_wait(&j, 1, is_done);
-	job_check_ok(&j);
-	x = xfer_free(x);
-	n = log_read_when(from, log, ARRAY_SIZE(log), "cdn", NULL, 1);
-	ASSERT_EQ(log_count(log, n, "cdn", NULL), 1);
-	ASSERT_STR_EQ(log[n - 1].fault, "ignore_range");
-	ASSERT_EQ(log[n - 1].status, 200);
-	job_free(&j);
-}
-
-/* 503s, then success: retried with backoff; the attempts show in the log and stats. */
-static void test_503_runs(void)
-{
-	const struct file *f = file_of(SHARD2);
-	size_t from = log_offset(), n;
-	struct xfer *x = engine(2, 5, 0);
 	struct logent log[16];
-	struct xfer_stats st;
-	struct job j;
+	size_t n;
+	struct xfer_stats st; /* taken before xfer_free() */
+};
 
-	hub_faults("[{\"host\": \"cdn\", \"fault\": \"status\", \"status\": 503, \"count\": 3}]");
-	job_init(&j, f->path, 0, 64 * KiB);
-	job_submit(x, &j, XFER_PRIO_DEMAND);
-	jobs_wait(&j, 1, is_done);
-	job_check_ok(&j);
-	xfer_get_stats(x, &st);
-	x = xfer_free(x);
-	n = log_read(from, log, ARRAY_SIZE(log));
-	ASSERT_EQ(log_count(log, n, "cdn", NULL), 4);
-	ASSERT_EQ(log_count(log, n, "api", NULL), 1); /* the target outlived the 503s */
-	ASSERT_EQ(log[n - 1].status, 206);
-	ASSERT_U64_EQ(st.retries, 3);
-	job_free(&j);
+struct fault_case {
+	const char *name;
+	const char *rules; /* a JSON list for /_fake/faults; NULL for none */
+	const char *fault; /* the fault the rules inject, as the request log names it */
+	uint64_t at_byte; /* where the rules break the body */
+	const char *path;
+	uint64_t offset, len;
+	enum xfer_prio prio;
+	unsigned max_retries, stall_s;
+	int sink_errno; /* the sink refuses every write with this errno */
+	/* err 0: the range arrived, every byte once and equal to the source (job_check_ok()).
+	 * Otherwise the request failed with err and reason, wrote no byte, and its words hold
+	 * each of why[]. */
+	int err;
+	enum fetch_reason reason;
+	const char *why[2];
+	/* CDN requests logged. cut_short: the client cut a reply short, which the server logs
+	 * only when its next write fails, so the log is read once it holds them all. */
+	size_t cdn;
+	bool cut_short;
+	/* What only this case checks, on the log and the stats; NULL for nothing more. */
+	void (*check)(const struct fault_case *c, const struct fault_run *r);
+};
+
+/* The one CDN request got the fault and answered 200. */
+static void check_whole_file(const struct fault_case *c, const struct fault_run *r)
+{
+	ASSERT_STR_EQ(r->log[r->n - 1].fault, c->fault);
+	ASSERT_EQ(r->log[r->n - 1].status, 200);
 }
 
-/* 429 with Retry-After from the resolver: the wait is honoured (+1 s, HUB_PROTOCOL.md 7). */
-static void test_429_retry_after(void)
+/* Retried on the same target: it outlived the 503s. */
+static void check_retried(const struct fault_case *c, const struct fault_run *r)
 {
-	const struct file *f = file_of(SHARD1);
-	size_t from = log_offset(), n;
-	struct xfer *x = engine(2, 3, 0);
-	struct logent log[8];
-	struct job j;
+	(void)c;
+	ASSERT_EQ(log_count(r->log, r->n, "api", NULL), 1);
+	ASSERT_EQ(r->log[r->n - 1].status, 206);
+	ASSERT_U64_EQ(r->st.retries, 3);
+}
 
-	hub_faults(
-		"[{\"host\": \"api\", \"fault\": \"status\", \"status\": 429, \"retry_after\": 1,"
-		" \"count\": 1}]");
-	job_init(&j, f->path, 10, 1000);
-	job_submit(x, &j, XFER_PRIO_DEMAND);
-	jobs_wait(&j, 1, is_done);
-	job_check_ok(&j);
-	x = xfer_free(x);
-	n = log_read(from, log, ARRAY_SIZE(log));
-	ASSERT_EQ(n, 3);
-	ASSERT_EQ(log[0].status, 429);
-	ASSERT_EQ(log[1].status, 302);
+/* The resolver's 429, then its 302 no sooner than asked. */
+static void check_waited(const struct fault_case *c, const struct fault_run *r)
+{
+	(void)c;
+	ASSERT_EQ(r->n, 3);
+	ASSERT_EQ(r->log[0].status, 429);
+	ASSERT_EQ(r->log[1].status, 302);
 	/* A lower bound only: the wait cannot be shorter than asked. */
-	ASSERT_TRUE(log[1].t - log[0].t >= 1.9);
-	job_free(&j);
+	ASSERT_TRUE(r->log[1].t - r->log[0].t >= 1.9);
 }
 
-/* The connection breaks mid-body (reset, or a short body then FIN): the next attempt asks for
- * the bytes after those the sink took, and no byte is written twice. */
-static void check_resume(const char *fault)
+/* The cut request asked for the range; the next one for the rest of it. */
+static void check_resumed(const struct fault_case *c, const struct fault_run *r)
 {
-	const struct file *f = file_of(SHARD1);
-	size_t from = log_offset(), n;
-	struct xfer *x = engine(2, 3, 0);
-	struct logent log[8];
-	char rules[256];
-	struct job j;
+	const struct logent *cut = &r->log[r->n - 2], *next = &r->log[r->n - 1];
 
-	snprintf(rules, sizeof(rules),
-		 "[{\"host\": \"cdn\", \"fault\": \"%s\", \"at_byte\": 200000, \"count\": 1}]",
-		 fault);
-	hub_faults(rules);
-	job_init(&j, f->path, 4096, 600 * KiB);
-	job_submit(x, &j, XFER_PRIO_DEMAND);
-	jobs_wait(&j, 1, is_done);
-	job_check_ok(&j);
+	ASSERT_STR_EQ(cut->fault, c->fault);
+	ASSERT_U64_EQ(cut->first, c->offset);
+	/* Resumed, not restarted: after the bytes that arrived, at most the at_byte sent. */
+	ASSERT_TRUE(next->first > c->offset && next->first <= c->offset + c->at_byte);
+	ASSERT_U64_EQ(next->last, c->offset + c->len - 1);
+}
+
+/* Cut as a stall, and resumed after the bytes that arrived before it. */
+static void check_stalled(const struct fault_case *c, const struct fault_run *r)
+{
+	const struct logent *next = &r->log[r->n - 1];
+
+	ASSERT_U64_EQ(r->st.stalls, 1);
+	ASSERT_TRUE(next->first > c->offset && next->first <= c->offset + c->at_byte);
+}
+
+/* The failure reaches the stats with the request's reason and words. */
+static void check_counted(const struct fault_case *c, const struct fault_run *r)
+{
+	ASSERT_U64_EQ(r->st.failures, 1);
+	ASSERT_EQ(r->st.last_reason, c->reason);
+	ASSERT_STR_EQ(r->st.last_error, r->j.why);
+}
+
+static const struct fault_case fault_cases[] = {
+	/* A CDN that ignores Range answers 200 with the whole file: only the range's bytes
+	 * are taken (the policy: skip the bytes before it, cut the transfer after it). */
+	{
+		.name = "200 for a range",
+		.rules = "[{\"host\": \"cdn\", \"fault\": \"ignore_range\", \"count\": 1}]",
+		.fault = "ignore_range",
+		.path = SHARD2,
+		.offset = 300 * KiB,
+		.len = 200 * KiB,
+		.prio = XFER_PRIO_DEMAND,
+		.cdn = 1,
+		.cut_short = true,
+		.check = check_whole_file,
+	},
+	/* 503s, then success: retried with backoff; the attempts show in the log and stats. */
+	{
+		.name = "503 runs",
+		.rules = "[{\"host\": \"cdn\", \"fault\": \"status\", \"status\": 503,"
+			 " \"count\": 3}]",
+		.fault = "status",
+		.path = SHARD2,
+		.len = 64 * KiB,
+		.prio = XFER_PRIO_DEMAND,
+		.max_retries = 5,
+		.cdn = 4,
+		.check = check_retried,
+	},
+	/* 429 with Retry-After from the resolver: the wait is honoured (+1 s, HUB_PROTOCOL.md
+	 * 7). */
+	{
+		.name = "429 + Retry-After",
+		.rules = "[{\"host\": \"api\", \"fault\": \"status\", \"status\": 429,"
+			 " \"retry_after\": 1, \"count\": 1}]",
+		.fault = "status",
+		.path = SHARD1,
+		.offset = 10,
+		.len = 1000,
+		.prio = XFER_PRIO_DEMAND,
+		.max_retries = 3,
+		.cdn = 1,
+		.check = check_waited,
+	},
+	/* The connection breaks mid-body (reset, or a short body then FIN): the next attempt
+	 * asks for the bytes after those the sink took, and no byte is written twice. */
+	{
+		.name = "reset resumes",
+		.rules = "[{\"host\": \"cdn\", \"fault\": \"reset\", \"at_byte\": 200000,"
+			 " \"count\": 1}]",
+		.fault = "reset",
+		.at_byte = 200000,
+		.path = SHARD1,
+		.offset = 4096,
+		.len = 600 * KiB,
+		.prio = XFER_PRIO_DEMAND,
+		.max_retries = 3,
+		.cdn = 2,
+		.check = check_resumed,
+	},
+	{
+		.name = "truncated body resumes",
+		.rules = "[{\"host\": \"cdn\", \"fault\": \"truncate\", \"at_byte\": 200000,"
+			 " \"count\": 1}]",
+		.fault = "truncate",
+		.at_byte = 200000,
+		.path = SHARD1,
+		.offset = 4096,
+		.len = 600 * KiB,
+		.prio = XFER_PRIO_DEMAND,
+		.max_retries = 3,
+		.cdn = 2,
+		.check = check_resumed,
+	},
+	/* The server stops sending: after stall_timeout_s the transfer is cut and resumed on a
+	 * new connection. */
+	{
+		.name = "stall",
+		.rules = "[{\"host\": \"cdn\", \"fault\": \"stall\", \"at_byte\": 100000,"
+			 " \"seconds\": 20, \"count\": 1}]",
+		.fault = "stall",
+		.at_byte = 100000,
+		.path = SHARD2,
+		.len = 400 * KiB,
+		.prio = XFER_PRIO_DEMAND,
+		.max_retries = 3,
+		.stall_s = 1,
+		.cdn = 2,
+		.check = check_stalled,
+	},
+	/* A server that keeps failing: after max_retries the request fails with the reason and
+	 * the number of attempts in words. */
+	{
+		.name = "retries exhausted",
+		.rules = "[{\"host\": \"cdn\", \"fault\": \"status\", \"status\": 503}]",
+		.fault = "status",
+		.path = SHARD1,
+		.len = 1000,
+		.prio = XFER_PRIO_READAHEAD,
+		.max_retries = 2,
+		.err = -EAGAIN,
+		.reason = FETCH_SERVER,
+		.why = { "HTTP 503 from 127.0.0.2:", "after 3 attempts" },
+		.cdn = 3,
+		.check = check_counted,
+	},
+	/* The sink refuses bytes (a full disk): the request ends at once with that errno. */
+	{
+		.name = "sink error",
+		.path = SHARD1,
+		.len = 100 * KiB,
+		.prio = XFER_PRIO_DEMAND,
+		.max_retries = 5,
+		.sink_errno = ENOSPC,
+		.err = -ENOSPC,
+		.reason = FETCH_DISK_FULL,
+		.cdn = 1,
+		.cut_short = true,
+	},
+};
+
+static void run_fault_case(const struct fault_case *c)
+{
+	size_t from = log_offset();
+	struct xfer *x = engine(2, c->max_retries, c->stall_s);
+	struct fault_run r;
+
+	if (c->rules)
+		hub_faults(c->rules);
+	job_init(&r.j, c->path, c->offset, c->len);
+	r.j.fail_with = c->sink_errno;
+	job_submit(x, &r.j, c->prio);
+	jobs_wait(&r.j, 1, is_done);
+	xfer_get_stats(x, &r.st);
 	x = xfer_free(x);
-	n = log_read(from, log, ARRAY_SIZE(log));
-	ASSERT_EQ(log_count(log, n, "cdn", NULL), 2);
-	ASSERT_STR_EQ(log[n - 2].fault, fault);
-	ASSERT_U64_EQ(log[n - 2].first, 4096);
-	/* Resumed, not restarted: after the bytes that arrived, at most the 200000 sent. */
-	ASSERT_TRUE(log[n - 1].first > 4096 && log[n - 1].first <= 4096 + 200000);
-	ASSERT_U64_EQ(log[n - 1].last, 4096 + 600 * KiB - 1);
-	job_free(&j);
+	if (c->err == 0) {
+		job_check_ok(&r.j);
+	} else {
+		ASSERT_EQ(r.j.err, c->err);
+		ASSERT_EQ(r.j.reason, c->reason);
+		ASSERT_U64_EQ(r.j.written, 0);
+		for (size_t i = 0; i < ARRAY_SIZE(c->why) && c->why[i]; i++)
+			if (!strstr(r.j.why, c->why[i]))
+				CHECK_FAIL("\"%s\" not in \"%s\"", c->why[i], r.j.why);
+	}
+	if (c->cut_short)
+		r.n = log_read_when(from, r.log, ARRAY_SIZE(r.log), "cdn", NULL, c->cdn);
+	else
+		r.n = log_read(from, r.log, ARRAY_SIZE(r.log));
+	ASSERT_EQ(log_count(r.log, r.n, "cdn", NULL), c->cdn);
+	if (c->check)
+		c->check(c, &r);
+	job_free(&r.j);
 }
 
-static void test_reset_resumes(void)
+static void test_fault_cases(void)
 {
-	check_resume("reset");
-}
-
-static void test_truncated_body_resumes(void)
-{
-	check_resume("truncate");
-}
-
-/* The server stops sending: after stall_timeout_s the transfer is cut and resumed on a new
- * connection. */
-static void test_stall(void)
-{
-	const struct file *f = file_of(SHARD2);
-	size_t from = log_offset(), n;
-	struct xfer *x = engine(2, 3, 1);
-	struct logent log[8];
-	struct xfer_stats st;
-	struct job j;
-
-	hub_faults(
-		"[{\"host\": \"cdn\", \"fault\": \"stall\", \"at_byte\": 100000, \"seconds\": 20,"
-		" \"count\": 1}]");
-	job_init(&j, f->path, 0, 400 * KiB);
-	job_submit(x, &j, XFER_PRIO_DEMAND);
-	jobs_wait(&j, 1, is_done);
-	job_check_ok(&j);
-	xfer_get_stats(x, &st);
-	x = xfer_free(x);
-	ASSERT_U64_EQ(st.stalls, 1);
-	n = log_read(from, log, ARRAY_SIZE(log));
-	ASSERT_EQ(log_count(log, n, "cdn", NULL), 2);
-	ASSERT_TRUE(log[n - 1].first > 0 && log[n - 1].first <= 100000);
-	job_free(&j);
+	for (size_t i = 0; i < ARRAY_SIZE(fault_cases); i++) {
+		fprintf(stderr, "    %s\n", fault_cases[i].name);
+		run_fault_case(&fault_cases[i]);
+	}
 }
 
 /* The signed URL expires (403 from the CDN): resolved again, once, and the range completes. */
@@ -1153,57 +1265,6 @@ static void test_not_found(void)
 	}
 	n = log_read(from, log, ARRAY_SIZE(log));
 	ASSERT_EQ(n, 1);
-}
-
-/* A server that keeps failing: after max_retries the request fails with the reason and the
- * number of attempts in words. */
-static void test_retries_exhausted(void)
-{
-	const struct file *f = file_of(SHARD1);
-	size_t from = log_offset(), n;
-	struct xfer *x = engine(2, 2, 0);
-	struct logent log[16];
-	struct xfer_stats st;
-	struct job j;
-
-	hub_faults("[{\"host\": \"cdn\", \"fault\": \"status\", \"status\": 503}]");
-	job_init(&j, f->path, 0, 1000);
-	job_submit(x, &j, XFER_PRIO_READAHEAD);
-	jobs_wait(&j, 1, is_done);
-	xfer_get_stats(x, &st);
-	x = xfer_free(x);
-	ASSERT_EQ(j.err, -EAGAIN);
-	ASSERT_EQ(j.reason, FETCH_SERVER);
-	ASSERT_TRUE(strstr(j.why, "HTTP 503 from 127.0.0.2:") != NULL);
-	ASSERT_TRUE(strstr(j.why, "after 3 attempts") != NULL);
-	ASSERT_U64_EQ(st.failures, 1);
-	ASSERT_EQ(st.last_reason, FETCH_SERVER);
-	ASSERT_STR_EQ(st.last_error, j.why);
-	n = log_read(from, log, ARRAY_SIZE(log));
-	ASSERT_EQ(log_count(log, n, "cdn", NULL), 3);
-	job_free(&j);
-}
-
-/* The sink refuses bytes (a full disk): the request ends at once with that errno. */
-static void test_sink_error(void)
-{
-	const struct file *f = file_of(SHARD1);
-	size_t from = log_offset(), n;
-	struct xfer *x = engine(2, 5, 0);
-	struct logent log[8];
-	struct job j;
-
-	job_init(&j, f->path, 0, 100 * KiB);
-	j.fail_with = ENOSPC;
-	job_submit(x, &j, XFER_PRIO_DEMAND);
-	jobs_wait(&j, 1, is_done);
-	x = xfer_free(x);
-	ASSERT_EQ(j.err, -ENOSPC);
-	ASSERT_EQ(j.reason, FETCH_DISK_FULL);
-	ASSERT_U64_EQ(j.written, 0);
-	n = log_read_when(from, log, ARRAY_SIZE(log), "cdn", NULL, 1);
-	ASSERT_EQ(log_count(log, n, "cdn", NULL), 1);
-	job_free(&j);
 }
 
 /* With one connection busy with slow background ranges, a later demand read goes first. */
@@ -1498,16 +1559,9 @@ int main(void)
 	hub_start();
 	RUN(test_lfs_ranges_one_resolve);
 	RUN(test_regular_file_307);
-	RUN(test_200_for_a_range);
-	RUN(test_503_runs);
-	RUN(test_429_retry_after);
-	RUN(test_reset_resumes);
-	RUN(test_truncated_body_resumes);
-	RUN(test_stall);
+	RUN(test_fault_cases);
 	RUN(test_expired_url_resolves_again);
 	RUN(test_not_found);
-	RUN(test_retries_exhausted);
-	RUN(test_sink_error);
 	RUN(test_demand_goes_first);
 	RUN(test_raise_priority);
 	RUN(test_cancel_and_free);
