@@ -76,10 +76,11 @@ static void explain_locked(struct budget *b, uint64_t n)
 
 	if (b->limits.max_size != EVICT_NO_LIMIT && est_usage_locked(b) + n > b->limits.max_size)
 		snprintf(b->why, sizeof(b->why),
-			 "the cache is full: it holds %s of its --cache-max-size %s and the rest "
-			 "belongs to files of live mounts",
-			 format_size(est_usage_locked(b), s1, sizeof(s1)),
-			 format_size(b->limits.max_size, s2, sizeof(s2)));
+			 "the cache is full: %s more do not fit in its --cache-max-size %s (%s in "
+			 "use or being fetched), and what it holds belongs to live mounts",
+			 format_size(n, s3, sizeof(s3)),
+			 format_size(b->limits.max_size, s2, sizeof(s2)),
+			 format_size(est_usage_locked(b), s1, sizeof(s1)));
 	else
 		snprintf(b->why, sizeof(b->why),
 			 "the cache's disk is full: %s free on '%s', --min-free is %s, and "

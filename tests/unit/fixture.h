@@ -1,5 +1,6 @@
 /* fixture.h: what several unit tests set up alike: a temporary directory holding one cache dir
- * per test (db, evict), and trees of entries built by hand (hub, hub_json). Header only, so
+ * per test (db, evict, budget), blobs with data written as a mount would (evict, budget), and
+ * trees of entries built by hand (hub, hub_json, budget). Header only, so
  * each test links just its own layer: the cache tests see fetch/hub.h's declarations but call
  * nothing of fetch/. A failed setup exits like a failed check. */
 #pragma once
@@ -12,7 +13,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
+#include "cache/blob.h"
+#include "cache/db.h"
 #include "fetch/hub.h"
 #include "tests/unit/check.h"
 
@@ -60,6 +64,40 @@ static inline const char *fixture_cache_dir(const char *name)
 
 	snprintf(buf, sizeof(buf), "%s/%s", fixture_tmpdir(), name);
 	return buf;
+}
+
+/* ---- blobs ---- */
+
+#define FIXTURE_BS (64U * 1024U) /* small blocks: a blob of 4 blocks is 256 KiB */
+#define FIXTURE_C8(c) c c c c c c c c
+/* A 64-hex-digit content id of one repeated digit. */
+#define CID(c)                                                                            \
+	FIXTURE_C8(c) FIXTURE_C8(c) FIXTURE_C8(c) FIXTURE_C8(c) FIXTURE_C8(c) FIXTURE_C8(c) \
+	FIXTURE_C8(c) FIXTURE_C8(c)
+
+/* Writes the first `blocks` blocks of a blob of `nblocks` blocks into its data file, commits
+ * their bits and sets its access time, as a mount's reads would. */
+static inline void fixture_put_blob(struct cache_db *db, const char *dir, const char *cid, unsigned nblocks,
+		     unsigned blocks, uint64_t last_access)
+{
+	struct db_block_run run = { .cid = cid, .first = 0, .count = blocks };
+	char *buf = malloc(FIXTURE_BS);
+	struct blob_rec rec;
+	int fd;
+
+	ASSERT_NOT_NULL(buf);
+	memset(buf, 'x', FIXTURE_BS);
+	ASSERT_OK(db_blob_ensure(db, cid, (uint64_t)nblocks * FIXTURE_BS, BLOB_HASH_SHA256, FIXTURE_BS, &rec));
+	fd = blob_open(dir, cid, (uint64_t)nblocks * FIXTURE_BS);
+	ASSERT_OK(fd);
+	for (unsigned i = 0; i < blocks; i++)
+		ASSERT_OK(blob_pwrite_all(fd, buf, FIXTURE_BS, (uint64_t)i * FIXTURE_BS));
+	ASSERT_OK(blob_sync(fd));
+	close(fd);
+	if (blocks)
+		ASSERT_OK(db_blob_add_blocks(db, &run, 1, NULL));
+	ASSERT_OK(db_blob_touch(db, cid, last_access));
+	free(buf);
 }
 
 /* ---- trees ---- */

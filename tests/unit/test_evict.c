@@ -20,34 +20,6 @@
 
 #define KiB 1024U
 #define MiB (1U << 20)
-#define BS (64U * KiB) /* small blocks: a blob of 4 blocks is 256 KiB */
-#define C8(c) c c c c c c c c
-#define CID(c) C8(c) C8(c) C8(c) C8(c) C8(c) C8(c) C8(c) C8(c) /* 64 hex digits */
-
-/* Writes the first `blocks` blocks of a blob of `nblocks` blocks into its data file, commits
- * their bits and sets its access time, as a mount's reads would. */
-static void put_blob(struct cache_db *db, const char *dir, const char *cid, unsigned nblocks,
-		     unsigned blocks, uint64_t last_access)
-{
-	struct db_block_run run = { .cid = cid, .first = 0, .count = blocks };
-	char *buf = malloc(BS);
-	struct blob_rec rec;
-	int fd;
-
-	ASSERT_NOT_NULL(buf);
-	memset(buf, 'x', BS);
-	ASSERT_OK(db_blob_ensure(db, cid, (uint64_t)nblocks * BS, BLOB_HASH_SHA256, BS, &rec));
-	fd = blob_open(dir, cid, (uint64_t)nblocks * BS);
-	ASSERT_OK(fd);
-	for (unsigned i = 0; i < blocks; i++)
-		ASSERT_OK(blob_pwrite_all(fd, buf, BS, (uint64_t)i * BS));
-	ASSERT_OK(blob_sync(fd));
-	close(fd);
-	if (blocks)
-		ASSERT_OK(db_blob_add_blocks(db, &run, 1, NULL));
-	ASSERT_OK(db_blob_touch(db, cid, last_access));
-	free(buf);
-}
 
 static bool has_record(struct cache_db *db, const char *cid)
 {
@@ -99,14 +71,14 @@ static void test_lru_order(void)
 	uint64_t one;
 
 	ASSERT_OK(db_open(dir, &db));
-	put_blob(db, dir, CID("a"), 4, 4, 50);
-	put_blob(db, dir, CID("b"), 4, 4, 10);
-	put_blob(db, dir, CID("c"), 4, 4, 40);
-	put_blob(db, dir, CID("d"), 4, 4, 20);
-	put_blob(db, dir, CID("e"), 4, 4, 30);
-	put_blob(db, dir, CID("f"), 4, 0, 1); /* oldest, but nothing on disk to free */
+	fixture_put_blob(db, dir, CID("a"), 4, 4, 50);
+	fixture_put_blob(db, dir, CID("b"), 4, 4, 10);
+	fixture_put_blob(db, dir, CID("c"), 4, 4, 40);
+	fixture_put_blob(db, dir, CID("d"), 4, 4, 20);
+	fixture_put_blob(db, dir, CID("e"), 4, 4, 30);
+	fixture_put_blob(db, dir, CID("f"), 4, 0, 1); /* oldest, but nothing on disk to free */
 	one = blob_disk_usage(dir, CID("a"));
-	ASSERT_TRUE(one >= 4 * BS);
+	ASSERT_TRUE(one >= 4 * FIXTURE_BS);
 
 	b.max_size = EVICT_NO_LIMIT;
 	ASSERT_OK(evict_plan(db, dir, &b, NULL, &p));
@@ -155,9 +127,9 @@ static void test_ties(void)
 	struct cache_db *db;
 
 	ASSERT_OK(db_open(dir, &db));
-	put_blob(db, dir, CID("9"), 1, 1, 7);
-	put_blob(db, dir, CID("1"), 1, 1, 7);
-	put_blob(db, dir, CID("5"), 1, 1, 7);
+	fixture_put_blob(db, dir, CID("9"), 1, 1, 7);
+	fixture_put_blob(db, dir, CID("1"), 1, 1, 7);
+	fixture_put_blob(db, dir, CID("5"), 1, 1, 7);
 	ASSERT_OK(evict_plan(db, dir, &b, NULL, &p));
 	ASSERT_EQ(p.n, 3);
 	ASSERT_STR_EQ(p.v[0].cid, CID("1"));
@@ -180,9 +152,9 @@ static void test_pinned(void)
 	uint64_t one;
 
 	ASSERT_OK(db_open(dir, &db));
-	put_blob(db, dir, CID("a"), 2, 2, 1);
-	put_blob(db, dir, CID("b"), 2, 2, 2);
-	put_blob(db, dir, CID("c"), 2, 2, 3);
+	fixture_put_blob(db, dir, CID("a"), 2, 2, 1);
+	fixture_put_blob(db, dir, CID("b"), 2, 2, 2);
+	fixture_put_blob(db, dir, CID("c"), 2, 2, 3);
 	one = blob_disk_usage(dir, CID("a"));
 	ASSERT_EQ(evict_pins_add(&pins, "nothex"), -EINVAL);
 	ASSERT_OK(evict_pins_add(&pins, CID("c")));
@@ -204,7 +176,7 @@ static void test_pinned(void)
 	ASSERT_FALSE(has_file(dir, CID("b")));
 
 	/* A floor beyond the disk: every unpinned blob goes, and it is still not met. */
-	put_blob(db, dir, CID("d"), 1, 1, 9);
+	fixture_put_blob(db, dir, CID("d"), 1, 1, 9);
 	b = (struct evict_budget){ .max_size = EVICT_NO_LIMIT, .min_free = UINT64_MAX / 2 };
 	ASSERT_OK(evict_plan(db, dir, &b, &pins, &p));
 	ASSERT_EQ(p.n, 1);
@@ -227,14 +199,14 @@ static void test_remove_order(void)
 	uint64_t freed = 0;
 
 	ASSERT_OK(db_open(dir, &db));
-	put_blob(db, dir, CID("a"), 2, 2, 1);
+	fixture_put_blob(db, dir, CID("a"), 2, 2, 1);
 	ASSERT_OK(evict_remove(db, dir, CID("a"), &freed));
-	ASSERT_TRUE(freed >= 2 * BS);
+	ASSERT_TRUE(freed >= 2 * FIXTURE_BS);
 	ASSERT_FALSE(has_record(db, CID("a")) || has_file(dir, CID("a")));
 	ASSERT_EQ(evict_remove(db, dir, CID("a"), NULL), -ENOENT);
 	ASSERT_EQ(evict_remove(db, dir, "zz", NULL), -EINVAL);
 
-	put_blob(db, dir, CID("b"), 2, 2, 1);
+	fixture_put_blob(db, dir, CID("b"), 2, 2, 1);
 	ASSERT_OK(blob_path(dir, CID("b"), path, sizeof(path)));
 	ASSERT_OK(unlink(path));
 	ASSERT_OK(mkdir(path, 0755));
@@ -243,7 +215,7 @@ static void test_remove_order(void)
 	ASSERT_OK(rmdir(path));
 
 	/* A file without its record (a crash between the two steps) is removed too. */
-	put_blob(db, dir, CID("c"), 1, 1, 1);
+	fixture_put_blob(db, dir, CID("c"), 1, 1, 1);
 	ASSERT_OK(db_blob_delete(db, CID("c")));
 	ASSERT_OK(evict_remove(db, dir, CID("c"), NULL));
 	ASSERT_FALSE(has_file(dir, CID("c")));
@@ -273,12 +245,12 @@ static void test_orphans(void)
 	ASSERT_OK(evict_orphans(db, dir, NULL, &o));
 	ASSERT_EQ(o.files + o.records, 0);
 
-	put_blob(db, dir, CID("a"), 2, 2, 1); /* sound */
-	put_blob(db, dir, CID("b"), 2, 2, 1); /* file without record */
-	put_blob(db, dir, CID("c"), 2, 1, 1); /* record claiming a block, file gone */
-	put_blob(db, dir, CID("d"), 2, 0, 1); /* record without blocks nor file: not an orphan */
-	put_blob(db, dir, CID("e"), 2, 2, 1); /* pinned file without record */
-	put_blob(db, dir, CID("f"), 2, 2, 1); /* pinned record with its file gone */
+	fixture_put_blob(db, dir, CID("a"), 2, 2, 1); /* sound */
+	fixture_put_blob(db, dir, CID("b"), 2, 2, 1); /* file without record */
+	fixture_put_blob(db, dir, CID("c"), 2, 1, 1); /* record claiming a block, file gone */
+	fixture_put_blob(db, dir, CID("d"), 2, 0, 1); /* record without blocks nor file: not an orphan */
+	fixture_put_blob(db, dir, CID("e"), 2, 2, 1); /* pinned file without record */
+	fixture_put_blob(db, dir, CID("f"), 2, 2, 1); /* pinned record with its file gone */
 	disk = blob_disk_usage(dir, CID("b"));
 	ASSERT_OK(db_blob_delete(db, CID("b")));
 	ASSERT_OK(db_blob_delete(db, CID("e")));
