@@ -140,30 +140,90 @@ static bool wait_room(struct prefetch *p, uint64_t n)
 	return true;
 }
 
+/* Submits one chunk of f at o (at most len bytes) once fewer than the allowed background
+ * fetches are in flight and the budget has room. Returns false when stopping. */
+static bool feed_chunk(struct prefetch *p, const struct inode *f, uint64_t o, uint64_t len)
+{
+	uint64_t missing = sched_missing(p->s, f, o, len);
+	int r;
+
+	if (!missing)
+		return true;
+	if (!wait_room(p, missing))
+		return false;
+	while ((r = sched_wait_background(p->s, inflight_limit(p), 500)) == 0)
+		if (stopping(p))
+			return false;
+	if (r < 0 || stopping(p))
+		return false;
+	return sched_prefetch(p->s, f, o, len, p->o.chunk, XFER_PRIO_BACKGROUND) >= 0;
+}
+
+static bool wanted(struct prefetch *p, const struct inode *f)
+{
+	for (size_t i = 0; i < p->nfiles; i++)
+		if (p->files[i] == f)
+			return true;
+	return false;
+}
+
+/* The next chunk of the file a reader waited for lately: the first one with missing blocks
+ * at or after where the read ended, else before it. False when there is none. */
+static bool hot_chunk(struct prefetch *p, const struct inode **ret_f, uint64_t *ret_o)
+{
+	const struct inode *f;
+	uint64_t ino, off;
+
+	if (!sched_hot(p->s, READER_RECENT_USEC, &ino, &off) || !ino ||
+	    ino > inode_count(p->t))
+		return false;
+	f = inode_get(p->t, ino);
+	if (!f || f->is_dir || !wanted(p, f))
+		return false;
+	off = MIN(off, f->size);
+	for (uint64_t o = off; o < f->size; o += p->o.chunk)
+		if (sched_missing(p->s, f, o, MIN(p->o.chunk, f->size - o))) {
+			*ret_f = f;
+			*ret_o = o;
+			return true;
+		}
+	for (uint64_t o = 0; o < off; o += p->o.chunk)
+		if (sched_missing(p->s, f, o, MIN(p->o.chunk, off - o))) {
+			*ret_f = f;
+			*ret_o = o;
+			return true;
+		}
+	return false;
+}
+
+/* While a reader waits on a file, background completion works on that file, ahead of the
+ * reader: the bandwidth it keeps then goes to what is being loaded. Returns false when
+ * stopping. */
+static bool follow_reader(struct prefetch *p)
+{
+	const struct inode *f, *last = NULL;
+	uint64_t o, last_o = 0;
+
+	/* The same chunk twice in a row: its fetch failed at once; the passes retry it later. */
+	while (hot_chunk(p, &f, &o) && !(f == last && o == last_o)) {
+		if (!feed_chunk(p, f, o, MIN(p->o.chunk, f->size - o)))
+			return false;
+		last = f;
+		last_o = o;
+	}
+	return true;
+}
+
 /* Feeds [offset, offset+len) of f to sched in chunks, keeping at most max_inflight background
- * fetches in flight and within the budget. Returns false when stopping. */
+ * fetches in flight and within the budget, following a reader first. Returns false when
+ * stopping. */
 static bool feed(struct prefetch *p, const struct inode *f, uint64_t offset, uint64_t len)
 {
 	uint64_t end = MIN(f->size, offset + len);
 
-	for (uint64_t o = offset; o < end; o += p->o.chunk) {
-		uint64_t missing = sched_missing(p->s, f, o, MIN(p->o.chunk, end - o));
-		int r;
-
-		if (!missing)
-			continue;
-		if (!wait_room(p, missing))
+	for (uint64_t o = offset; o < end; o += p->o.chunk)
+		if (!follow_reader(p) || !feed_chunk(p, f, o, MIN(p->o.chunk, end - o)))
 			return false;
-
-		while ((r = sched_wait_background(p->s, inflight_limit(p), 500)) == 0)
-			if (stopping(p))
-				return false;
-		if (r < 0 || stopping(p))
-			return false;
-		if (sched_prefetch(p->s, f, o, MIN(p->o.chunk, end - o), p->o.chunk,
-				   XFER_PRIO_BACKGROUND) < 0)
-			return false;
-	}
 	return true;
 }
 

@@ -81,6 +81,7 @@ struct sched {
 	unsigned nfetches;         /* lock: fetches between submit and done */
 	unsigned nbackground;      /* lock: of which background ones */
 	uint64_t last_demand;      /* lock: monotonic usec a read last parked (0: never) */
+	uint64_t hot_ino, hot_off; /* lock: the file and end offset of that read */
 	bool stopping;             /* lock */
 	pthread_t committer;
 
@@ -502,6 +503,8 @@ int sched_read(struct sched *s, const struct inode *f, uint64_t offset, uint64_t
 		return -ENOMEM;
 	}
 	s->last_demand = now_usec();
+	s->hot_ino = f->ino;
+	s->hot_off = offset + len;
 	*w = (struct waiter){ .next = b->waiters, .first = first, .last = last, .ready = ready,
 			      .ud = ud };
 	b->waiters = w;
@@ -607,6 +610,18 @@ uint64_t sched_missing(struct sched *s, const struct inode *f, uint64_t offset, 
 			n += block_len(b->size, s->bs, i);
 	pthread_mutex_unlock(&s->lock);
 	return n;
+}
+
+bool sched_hot(struct sched *s, uint64_t max_age_usec, uint64_t *ret_ino, uint64_t *ret_off)
+{
+	bool hot;
+
+	pthread_mutex_lock(&s->lock);
+	hot = s->last_demand && now_usec() - s->last_demand < max_age_usec;
+	*ret_ino = s->hot_ino;
+	*ret_off = s->hot_off;
+	pthread_mutex_unlock(&s->lock);
+	return hot;
 }
 
 bool sched_is_complete(struct sched *s, const struct inode *f)

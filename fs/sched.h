@@ -75,6 +75,10 @@ uint64_t sched_demand_age_usec(struct sched *s);
  * (whole blocks: what fetching that range would write). */
 uint64_t sched_missing(struct sched *s, const struct inode *f, uint64_t offset, uint64_t len);
 
+/* The file a read last had to wait for, and where that read ended: true when it waited less
+ * than max_age_usec ago. Background completion follows that reader. */
+bool sched_hot(struct sched *s, uint64_t max_age_usec, uint64_t *ret_ino, uint64_t *ret_off);
+
 /* True when every block of f is present (an empty file always is). */
 bool sched_is_complete(struct sched *s, const struct inode *f);
 
