@@ -15,6 +15,7 @@
 
 #include <curl/curl.h>
 
+#include "fetch/http_priv.h"
 #include "util/cleanup.h"
 #include "util/log.h"
 
@@ -880,6 +881,43 @@ static const char *http_proxy_override(const char *url)
 	return v && *v ? v : NULL;
 }
 
+int http_ca_from_env(struct http_ca *ret)
+{
+	static const char *const names[] = { "SSL_CERT_FILE", "SSL_CERT_DIR" };
+	char **fields[] = { &ret->file, &ret->dir };
+
+	*ret = (struct http_ca){ 0 };
+	for (size_t i = 0; i < ARRAY_SIZE(names); i++) {
+		const char *v = getenv(names[i]);
+
+		if (!v || !*v)
+			continue;
+		*fields[i] = strdup(v);
+		if (!*fields[i])
+			return -ENOMEM;
+	}
+	return 0;
+}
+
+void http_ca_done(struct http_ca *ca)
+{
+	if (!ca)
+		return;
+	free(ca->file);
+	free(ca->dir);
+	*ca = (struct http_ca){ 0 };
+}
+
+int http_ca_setopt(const struct http_ca *ca, void *curl)
+{
+	/* A failure here must not pass silently: the handle would trust curl's default CAs
+	 * instead of the ones asked for. */
+	if ((ca->file && curl_easy_setopt(curl, CURLOPT_CAINFO, ca->file) != CURLE_OK) ||
+	    (ca->dir && curl_easy_setopt(curl, CURLOPT_CAPATH, ca->dir) != CURLE_OK))
+		return -ENOMEM;
+	return 0;
+}
+
 static void host_of(const char *url, char *buf, size_t len)
 {
 	struct url_parts p;
@@ -971,10 +1009,10 @@ static void set_options(CURL *h, const struct http_request *req, const char *url
 		(void)curl_easy_setopt(h, CURLOPT_PROXY, proxy);
 }
 
-/* One hop: a single request to url, no redirect followed. Returns 0 with a reply, or -errno
- * with x->resp->net_reason and x->resp->error set. */
-static int exchange_once(CURL *h, const struct http_request *req, const char *url,
-			 struct exchange *x)
+/* One hop: a single request to url, no redirect followed, trusting ca. Returns 0 with a
+ * reply, or -errno with x->resp->net_reason and x->resp->error set. */
+static int exchange_once(CURL *h, const struct http_request *req, const struct http_ca *ca,
+			 const char *url, struct exchange *x)
 {
 	struct http_response *resp = x->resp;
 	char curl_msg[CURL_ERROR_SIZE] = "", host[300];
@@ -995,6 +1033,12 @@ static int exchange_once(CURL *h, const struct http_request *req, const char *ur
 		return r;
 	}
 	set_options(h, req, url, x, hdrs, curl_msg);
+	if (http_ca_setopt(ca, h) < 0) {
+		resp->net_reason = FETCH_IO;
+		snprintf(resp->error, sizeof(resp->error), "out of memory");
+		r = -ENOMEM;
+		goto out;
+	}
 	c = curl_easy_perform(h);
 	host_of(url, host, sizeof(host));
 	if (x->oom) {
@@ -1013,6 +1057,7 @@ static int exchange_once(CURL *h, const struct http_request *req, const char *ur
 	} else {
 		(void)curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &resp->status);
 	}
+out:
 	(void)curl_easy_setopt(h, CURLOPT_HTTPHEADER, NULL);
 	(void)curl_easy_setopt(h, CURLOPT_ERRORBUFFER, NULL);
 	curl_slist_free_all(hdrs);
@@ -1050,6 +1095,7 @@ int http_request(const struct http_request *req, struct http_response *ret)
 {
 	struct exchange x = { .resp = ret };
 	_cleanup_free_ char *url = NULL;
+	_cleanup_(http_ca_done) struct http_ca ca = { 0 };
 	CURL *h;
 	int r;
 
@@ -1068,6 +1114,10 @@ int http_request(const struct http_request *req, struct http_response *ret)
 	url = strdup(req->url);
 	if (!url)
 		return -ENOMEM;
+	/* Per call, as the proxy: two getenv()s are nothing beside an exchange. */
+	r = http_ca_from_env(&ca);
+	if (r < 0)
+		return r;
 	h = curl_easy_init();
 	if (!h)
 		return -ENOMEM;
@@ -1075,7 +1125,7 @@ int http_request(const struct http_request *req, struct http_response *ret)
 		char *next;
 
 		log_debug("http: %s %s", req->method ? req->method : "GET", url);
-		r = exchange_once(h, req, url, &x);
+		r = exchange_once(h, req, &ca, url, &x);
 		if (r < 0)
 			break;
 		if (!req->follow_relative || !is_redirect(ret->status) ||

@@ -33,9 +33,9 @@ struct http_response {
 	char error[256];            /* words for a transport failure */
 };
 
-/* Performs req on its own curl easy handle, with Accept-Encoding: identity and the proxy
- * variables as the official client reads them (HUB_PROTOCOL.md 6: HTTP_PROXY too, unless
- * REQUEST_METHOD is set). Follows at most 5 relative redirects when asked (more: -EBADMSG);
+/* Performs req on its own curl easy handle, with Accept-Encoding: identity, and the proxy and
+ * CA variables as the official client reads them (HUB_PROTOCOL.md 6: HTTP_PROXY too, unless
+ * REQUEST_METHOD is set; SSL_CERT_FILE and SSL_CERT_DIR as xfer does, http_priv.h). Follows at most 5 relative redirects when asked (more: -EBADMSG);
  * ret's headers are the final reply's, names matched case-insensitively, the last value of a
  * repeated header kept; x_request_id falls back to X-Amzn-Trace-Id, then X-Amz-Cf-Id.
  * Returns 0 when a reply arrived (any status), else -errno of net_reason (-EHOSTUNREACH,

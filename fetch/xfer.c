@@ -22,6 +22,7 @@
 #include <curl/curl.h>
 
 #include "fetch/http.h"
+#include "fetch/http_priv.h"
 #include "fetch/xfer_priv.h"
 #include "util/cleanup.h"
 #include "util/log.h"
@@ -40,7 +41,7 @@ struct xnet {
 	/* Immutable after xfer_new(). */
 	char *endpoint, *token, *user_agent;
 	char *http_proxy; /* HTTP_PROXY for http:// URLs, which libcurl reads only in lowercase */
-	char *ca_file, *ca_dir; /* SSL_CERT_FILE, SSL_CERT_DIR: trust as Python's httpx does */
+	struct http_ca ca; /* SSL_CERT_FILE, SSL_CERT_DIR: trust as http.c does */
 	long connect_timeout_s;
 	uint64_t stall_usec;
 	CURLM *multi;
@@ -343,10 +344,7 @@ static int hop_setup(struct xnet *n, struct xhop *h, bool fresh)
 	if (n->http_proxy && strncasecmp(h->url, "http://", 7) == 0 &&
 	    curl_easy_setopt(e, CURLOPT_PROXY, n->http_proxy) != CURLE_OK)
 		return -ENOMEM;
-	if ((n->ca_file && curl_easy_setopt(e, CURLOPT_CAINFO, n->ca_file) != CURLE_OK) ||
-	    (n->ca_dir && curl_easy_setopt(e, CURLOPT_CAPATH, n->ca_dir) != CURLE_OK))
-		return -ENOMEM;
-	return 0;
+	return http_ca_setopt(&n->ca, e);
 }
 
 int xnet_hop_start(struct xfer *x, struct xreq *r, const char *url, unsigned redirects)
@@ -672,8 +670,7 @@ static struct xnet *xnet_free(struct xnet *n)
 	free(n->endpoint);
 	free(n->user_agent);
 	free(n->http_proxy);
-	free(n->ca_file);
-	free(n->ca_dir);
+	http_ca_done(&n->ca);
 	free(n);
 	return NULL;
 }
@@ -681,8 +678,8 @@ static struct xnet *xnet_free(struct xnet *n)
 /* The environment as the official client reads it (HUB_PROTOCOL.md 6): libcurl honours
  * http_proxy, HTTPS_PROXY, ALL_PROXY and NO_PROXY itself, but not the uppercase HTTP_PROXY,
  * which urllib does (except under CGI, where a client sets it; http.c does the same), nor
- * SSL_CERT_FILE and SSL_CERT_DIR, which httpx does. Read once, on the caller's thread: getenv() is not safe
- * against a concurrent setenv(). */
+ * SSL_CERT_FILE and SSL_CERT_DIR, which httpx does (http_ca_from_env(), shared with http.c).
+ * Read once, on the caller's thread: getenv() is not safe against a concurrent setenv(). */
 static int env_dup(const char *name, char **ret)
 {
 	const char *v = getenv(name);
@@ -701,7 +698,7 @@ static int xnet_new(const struct hub_config *cfg, const struct xfer_opts *o, uns
 		return -ENOMEM;
 	if ((!getenv("http_proxy") && !getenv("REQUEST_METHOD") &&
 	     env_dup("HTTP_PROXY", &n->http_proxy) < 0) ||
-	    env_dup("SSL_CERT_FILE", &n->ca_file) < 0 || env_dup("SSL_CERT_DIR", &n->ca_dir) < 0)
+	    http_ca_from_env(&n->ca) < 0)
 		return -ENOMEM;
 	n->endpoint = strdup(cfg->endpoint ? cfg->endpoint : "");
 	n->token = cfg->token && *cfg->token ? strdup(cfg->token) : NULL;

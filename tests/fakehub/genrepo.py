@@ -32,6 +32,8 @@ LFS_PATTERNS = ("*.7z", "*.arrow", "*.bin", "*.bz2", "*.ckpt", "*.gz", "*.h5", "
                 "*.model", "*.msgpack", "*.npy", "*.npz", "*.onnx", "*.parquet", "*.pb",
                 "*.pickle", "*.pkl", "*.pt", "*.pth", "*.safetensors", "*.tar", "*.tflite",
                 "*.tgz", "*.xz", "*.zip", "*.zst", "*tfevents*")
+# randbytes() draws at most this much per call; a multiple of 4 bytes (see there).
+RAND_PIECE = 64 * MiB
 FIRST_COMMIT_TIME = datetime.datetime(2024, 1, 1, tzinfo=datetime.timezone.utc)
 AUTHOR = b"fakehub <fakehub@example.invalid>"
 
@@ -44,6 +46,17 @@ def is_lfs(path, size):
 def rng_for(seed, path):
     """One generator per (seed, file), so adding a file never changes another's bytes."""
     return random.Random(f"{seed}:{path}")
+
+
+def randbytes(rng, n, piece=RAND_PIECE):
+    """rng.randbytes(n), the same bytes, drawn `piece` bytes at a time: one call overflows
+    from 256 MiB on (Python 3.11's getrandbits takes a C int of bits). getrandbits emits
+    32-bit words least significant first and takes a short last word's high bits, so pieces
+    that are multiples of 4 bytes concatenate to exactly what one call would give."""
+    assert piece > 0 and piece % 4 == 0
+    if n <= piece:
+        return rng.randbytes(n)
+    return b"".join(rng.randbytes(min(piece, n - i)) for i in range(0, n, piece))
 
 
 def dumps(obj):
@@ -80,7 +93,7 @@ def safetensors_bytes(tensors, rng):
         offset += n
     hjson = json.dumps(header, separators=(",", ":")).encode()
     hjson += b" " * (-len(hjson) % 8)
-    return len(hjson).to_bytes(8, "little") + hjson + rng.randbytes(offset)
+    return len(hjson).to_bytes(8, "little") + hjson + randbytes(rng, offset)
 
 
 def safetensors_layout(data):
@@ -136,7 +149,7 @@ def model_files(seed, shards, shard_size):
                                             "unk_token": "<unk>", "model_max_length": 2048})
     files["generation_config.json"] = dumps({"bos_token_id": 1, "eos_token_id": 2,
                                              "max_new_tokens": 64})
-    files["tiny.bin"] = rng_for(seed, "tiny.bin").randbytes(1)  # a 1-byte LFS file
+    files["tiny.bin"] = randbytes(rng_for(seed, "tiny.bin"), 1)  # a 1-byte LFS file
     return files
 
 
@@ -146,7 +159,7 @@ def dataset_files(seed, shards, shard_size):
     files = {"data/train.jsonl": ("\n".join(rows) + "\n").encode()}
     for i in range(1, shards + 1):
         name = f"data/train-{i:05d}-of-{shards:05d}.bin"
-        files[name] = rng_for(seed, name).randbytes(shard_size // 2 + i)
+        files[name] = randbytes(rng_for(seed, name), shard_size // 2 + i)
     return files
 
 

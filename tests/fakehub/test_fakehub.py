@@ -168,6 +168,15 @@ def test_git_ids_match_git(data, tmp_path):
     assert run("rev-parse", f"{commit['tree']}:nested") == commit["dirs"]["nested"]
 
 
+@pytest.mark.parametrize("n", [0, 1, 3, 4, 63, 64, 65, 128, 130, 1001])
+def test_randbytes_in_pieces_is_one_call(n):
+    """Large shards are drawn in pieces (one call overflows from 256 MiB); small pieces here
+    stand in for RAND_PIECE."""
+    one = genrepo.rng_for(0, "x").randbytes(n)
+    assert genrepo.randbytes(genrepo.rng_for(0, "x"), n, piece=64) == one
+    assert genrepo.randbytes(genrepo.rng_for(0, "x"), n, piece=4) == one
+
+
 def test_cli_moves_branch_and_prints_sha(data, tmp_path):
     d = tmp_path / "d"
     cli = [sys.executable, str(Path(genrepo.__file__)), str(d), "--repo", "org/cli",

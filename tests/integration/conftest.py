@@ -77,16 +77,28 @@ class Mount:
         return Path(self.log_path).read_text(errors="replace")
 
     def unmount(self, timeout=60):
+        """fusermount3 -u, retried while the mount is busy; then waits for the daemon to exit.
+        Returns its exit status. A mount still busy after the retries, or a daemon that does not
+        exit, fails with what held the mount or where the daemon's threads wait; either way the
+        daemon is killed and the mountpoint lazily unmounted first."""
+        busy = None
         if self.proc.poll() is None and os.path.ismount(self.path):
-            subprocess.run(["fusermount3", "-u", str(self.path)], capture_output=True,
-                           timeout=timeout)
+            busy = self._fusermount_u()
+        if busy is not None:
+            # Stacks before the kill: a kernel request the daemon never answers is one cause.
+            stacks = self._stacks()
+            holders = mount_holders(self.path)
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+            subprocess.run(["fusermount3", "-uz", str(self.path)], capture_output=True)
+            raise AssertionError(f"fusermount3 -u {self.path} failed: {busy}\n"
+                                 f"held by:\n{holders}\nlog:\n{self.log()}\n"
+                                 f"threads:\n{stacks}")
         try:
             self.proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             # Where every thread waits: the diagnosis of a daemon that does not exit.
-            stacks = subprocess.run(["gdb", "-p", str(self.proc.pid), "-batch", "-ex",
-                                     "thread apply all bt"], capture_output=True, text=True,
-                                    timeout=60).stdout if shutil.which("gdb") else ""
+            stacks = self._stacks()
             self.proc.kill()
             self.proc.wait(timeout=10)
             subprocess.run(["fusermount3", "-uz", str(self.path)], capture_output=True)
@@ -97,6 +109,94 @@ class Mount:
         log = self.log()
         assert not any(m in log for m in SANITIZER_MARKS), log
         return self.proc.returncode
+
+    def _fusermount_u(self, attempts=10, pause=0.3):
+        """Runs fusermount3 -u until it succeeds, the mount is gone or the daemon exited, at
+        most `attempts` times `pause` seconds apart (a reader closing late, a kernel request
+        finishing). Returns None on success, else fusermount3's status and stderr."""
+        for i in range(attempts):
+            if i:
+                time.sleep(pause)
+            try:
+                p = subprocess.run(["fusermount3", "-u", str(self.path)], capture_output=True,
+                                   text=True, timeout=10)
+                if p.returncode == 0:
+                    return None
+                last = f"exit {p.returncode}: {p.stderr.strip()}"
+            except subprocess.TimeoutExpired:
+                last = "timed out after 10 s"
+            if self.proc.poll() is not None or not os.path.ismount(self.path):
+                return None  # raced with the daemon's own exit; the caller sees its status
+        return f"{last} ({attempts} attempts over {(attempts - 1) * pause:.1f} s)"
+
+    def _stacks(self):
+        """Every thread's backtrace, by gdb from / (a cwd in the mount would have gdb wait on
+        the daemon it stopped)."""
+        if not shutil.which("gdb"):
+            return "(no gdb)"
+        try:
+            return subprocess.run(["gdb", "-p", str(self.proc.pid), "-batch", "-ex",
+                                   "thread apply all bt"], capture_output=True, text=True,
+                                  cwd="/", timeout=60).stdout
+        except subprocess.TimeoutExpired as e:
+            out = e.stdout.decode(errors="replace") if e.stdout else ""
+            return f"{out}\n(gdb timed out after 60 s)"
+
+
+def mount_holders(path):
+    """What keeps `path` busy, in words: `fuser -vm` if present (bounded: it stats the mount,
+    which a stuck daemon may not answer), then every process's cwd, root, fds and mappings
+    under `path` (readlink and maps on /proc never reach the FUSE daemon)."""
+    out = []
+    if shutil.which("fuser"):
+        try:
+            p = subprocess.run(["fuser", "-vm", str(path)], capture_output=True, text=True,
+                               cwd="/", timeout=10)
+            # -v writes its table to stderr but the PIDs in it to stdout.
+            table = [ln for ln in p.stderr.splitlines() if not ln.startswith("Cannot stat")]
+            out.append(f"fuser -vm (PIDs {' '.join(p.stdout.split()) or 'none'}):\n"
+                       + "\n".join(table))
+        except subprocess.TimeoutExpired:
+            out.append("fuser -vm: timed out after 10 s")
+    prefix = str(path).rstrip("/")
+
+    def under(target):
+        target = target.removesuffix(" (deleted)")
+        return target == prefix or target.startswith(prefix + "/")
+
+    def links(pid):
+        yield "cwd", f"/proc/{pid}/cwd"
+        yield "root", f"/proc/{pid}/root"
+        try:
+            for fd in os.listdir(f"/proc/{pid}/fd"):
+                yield f"fd {fd}", f"/proc/{pid}/fd/{fd}"
+        except OSError:
+            pass
+
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        hits = []
+        for what, link in links(pid):
+            try:
+                target = os.readlink(link)
+            except OSError:
+                continue  # the process or fd went away
+            if under(target):
+                hits.append(f"{what} {target}")
+        try:
+            with open(f"/proc/{pid}/maps") as f:
+                fields = [ln.split(None, 5) for ln in f]
+            hits += [f"mmap {m}" for m in sorted({x[5].strip() for x in fields if len(x) == 6})
+                     if under(m)]
+        except OSError:
+            pass
+        if hits:
+            try:
+                with open(f"/proc/{pid}/cmdline", "rb") as f:
+                    cmd = f.read().replace(b"\0", b" ").decode(errors="replace").strip()
+            except OSError:
+                cmd = "?"
+            out.append(f"pid {pid} ({cmd}): " + ", ".join(hits))
+    return "\n".join(out) or "(nothing found)"
 
 
 @pytest.fixture

@@ -1,12 +1,14 @@
 /* test_http.c: the header and URL parsers of http.h against the forms HUB_PROTOCOL.md quotes
  * (and hostile variants), the status mapping, and http_request() against a tiny HTTP server
  * forked from the test (tests/unit/minihttp.h): headers collected, relative redirects
- * followed with the token kept, the token withheld from other origins, transport failures. */
+ * followed with the token kept, the token withheld from other origins, transport failures,
+ * the proxy and CA variables. */
 #include "fetch/http.h"
 
 #include <errno.h>
 #include <stdlib.h>
 
+#include "fetch/http_priv.h"
 #include "tests/unit/check.h"
 #include "tests/unit/minihttp.h"
 
@@ -586,6 +588,57 @@ static void test_request_proxy(void)
 	ASSERT_EQ(minihttp_count(&srv_a, "GET /headers"), 2);
 }
 
+/* SSL_CERT_FILE and SSL_CERT_DIR, as xfer.c reads them too; empty is unset. */
+static void test_ca_env(void)
+{
+	struct http_ca ca;
+
+	unsetenv("SSL_CERT_FILE");
+	unsetenv("SSL_CERT_DIR");
+	ASSERT_OK(http_ca_from_env(&ca));
+	ASSERT_NULL(ca.file);
+	ASSERT_NULL(ca.dir);
+
+	setenv("SSL_CERT_FILE", "/etc/hffs-test/ca.pem", 1);
+	setenv("SSL_CERT_DIR", "", 1);
+	ASSERT_OK(http_ca_from_env(&ca));
+	ASSERT_STR_EQ(ca.file, "/etc/hffs-test/ca.pem");
+	ASSERT_NULL(ca.dir);
+	http_ca_done(&ca);
+	ASSERT_NULL(ca.file);
+
+	setenv("SSL_CERT_FILE", "", 1);
+	setenv("SSL_CERT_DIR", "/etc/hffs-test/certs", 1);
+	ASSERT_OK(http_ca_from_env(&ca));
+	ASSERT_NULL(ca.file);
+	ASSERT_STR_EQ(ca.dir, "/etc/hffs-test/certs");
+	http_ca_done(&ca);
+	http_ca_done(NULL);
+	unsetenv("SSL_CERT_FILE");
+	unsetenv("SSL_CERT_DIR");
+}
+
+/* http_request() hands SSL_CERT_FILE to curl: a bundle that is not there fails the TLS setup,
+ * right after the TCP connect (no TLS server needed), in words that name it. */
+static void test_request_ca(void)
+{
+	struct http_response r;
+	char url[96], ca[128];
+	struct http_request req = { .method = "GET", .url = url, .timeout_s = 5 };
+
+	snprintf(url, sizeof(url), "https://127.0.0.1:%d/headers", srv_a.port);
+	snprintf(ca, sizeof(ca), "%s/no-such-ca.pem", tmpdir);
+	setenv("SSL_CERT_FILE", ca, 1);
+	minihttp_clear(&srv_a);
+	ASSERT_EQ(http_request(&req, &r), fetch_reason_errno(FETCH_TLS));
+	ASSERT_EQ(r.net_reason, FETCH_TLS);
+	if (!strstr(r.error, "no-such-ca.pem"))
+		CHECK_FAIL("the error does not name SSL_CERT_FILE: %s", r.error);
+	http_response_done(&r);
+	unsetenv("SSL_CERT_FILE");
+	ASSERT_EQ(minihttp_count(&srv_a, "GET"), 0);
+}
+
 static void minihttp_tests(void)
 {
 	static const char *const proxy_vars[] = { "http_proxy",	 "HTTP_PROXY", "https_proxy",
@@ -604,6 +657,7 @@ static void minihttp_tests(void)
 	RUN(test_request_redirects);
 	RUN(test_request_errors);
 	RUN(test_request_proxy);
+	RUN(test_request_ca);
 	minihttp_stop(&srv_a);
 	minihttp_stop(&srv_b);
 	ASSERT_OK(rmdir(tmpdir));
@@ -621,6 +675,7 @@ int main(void)
 	RUN(test_url_join);
 	RUN(test_signed_url_expiry);
 	RUN(test_escape);
+	RUN(test_ca_env);
 	minihttp_tests();
 	return 0;
 }

@@ -1,0 +1,25 @@
+/* http_priv.h: what http.c shares with the other curl user, xfer.c: the TLS trust the
+ * environment names, read and set on an easy handle in one place so that metadata calls and
+ * transfers trust the same CAs. Module-internal; no curl here (check_layers.sh keeps curl in
+ * http.c and xfer.c), so a handle travels as void *. */
+#pragma once
+
+/* The CA locations as Python's httpx reads them from the environment (HUB_PROTOCOL.md 6):
+ * SSL_CERT_FILE, a PEM bundle used in place of curl's built-in one (CURLOPT_CAINFO), and
+ * SSL_CERT_DIR, a directory of c_rehash'd certificates searched as well (CURLOPT_CAPATH).
+ * Each is malloc'd, or NULL when the variable is unset or empty (curl's default stays). */
+struct http_ca {
+	char *file;
+	char *dir;
+};
+
+/* Copies SSL_CERT_FILE and SSL_CERT_DIR into ret. Any thread: getenv() only races a
+ * setenv(), which hffs never calls (tests do, between requests). -ENOMEM; ret is then partly
+ * filled, and http_ca_done() frees it either way. */
+int http_ca_from_env(struct http_ca *ret);
+/* Frees ca's strings and clears them; ca may then be reused. Takes NULL. */
+void http_ca_done(struct http_ca *ca);
+/* Sets ca on curl, a CURL * easy handle: CURLOPT_CAINFO and CURLOPT_CAPATH for the fields
+ * that are set, nothing for the others. Again after each curl_easy_reset(). Borrows ca (curl
+ * copies the strings). -ENOMEM. Any thread that owns curl. */
+int http_ca_setopt(const struct http_ca *ca, void *curl);
