@@ -188,19 +188,18 @@ static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	fuse_reply_err(req, 0);
 }
 
-/* Asks for what a sequential reader will want next, at read-ahead priority. */
-static void read_ahead(struct mount_ctx *m, const struct inode *e, struct open_file *of,
-		       uint64_t offset, uint64_t len)
+/* What a sequential reader will want next: the window to fetch at read-ahead priority
+ * (*ret_len 0: none). Touches the open file's state, so it runs before the read can be
+ * answered: once it is, the kernel may release the file on another worker. */
+static void read_ahead_plan(struct mount_ctx *m, const struct inode *e, struct open_file *of,
+			    uint64_t offset, uint64_t len, uint64_t *ret_off, uint64_t *ret_len)
 {
-	uint64_t ra_off, ra_len;
-
+	*ret_off = *ret_len = 0;
 	if (!of || !m->ra.max_window)
 		return;
 	pthread_mutex_lock(&of->lock);
-	readahead_update(&of->ra, &m->ra, offset, len, e->size, &ra_off, &ra_len);
+	readahead_update(&of->ra, &m->ra, offset, len, e->size, ret_off, ret_len);
 	pthread_mutex_unlock(&of->lock);
-	if (ra_len)
-		(void)sched_prefetch(m->sched, e, ra_off, ra_len, m->ra_fetch, XFER_PRIO_READAHEAD);
 }
 
 struct read_ctx {
@@ -237,7 +236,7 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	struct mount_ctx *m = ctx_of(req);
 	const struct inode *e = inode_get(m->t, ino);
 	struct read_ctx *rc;
-	uint64_t offset = (uint64_t)off, len;
+	uint64_t offset = (uint64_t)off, len, ra_off, ra_len;
 	int fd = -1, r;
 
 	if (!e || e->is_dir) {
@@ -255,9 +254,11 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		return;
 	}
 	*rc = (struct read_ctx){ .req = req, .offset = offset, .len = len };
+	read_ahead_plan(m, e, (struct open_file *)(uintptr_t)fi->fh, offset, len, &ra_off, &ra_len);
 	r = sched_read(m->sched, e, offset, len, read_ready, rc, &fd);
 	/* After the demand fetch is queued, so the window never goes before the read. */
-	read_ahead(m, e, (struct open_file *)(uintptr_t)fi->fh, offset, len);
+	if (ra_len)
+		(void)sched_prefetch(m->sched, e, ra_off, ra_len, m->ra_fetch, XFER_PRIO_READAHEAD);
 	if (r == 0)
 		return; /* parked: read_ready() replies */
 	free(rc);
