@@ -149,6 +149,19 @@ static bool feed_chunk(struct prefetch *p, const struct inode *f, uint64_t o, ui
 
 	if (!missing)
 		return true;
+	/* Near the cache's limits a smaller piece may still fit: from the first missing block,
+	 * halve down to one block. */
+	if (missing > CACHE_BLOCK_SIZE_DEFAULT && !budget_room(p->o.budget, missing)) {
+		while (!sched_missing(p->s, f, o, CACHE_BLOCK_SIZE_DEFAULT)) {
+			o += CACHE_BLOCK_SIZE_DEFAULT;
+			len -= CACHE_BLOCK_SIZE_DEFAULT;
+		}
+		do {
+			len = MAX(CACHE_BLOCK_SIZE_DEFAULT, len / 2 / CACHE_BLOCK_SIZE_DEFAULT *
+								    CACHE_BLOCK_SIZE_DEFAULT);
+			missing = sched_missing(p->s, f, o, len);
+		} while (missing > CACHE_BLOCK_SIZE_DEFAULT && !budget_room(p->o.budget, missing));
+	}
 	if (!wait_room(p, missing))
 		return false;
 	while ((r = sched_wait_background(p->s, inflight_limit(p), 500)) == 0)
@@ -337,7 +350,8 @@ static bool pass(struct prefetch *p)
 	_cleanup_free_ const struct inode **shards = NULL;
 	size_t nshards;
 
-	check_space(p);
+	if (p->stats.passes) /* the first pass was checked at start */
+		check_space(p);
 	set_phase(p, PREFETCH_SMALL);
 	for (size_t i = 0; i < p->nfiles; i++)
 		if (is_small(p->files[i]) && !is_shard(p->files[i]) &&
@@ -459,6 +473,8 @@ int prefetch_start(struct sched *s, const struct inode_table *t, const struct pr
 	p->stats.files_wanted = (unsigned)p->nfiles;
 	pthread_mutex_init(&p->lock, NULL);
 	pthread_cond_init(&p->cond, NULL);
+	/* On the caller's thread: before the mount is ready, the warning reaches the terminal. */
+	check_space(p);
 	if (pthread_create(&p->thread, NULL, prefetch_main, p) != 0) {
 		pthread_cond_destroy(&p->cond);
 		pthread_mutex_destroy(&p->lock);
