@@ -19,14 +19,14 @@
 #include "cache/db.h"
 #include "cache/evict.h"
 #include "cache/verify.h"
+#include "cli/cache_target.h"
+#include "cli/cache_view.h"
 #include "fetch/hub.h"
-#include "fetch/hub_json.h"
 #include "fs/pins.h"
 #include "util/cleanup.h"
 #include "util/jsonw.h"
 #include "util/log.h"
 #include "util/parse.h"
-#include "util/proc.h"
 #include "util/timeutil.h"
 
 static const char cache_usage[] =
@@ -117,208 +117,8 @@ bad:
 	return 2;
 }
 
-/* ---- what the index holds ---- */
-
-struct ref_item {
-	char *repo_key;
-	char *revision;
-	char commit[41];
-};
-
-struct tree_item {
-	char *repo_key;
-	char commit[41];
-	struct hub_tree tree; /* empty when unreadable */
-	bool unreadable;
-};
-
-/* The refs, trees and live mounts of the index, read once. Single thread. */
-struct cache_view {
-	const char *dir;
-	struct cache_db *db;
-	struct ref_item *refs;
-	size_t nrefs;
-	struct tree_item *trees;
-	size_t ntrees;
-	struct db_mount *mounts; /* only those whose daemon is alive */
-	size_t nmounts;
-};
-
-static int collect_ref(void *ud, const char *repo_key, const char *revision, const char *commit)
-{
-	struct cache_view *v = ud;
-	struct ref_item *p = reallocarray(v->refs, v->nrefs + 1, sizeof(*p));
-
-	if (!p)
-		return -ENOMEM;
-	v->refs = p;
-	p = &v->refs[v->nrefs];
-	p->repo_key = strdup(repo_key);
-	p->revision = strdup(revision);
-	memcpy(p->commit, commit, sizeof(p->commit));
-	if (!p->repo_key || !p->revision) {
-		free(p->repo_key);
-		free(p->revision);
-		return -ENOMEM;
-	}
-	v->nrefs++;
-	return 0;
-}
-
-static int collect_tree(void *ud, const char *repo_key, const char *commit, const void *data,
-			size_t len)
-{
-	struct cache_view *v = ud;
-	struct tree_item *p = reallocarray(v->trees, v->ntrees + 1, sizeof(*p));
-
-	if (!p)
-		return -ENOMEM;
-	v->trees = p;
-	p = &v->trees[v->ntrees];
-	memset(p, 0, sizeof(*p));
-	p->repo_key = strdup(repo_key);
-	if (!p->repo_key)
-		return -ENOMEM;
-	snprintf(p->commit, sizeof(p->commit), "%s", commit);
-	/* A tree this build cannot read is kept, marked: what uses it is left alone. */
-	p->unreadable = hub_json_tree_page(data, len, &p->tree) < 0;
-	v->ntrees++;
-	return 0;
-}
-
-
-static int collect_mount(void *ud, const struct db_mount *m)
-{
-	struct cache_view *v = ud;
-	struct db_mount *p;
-
-	if (!proc_hffs_alive(m->pid))
-		return 0;
-	p = reallocarray(v->mounts, v->nmounts + 1, sizeof(*p));
-	if (!p)
-		return -ENOMEM;
-	v->mounts = p;
-	v->mounts[v->nmounts++] = *m;
-	return 0;
-}
-
-static void view_done(struct cache_view *v)
-{
-	for (size_t i = 0; i < v->nrefs; i++) {
-		free(v->refs[i].repo_key);
-		free(v->refs[i].revision);
-	}
-	for (size_t i = 0; i < v->ntrees; i++) {
-		free(v->trees[i].repo_key);
-		hub_tree_done(&v->trees[i].tree);
-	}
-	free(v->refs);
-	free(v->trees);
-	free(v->mounts);
-	v->refs = NULL;
-	v->trees = NULL;
-	v->mounts = NULL;
-	v->nrefs = v->ntrees = v->nmounts = 0;
-}
-
-/* Reads refs, trees and live mounts (again, when called twice). */
-static int view_load(struct cache_view *v)
-{
-	int r;
-
-	view_done(v);
-	r = db_ref_foreach(v->db, collect_ref, v);
-	if (r >= 0)
-		r = db_tree_foreach(v->db, collect_tree, v);
-	if (r >= 0)
-		r = db_mount_foreach(v->db, collect_mount, v);
-	if (r < 0)
-		log_err("cannot read the cache index in '%s': %s", v->dir, strerror(-r));
-	return r;
-}
-
-static struct tree_item *view_tree(struct cache_view *v, const char *repo_key, const char *commit)
-{
-	for (size_t i = 0; i < v->ntrees; i++)
-		if (!strcmp(v->trees[i].repo_key, repo_key) && !strcmp(v->trees[i].commit, commit))
-			return &v->trees[i];
-	return NULL;
-}
-
-/* The live mount of repo_key at commit (any commit when NULL), or NULL. */
-static const struct db_mount *view_mount(const struct cache_view *v, const char *repo_key,
-					 const char *commit)
-{
-	for (size_t i = 0; i < v->nmounts; i++)
-		if (!strcmp(v->mounts[i].repo_key, repo_key) &&
-		    (!commit || !strcmp(v->mounts[i].commit, commit)))
-			return &v->mounts[i];
-	return NULL;
-}
-
-/* Whether e is a file with bytes to cache (empty files have no data file). */
-static bool has_data(const struct hub_entry *e)
-{
-	return !e->is_dir && e->size > 0;
-}
-
-/* The blobs of every live mount. When it cannot be told what a mount uses, the caller
- * removes nothing. */
-static int view_pins(struct cache_view *v, struct evict_pins *pins)
-{
-	char why[512] = "";
-	int r = pins_live_mounts(v->db, pins, why, sizeof(why));
-
-	if (r == -EBADMSG)
-		log_err("%s; nothing was removed", why);
-	else if (r < 0)
-		log_err("cannot read the mounts of '%s': %s", v->dir, strerror(-r));
-	return r;
-}
-
-/* ---- blob records ---- */
-
-struct blob_row {
-	char cid[CID_MAX];
-	struct blob_rec rec;
-};
-
-/* Every blob record, in cid order (the index's key order is strcmp order for cids). */
-struct blob_table {
-	struct blob_row *v;
-	size_t n, cap;
-};
-
-static int collect_blob(void *ud, const char *cid, const struct blob_rec *rec)
-{
-	struct blob_table *t = ud;
-
-	if (t->n == t->cap) {
-		size_t cap = t->cap ? t->cap * 2 : 256;
-		struct blob_row *v = reallocarray(t->v, cap, sizeof(*v));
-
-		if (!v)
-			return -ENOMEM;
-		t->v = v;
-		t->cap = cap;
-	}
-	snprintf(t->v[t->n].cid, CID_MAX, "%s", cid);
-	t->v[t->n++].rec = *rec;
-	return 0;
-}
-
-static int row_cmp(const void *key, const void *row)
-{
-	return strcmp(key, ((const struct blob_row *)row)->cid);
-}
-
-static const struct blob_row *blob_find(const struct blob_table *t, const char *cid)
-{
-	return t->n ? bsearch(cid, t->v, t->n, sizeof(*t->v), row_cmp) : NULL;
-}
-
 /* Bytes of a blob the cache holds: whole blocks, the last one only as long as the blob. */
-static uint64_t blob_cached(struct cache_db *db, const struct blob_row *b)
+static uint64_t blob_cached(struct cache_db *db, const struct cache_view_blob *b)
 {
 	_cleanup_free_ uint8_t *map = NULL;
 	const struct blob_rec *r = &b->rec;
@@ -335,36 +135,6 @@ static uint64_t blob_cached(struct cache_db *db, const struct blob_row *b)
 	return r->blocks_present * r->block_size -
 	       (bitmap_test(map, n - 1) ? r->block_size - block_len(r->size, r->block_size, n - 1) :
 					  0);
-}
-
-/* ---- opening ---- */
-
-/* Opens the index of dir without creating one. 1 when opened, 0 when there is none (the
- * caller says so), -errno with the reason logged. */
-static int cache_open(const char *dir, struct cache_db **ret)
-{
-	char path[PATH_MAX];
-	int r;
-
-	if (snprintf(path, sizeof(path), "%s/index/data.mdb", dir) >= (int)sizeof(path))
-		return -ENAMETOOLONG;
-	if (access(path, F_OK) < 0)
-		return errno == ENOENT || errno == ENOTDIR ? 0 : -errno;
-	r = db_open(dir, ret);
-	if (r == -EPROTONOSUPPORT)
-		log_err("the cache index in '%s' was written by another version of hffs (this one "
-			"reads schema %u); it was not touched: use that version, or remove the "
-			"directory",
-			dir, (unsigned)DB_SCHEMA_VERSION);
-	else if (r < 0)
-		log_err("cannot open the cache index in '%s': %s", dir, strerror(-r));
-	return r < 0 ? r : 1;
-}
-
-/* "models/org/name" -> "org/name": the form people type. */
-static const char *repo_display(const char *repo_key)
-{
-	return strncmp(repo_key, "models/", 7) ? repo_key : repo_key + 7;
 }
 
 static const char *format_time(uint64_t usec, char *buf, size_t len)
@@ -386,69 +156,6 @@ static void json_time(struct jsonw *w, const char *key, uint64_t usec)
 		jsonw_null(w, key);
 }
 
-/* ---- REPO[@REV] ---- */
-
-struct target {
-	char repo_key[256];
-	const char *rev; /* NULL: every revision */
-	char spec[512]; /* as given, for messages */
-};
-
-/* Parses REPO[@REV]. Returns 0, or 2 (bad usage, said why). */
-static int target_parse(const char *spec, struct target *t)
-{
-	struct hub_repo repo;
-	struct hub_error err;
-	char *at;
-
-	memset(t, 0, sizeof(*t));
-	if (snprintf(t->spec, sizeof(t->spec), "%s", spec) >= (int)sizeof(t->spec)) {
-		log_err("'%.64s...' is too long for REPO[@REV]", spec);
-		return 2;
-	}
-	at = strchr(t->spec, '@');
-	if (at)
-		*at = '\0';
-	if (hub_repo_parse(t->spec, &repo, &err) < 0) {
-		log_err("%s", err.message);
-		return 2;
-	}
-	if (hub_repo_key(&repo, t->repo_key, sizeof(t->repo_key)) < 0) {
-		log_err("'%s': the repo id is too long", t->spec);
-		return 2;
-	}
-	if (at) {
-		*at = '@';
-		t->rev = at + 1;
-		if (!*t->rev) {
-			log_err("'%s': the revision after '@' is empty", spec);
-			return 2;
-		}
-	}
-	return 0;
-}
-
-static bool ref_selected(const struct ref_item *r, const struct target *t)
-{
-	return !strcmp(r->repo_key, t->repo_key) &&
-	       (!t->rev || !strcmp(r->revision, t->rev) || !strcmp(r->commit, t->rev));
-}
-
-/* Whether the tree of commit is selected by t: every tree of the repo; with a revision, the
- * commit it names (a ref's or the commit itself). */
-static bool tree_selected(const struct cache_view *v, const struct tree_item *tr,
-			  const struct target *t)
-{
-	if (strcmp(tr->repo_key, t->repo_key))
-		return false;
-	if (!t->rev || !strcmp(tr->commit, t->rev))
-		return true;
-	for (size_t i = 0; i < v->nrefs; i++)
-		if (ref_selected(&v->refs[i], t) && !strcmp(v->refs[i].commit, tr->commit))
-			return true;
-	return false;
-}
-
 /* ---- hffs cache ls ---- */
 
 struct tree_stats {
@@ -458,7 +165,6 @@ struct tree_stats {
 
 struct ls_ctx {
 	struct cache_view *v;
-	struct blob_table blobs;
 	struct tree_stats *stats; /* per tree */
 	uint64_t *disk; /* per blob row, its data file's usage */
 	uint64_t *cached; /* per blob row */
@@ -474,19 +180,19 @@ static void cids_stats(const struct ls_ctx *c, const char **cids, size_t n, stru
 {
 	qsort(cids, n, sizeof(*cids), cid_cmp);
 	for (size_t i = 0; i < n; i++) {
-		const struct blob_row *b;
+		const struct cache_view_blob *b;
 
 		if (i && !strcmp(cids[i - 1], cids[i]))
 			continue;
-		b = blob_find(&c->blobs, cids[i]);
+		b = cache_view_find_blob(c->v, cids[i]);
 		if (!b)
 			continue;
-		s->disk += c->disk[b - c->blobs.v];
+		s->disk += c->disk[b - c->v->blobs];
 		s->last_use = MAX(s->last_use, b->rec.last_access);
 	}
 }
 
-static int tree_stats(const struct ls_ctx *c, const struct tree_item *t, struct tree_stats *s)
+static int tree_stats(const struct ls_ctx *c, const struct cache_view_tree *t, struct tree_stats *s)
 {
 	_cleanup_free_ const char **cids = calloc(t->tree.n + 1, sizeof(*cids));
 	size_t n = 0;
@@ -496,18 +202,18 @@ static int tree_stats(const struct ls_ctx *c, const struct tree_item *t, struct 
 	memset(s, 0, sizeof(*s));
 	for (size_t i = 0; i < t->tree.n; i++) {
 		const struct hub_entry *e = &t->tree.v[i];
-		const struct blob_row *b;
+		const struct cache_view_blob *b;
 
 		if (e->is_dir)
 			continue;
 		s->files++;
 		s->total += e->size;
-		if (!has_data(e))
+		if (!cache_view_has_data(e))
 			continue;
 		cids[n++] = hub_entry_cid(e);
-		b = blob_find(&c->blobs, hub_entry_cid(e));
+		b = cache_view_find_blob(c->v, hub_entry_cid(e));
 		if (b)
-			s->cached += MIN(c->cached[b - c->blobs.v], e->size);
+			s->cached += MIN(c->cached[b - c->v->blobs], e->size);
 	}
 	cids_stats(c, cids, n, s);
 	return 0;
@@ -527,12 +233,12 @@ static int repo_stats(const struct ls_ctx *c, const char *repo_key, struct tree_
 	if (!cids)
 		return -ENOMEM;
 	for (size_t i = 0; i < c->v->ntrees; i++) {
-		const struct tree_item *t = &c->v->trees[i];
+		const struct cache_view_tree *t = &c->v->trees[i];
 
 		if (strcmp(t->repo_key, repo_key))
 			continue;
 		for (size_t k = 0; k < t->tree.n; k++)
-			if (has_data(&t->tree.v[k]))
+			if (cache_view_has_data(&t->tree.v[k]))
 				cids[n++] = hub_entry_cid(&t->tree.v[k]);
 	}
 	cids_stats(c, cids, n, s);
@@ -541,20 +247,18 @@ static int repo_stats(const struct ls_ctx *c, const char *repo_key, struct tree_
 
 static int ls_prepare(struct ls_ctx *c)
 {
-	int r = db_blob_foreach(c->v->db, collect_blob, &c->blobs);
+	int r = cache_view_load_blobs(c->v);
 
-	if (r < 0) {
-		log_err("cannot read the blob records of '%s': %s", c->v->dir, strerror(-r));
+	if (r < 0)
 		return r;
-	}
-	c->disk = calloc(c->blobs.n + 1, sizeof(*c->disk));
-	c->cached = calloc(c->blobs.n + 1, sizeof(*c->cached));
+	c->disk = calloc(c->v->nblobs + 1, sizeof(*c->disk));
+	c->cached = calloc(c->v->nblobs + 1, sizeof(*c->cached));
 	c->stats = calloc(c->v->ntrees + 1, sizeof(*c->stats));
 	if (!c->disk || !c->cached || !c->stats)
 		return -ENOMEM;
-	for (size_t i = 0; i < c->blobs.n; i++) {
-		c->disk[i] = blob_disk_usage(c->v->dir, c->blobs.v[i].cid);
-		c->cached[i] = blob_cached(c->v->db, &c->blobs.v[i]);
+	for (size_t i = 0; i < c->v->nblobs; i++) {
+		c->disk[i] = blob_disk_usage(c->v->dir, c->v->blobs[i].cid);
+		c->cached[i] = blob_cached(c->v->db, &c->v->blobs[i]);
 	}
 	for (size_t i = 0; i < c->v->ntrees; i++) {
 		r = tree_stats(c, &c->v->trees[i], &c->stats[i]);
@@ -577,8 +281,8 @@ static void ls_row_text(const struct ls_row *r)
 {
 	char a[32], b[32], d[32], t[32];
 
-	printf("%-32s %-12s %-12.12s", repo_display(r->repo_key), r->revision ? r->revision : "-",
-	       r->commit);
+	printf("%-32s %-12s %-12.12s", cache_view_repo_display(r->repo_key),
+	       r->revision ? r->revision : "-", r->commit);
 	if (!r->st) {
 		printf("  (file list missing or unreadable)\n");
 		return;
@@ -612,13 +316,13 @@ static void ls_row_json(struct jsonw *w, const struct ls_row *r)
 static void ls_emit(struct ls_ctx *c, struct jsonw *w, const char *repo_key, const char *revision,
 		    const char *commit, size_t *nrows)
 {
-	const struct tree_item *t = view_tree(c->v, repo_key, commit);
+	const struct cache_view_tree *t = cache_view_find_tree(c->v, repo_key, commit);
 	struct ls_row r = {
 		.repo_key = repo_key,
 		.revision = revision,
 		.commit = commit,
 		.st = t && !t->unreadable ? &c->stats[t - c->v->trees] : NULL,
-		.in_use = view_mount(c->v, repo_key, commit) != NULL,
+		.in_use = cache_view_find_mount(c->v, repo_key, commit) != NULL,
 	};
 
 	if (w)
@@ -640,7 +344,7 @@ static void ls_repo(struct ls_ctx *c, struct jsonw *w, const char *repo_key, siz
 			jsonw_uint(w, "disk", rs.disk);
 			json_time(w, "last_use", rs.last_use);
 		}
-		jsonw_bool(w, "in_use", view_mount(c->v, repo_key, NULL) != NULL);
+		jsonw_bool(w, "in_use", cache_view_find_mount(c->v, repo_key, NULL) != NULL);
 		jsonw_begin_array(w, "revisions");
 	}
 	for (size_t i = 0; i < c->v->nrefs; i++)
@@ -648,7 +352,7 @@ static void ls_repo(struct ls_ctx *c, struct jsonw *w, const char *repo_key, siz
 			ls_emit(c, w, repo_key, c->v->refs[i].revision, c->v->refs[i].commit,
 				nrows);
 	for (size_t i = 0; i < c->v->ntrees; i++) {
-		const struct tree_item *t = &c->v->trees[i];
+		const struct cache_view_tree *t = &c->v->trees[i];
 		bool named = false;
 
 		if (strcmp(t->repo_key, repo_key))
@@ -695,10 +399,10 @@ static void ls_totals(const struct ls_ctx *c, struct jsonw *w, size_t nrows, siz
 	char a[32], b[32];
 	bool space = evict_fs_space(c->v->dir, &total, &avail) == 0;
 
-	for (size_t i = 0; i < c->blobs.n; i++)
+	for (size_t i = 0; i < c->v->nblobs; i++)
 		usage += c->disk[i];
 	if (w) {
-		jsonw_uint(w, "blobs", c->blobs.n);
+		jsonw_uint(w, "blobs", c->v->nblobs);
 		jsonw_uint(w, "disk", usage);
 		if (space)
 			jsonw_uint(w, "fs_avail", avail);
@@ -708,7 +412,7 @@ static void ls_totals(const struct ls_ctx *c, struct jsonw *w, size_t nrows, siz
 	}
 	printf("%zu revision%s of %zu repo%s; %s of data in %zu blob%s", nrows,
 	       nrows == 1 ? "" : "s", nrepos, nrepos == 1 ? "" : "s",
-	       format_size(usage, a, sizeof(a)), c->blobs.n, c->blobs.n == 1 ? "" : "s");
+	       format_size(usage, a, sizeof(a)), c->v->nblobs, c->v->nblobs == 1 ? "" : "s");
 	if (space)
 		printf("; %s free", format_size(avail, b, sizeof(b)));
 	putchar('\n');
@@ -742,7 +446,6 @@ static int cache_ls(struct cache_view *v, bool json)
 		putchar('\n');
 	}
 out:
-	free(c.blobs.v);
 	free(c.disk);
 	free(c.cached);
 	free(c.stats);
@@ -785,18 +488,18 @@ static void rm_plan_done(struct rm_plan *p)
 }
 
 /* Whether a ref that stays names commit. */
-static bool commit_kept_by_ref(const struct cache_view *v, const struct target *t,
+static bool commit_kept_by_ref(const struct cache_view *v, const struct cache_target *t,
 			       const char *commit)
 {
 	for (size_t i = 0; i < v->nrefs; i++)
-		if (!strcmp(v->refs[i].repo_key, t->repo_key) && !ref_selected(&v->refs[i], t) &&
-		    !strcmp(v->refs[i].commit, commit))
+		if (!strcmp(v->refs[i].repo_key, t->repo_key) &&
+		    !cache_target_has_ref(t, &v->refs[i]) && !strcmp(v->refs[i].commit, commit))
 			return true;
 	return false;
 }
 
 /* What `rm` of t drops: its refs, and its trees no other ref of the repo still names. */
-static int rm_plan_make(const struct cache_view *v, const struct target *t, struct rm_plan *p)
+static int rm_plan_make(const struct cache_view *v, const struct cache_target *t, struct rm_plan *p)
 {
 	memset(p, 0, sizeof(*p));
 	p->revisions = calloc(v->nrefs + 1, sizeof(*p->revisions));
@@ -804,13 +507,13 @@ static int rm_plan_make(const struct cache_view *v, const struct target *t, stru
 	if (!p->revisions || !p->commits)
 		return -ENOMEM;
 	for (size_t i = 0; i < v->nrefs; i++)
-		if (ref_selected(&v->refs[i], t))
+		if (cache_target_has_ref(t, &v->refs[i]))
 			p->revisions[p->nrevisions++] = v->refs[i].revision;
 	for (size_t i = 0; i < v->ntrees; i++) {
-		const struct tree_item *tr = &v->trees[i];
+		const struct cache_view_tree *tr = &v->trees[i];
 		int r;
 
-		if (!tree_selected(v, tr, t) || commit_kept_by_ref(v, t, tr->commit))
+		if (!cache_target_has_tree(t, v, tr) || commit_kept_by_ref(v, t, tr->commit))
 			continue;
 		p->commits[p->ncommits++] = tr->commit;
 		r = pins_add_tree(&p->drop, &tr->tree);
@@ -821,11 +524,11 @@ static int rm_plan_make(const struct cache_view *v, const struct target *t, stru
 }
 
 /* The live mount that uses a tree rm would drop, or NULL. */
-static const struct db_mount *rm_conflict(const struct cache_view *v, const struct target *t,
+static const struct db_mount *rm_conflict(const struct cache_view *v, const struct cache_target *t,
 					  const struct rm_plan *p)
 {
 	for (size_t i = 0; i < p->ncommits; i++) {
-		const struct db_mount *m = view_mount(v, t->repo_key, p->commits[i]);
+		const struct db_mount *m = cache_view_find_mount(v, t->repo_key, p->commits[i]);
 
 		if (m)
 			return m;
@@ -835,19 +538,19 @@ static const struct db_mount *rm_conflict(const struct cache_view *v, const stru
 
 /* The blobs of trees that stay, and of live mounts: what rm must keep. -EBADMSG when a tree
  * that stays cannot be read (its blobs are unknown, so none is removed). */
-static int rm_keep_set(struct cache_view *v, const struct target *t, struct evict_pins *keep)
+static int rm_keep_set(struct cache_view *v, const struct cache_target *t, struct evict_pins *keep)
 {
-	int r = view_pins(v, keep);
+	int r = cache_view_pins(v, keep);
 
 	for (size_t i = 0; r >= 0 && i < v->ntrees; i++) {
-		const struct tree_item *tr = &v->trees[i];
+		const struct cache_view_tree *tr = &v->trees[i];
 
-		if (tree_selected(v, tr, t) && !commit_kept_by_ref(v, t, tr->commit))
+		if (cache_target_has_tree(t, v, tr) && !commit_kept_by_ref(v, t, tr->commit))
 			continue;
 		if (tr->unreadable) {
 			log_warn("the file list of %s at %.12s is unreadable: no data was removed, "
 				 "since it may use some",
-				 repo_display(tr->repo_key), tr->commit);
+				 cache_view_repo_display(tr->repo_key), tr->commit);
 			return -EBADMSG;
 		}
 		r = pins_add_tree(keep, &tr->tree);
@@ -856,7 +559,7 @@ static int rm_keep_set(struct cache_view *v, const struct target *t, struct evic
 }
 
 /* Drops the refs and trees of the plan, then the blobs nothing else uses. */
-static int rm_apply(struct cache_view *v, const struct target *t, struct rm_plan *p,
+static int rm_apply(struct cache_view *v, const struct cache_target *t, struct rm_plan *p,
 		    size_t *ret_blobs, uint64_t *ret_freed)
 {
 	struct evict_pins keep = { 0 };
@@ -896,8 +599,8 @@ static int rm_apply(struct cache_view *v, const struct target *t, struct rm_plan
 	return r < 0 ? r : 0;
 }
 
-static void rm_report(const struct target *t, const struct rm_plan *p, size_t blobs, uint64_t freed,
-		      bool json)
+static void rm_report(const struct cache_target *t, const struct rm_plan *p, size_t blobs,
+		      uint64_t freed, bool json)
 {
 	struct jsonw w;
 	char a[32];
@@ -927,7 +630,7 @@ static void rm_report(const struct target *t, const struct rm_plan *p, size_t bl
 	putchar('\n');
 }
 
-static int cache_rm(struct cache_view *v, const struct target *t, bool json)
+static int cache_rm(struct cache_view *v, const struct cache_target *t, bool json)
 {
 	struct rm_plan p;
 	const struct db_mount *m;
@@ -977,9 +680,9 @@ static int gc_evict(struct cache_view *v, struct gc_report *g)
 		log_err("cannot take the eviction lock of '%s': %s", v->dir, strerror(-fd));
 		return fd;
 	}
-	r = view_load(v);
+	r = cache_view_load(v);
 	if (r >= 0)
-		r = view_pins(v, &pins);
+		r = cache_view_pins(v, &pins);
 	if (r >= 0) {
 		r = evict_orphans(v->db, v->dir, &pins, &g->orphans);
 		if (r < 0)
@@ -1118,7 +821,7 @@ static const char *const bad_kind_str[] = {
 };
 
 struct bad_blob {
-	const struct blob_row *row;
+	const struct cache_view_blob *row;
 	enum bad_kind kind;
 	char actual[CID_MAX];
 	const struct db_mount *in_use; /* set: left as is */
@@ -1127,7 +830,6 @@ struct bad_blob {
 
 struct verify_ctx {
 	struct cache_view *v;
-	struct blob_table blobs;
 	struct evict_pins only; /* with REPO[@REV]: the blobs to check */
 	bool selected;
 	size_t checked, good, partial, errors;
@@ -1137,7 +839,8 @@ struct verify_ctx {
 };
 
 /* Hashes one complete blob. 0 good, 1 bad (filled in), -errno when it could not be read. */
-static int verify_one(const struct verify_ctx *c, const struct blob_row *b, struct bad_blob *ret)
+static int verify_one(const struct verify_ctx *c, const struct cache_view_blob *b,
+		      struct bad_blob *ret)
 {
 	char path[PATH_MAX];
 	_cleanup_close_ int fd = -1;
@@ -1163,7 +866,7 @@ static int verify_one(const struct verify_ctx *c, const struct blob_row *b, stru
 	return r;
 }
 
-static bool verify_wanted(struct verify_ctx *c, const struct blob_row *b)
+static bool verify_wanted(struct verify_ctx *c, const struct cache_view_blob *b)
 {
 	if (c->selected && !evict_pins_has(&c->only, b->cid))
 		return false;
@@ -1172,11 +875,11 @@ static bool verify_wanted(struct verify_ctx *c, const struct blob_row *b)
 
 static int verify_all(struct verify_ctx *c)
 {
-	c->bad = calloc(c->blobs.n + 1, sizeof(*c->bad));
+	c->bad = calloc(c->v->nblobs + 1, sizeof(*c->bad));
 	if (!c->bad)
 		return -ENOMEM;
-	for (size_t i = 0; i < c->blobs.n; i++) {
-		const struct blob_row *b = &c->blobs.v[i];
+	for (size_t i = 0; i < c->v->nblobs; i++) {
+		const struct cache_view_blob *b = &c->v->blobs[i];
 		int r;
 
 		if (!verify_wanted(c, b))
@@ -1207,12 +910,13 @@ static const struct db_mount *verify_user(struct cache_view *v, const char *cid)
 {
 	for (size_t i = 0; i < v->nmounts; i++) {
 		const struct db_mount *m = &v->mounts[i];
-		const struct tree_item *t = view_tree(v, m->repo_key, m->commit);
+		const struct cache_view_tree *t = cache_view_find_tree(v, m->repo_key, m->commit);
 
 		if (!t || t->unreadable)
 			return m; /* unknown: treat as used */
 		for (size_t k = 0; k < t->tree.n; k++)
-			if (has_data(&t->tree.v[k]) && !strcmp(hub_entry_cid(&t->tree.v[k]), cid))
+			if (cache_view_has_data(&t->tree.v[k]) &&
+			    !strcmp(hub_entry_cid(&t->tree.v[k]), cid))
 				return m;
 	}
 	return NULL;
@@ -1229,7 +933,7 @@ static int verify_drop(struct verify_ctx *c)
 		log_err("cannot take the eviction lock of '%s': %s", c->v->dir, strerror(-fd));
 		return fd;
 	}
-	r = view_load(c->v);
+	r = cache_view_load(c->v);
 	for (size_t i = 0; r >= 0 && i < c->nbad; i++) {
 		struct bad_blob *b = &c->bad[i];
 		char path[PATH_MAX];
@@ -1260,12 +964,14 @@ static int verify_drop(struct verify_ctx *c)
 static const char *blob_name(const struct cache_view *v, const char *cid, char *buf, size_t len)
 {
 	for (size_t i = 0; i < v->ntrees; i++) {
-		const struct tree_item *t = &v->trees[i];
+		const struct cache_view_tree *t = &v->trees[i];
 
 		for (size_t k = 0; k < t->tree.n; k++) {
-			if (!has_data(&t->tree.v[k]) || strcmp(hub_entry_cid(&t->tree.v[k]), cid))
+			if (!cache_view_has_data(&t->tree.v[k]) ||
+			    strcmp(hub_entry_cid(&t->tree.v[k]), cid))
 				continue;
-			snprintf(buf, len, "%s: %s", repo_display(t->repo_key), t->tree.v[k].path);
+			snprintf(buf, len, "%s: %s", cache_view_repo_display(t->repo_key),
+				 t->tree.v[k].path);
 			return buf;
 		}
 	}
@@ -1346,15 +1052,15 @@ static void verify_report(const struct verify_ctx *c, bool json)
 }
 
 /* With REPO[@REV]: the blobs of its trees. */
-static int verify_select(struct verify_ctx *c, const struct target *t)
+static int verify_select(struct verify_ctx *c, const struct cache_target *t)
 {
 	bool any = false;
 
 	for (size_t i = 0; i < c->v->ntrees; i++) {
-		const struct tree_item *tr = &c->v->trees[i];
+		const struct cache_view_tree *tr = &c->v->trees[i];
 		int r;
 
-		if (!tree_selected(c->v, tr, t))
+		if (!cache_target_has_tree(t, c->v, tr))
 			continue;
 		any = true;
 		r = pins_add_tree(&c->only, &tr->tree);
@@ -1369,23 +1075,19 @@ static int verify_select(struct verify_ctx *c, const struct target *t)
 	return 0;
 }
 
-static int cache_verify(struct cache_view *v, const struct target *t, bool json)
+static int cache_verify(struct cache_view *v, const struct cache_target *t, bool json)
 {
 	struct verify_ctx c = { .v = v };
 	int r = t ? verify_select(&c, t) : 0;
 
-	if (r >= 0) {
-		r = db_blob_foreach(v->db, collect_blob, &c.blobs);
-		if (r < 0)
-			log_err("cannot read the blob records of '%s': %s", v->dir, strerror(-r));
-	}
+	if (r >= 0)
+		r = cache_view_load_blobs(v);
 	if (r >= 0)
 		r = verify_all(&c);
 	if (r >= 0 && c.nbad)
 		r = verify_drop(&c);
 	if (r >= 0)
 		verify_report(&c, json);
-	free(c.blobs.v);
 	free(c.bad);
 	evict_pins_done(&c.only);
 	return r < 0 || c.nbad || c.errors ? 1 : 0;
@@ -1394,7 +1096,7 @@ static int cache_verify(struct cache_view *v, const struct target *t, bool json)
 /* ---- dispatch ---- */
 
 static int run_sub(const char *sub, struct cache_view *v, const struct cache_opts *o,
-		   const struct target *t)
+		   const struct cache_target *t)
 {
 	if (!strcmp(sub, "ls"))
 		return cache_ls(v, o->json);
@@ -1408,7 +1110,7 @@ static int run_sub(const char *sub, struct cache_view *v, const struct cache_opt
 /* rm takes the eviction lock for its whole run: its pins and its removals must see one
  * state. gc and verify take it only for their removals (hashing can take minutes). */
 static int run_locked(const char *sub, struct cache_view *v, const struct cache_opts *o,
-		      const struct target *t)
+		      const struct cache_target *t)
 {
 	int fd = -1, r;
 
@@ -1419,7 +1121,7 @@ static int run_locked(const char *sub, struct cache_view *v, const struct cache_
 			return 1;
 		}
 	}
-	r = view_load(v) < 0 ? 1 : run_sub(sub, v, o, t);
+	r = cache_view_load(v) < 0 ? 1 : run_sub(sub, v, o, t);
 	if (fd >= 0)
 		close(fd);
 	return r;
@@ -1440,7 +1142,7 @@ int cmd_cache(int argc, char **argv)
 	struct cache_opts o = { 0 };
 	_cleanup_free_ char *dir = NULL;
 	struct cache_view v = { 0 };
-	struct target t;
+	struct cache_target t;
 	const char *sub;
 	bool done;
 	size_t i;
@@ -1460,24 +1162,22 @@ int cmd_cache(int argc, char **argv)
 	r = parse_opts(argc - 1, argv + 1, subs[i].gc, subs[i].spec, &o, &done);
 	if (done)
 		return r;
-	if (o.spec && (r = target_parse(o.spec, &t)))
+	if (o.spec && (r = cache_target_parse(o.spec, &t)))
 		return r;
 	dir = cli_cache_dir(o.cache_arg);
 	if (!dir) {
 		log_err("no cache directory: give --cache-dir or set HFFS_CACHE_DIR or HOME");
 		return 1;
 	}
-	r = cache_open(dir, &v.db);
+	r = cache_view_open(&v, dir);
 	if (r < 0)
 		return 1;
 	if (r == 0) {
 		no_cache(dir, o.json, strcmp(sub, "gc") ? "" : ": nothing to collect");
 		return strcmp(sub, "rm") && strcmp(sub, "verify") ? 0 : 1;
 	}
-	v.dir = dir;
 	r = run_locked(sub, &v, &o, o.spec ? &t : NULL);
-	view_done(&v);
-	db_close(v.db);
+	cache_view_done(&v);
 	fflush(stdout);
 	return r;
 }
