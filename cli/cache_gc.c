@@ -140,7 +140,6 @@ static void gc_report_json(const struct cache_view *v, const struct gc_report *g
 	}
 	jsonw_string(&w, "compact_skipped", g->compact_skipped);
 	jsonw_end_object(&w);
-	putchar('\n');
 }
 
 int cache_gc(struct cache_view *v, const char *max_size, const char *min_free, bool json)

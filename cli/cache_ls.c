@@ -344,7 +344,6 @@ int cache_ls(struct cache_view *v, bool json)
 	ls_totals(&c, json ? &w : NULL, nrows, nrepos);
 	if (json) {
 		jsonw_end_object(&w);
-		putchar('\n');
 	}
 out:
 	free(c.disk);

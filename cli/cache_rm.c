@@ -92,7 +92,7 @@ static int rm_keep_set(struct cache_view *v, const struct cache_target *t, struc
 		if (cache_target_has_tree(t, v, tr) && !commit_kept_by_ref(v, t, tr->commit))
 			continue;
 		if (tr->unreadable) {
-			log_warn("the file list of %s at %.12s is unreadable: no data was removed, "
+			log_warn("the file list of %s at %.12s is unreadable: nothing was removed, "
 				 "since it may use some",
 				 cache_view_repo_display(tr->repo_key), tr->commit);
 			return -EBADMSG;
@@ -107,8 +107,18 @@ static int rm_apply(struct cache_view *v, const struct cache_target *t, struct r
 		    size_t *ret_blobs, uint64_t *ret_freed)
 {
 	struct evict_pins keep = { 0 };
-	int r = 0, k;
+	int r, k;
 
+	/* What stays is known before anything goes: when it cannot be told, nothing is removed. */
+	k = rm_keep_set(v, t, &keep);
+	if (k < 0) {
+		evict_pins_done(&keep);
+		if (k != -EBADMSG)
+			log_err("cannot tell which data %s shares with what stays: %s", t->spec,
+				strerror(-k));
+		return k;
+	}
+	r = 0;
 	for (size_t i = 0; r >= 0 && i < p->nrevisions; i++) {
 		r = db_ref_del(v->db, t->repo_key, p->revisions[i]);
 		r = r == -ENOENT ? 0 : r;
@@ -119,12 +129,12 @@ static int rm_apply(struct cache_view *v, const struct cache_target *t, struct r
 	}
 	if (r < 0) {
 		log_err("cannot remove %s from the cache index: %s", t->spec, strerror(-r));
+		evict_pins_done(&keep);
 		return r;
 	}
 	/* Refs and trees first: a crash from here on leaves data nothing names, which eviction
 	 * reclaims, never a tree whose data is gone. */
-	k = rm_keep_set(v, t, &keep);
-	for (size_t i = 0; k >= 0 && i < p->drop.n; i++) {
+	for (size_t i = 0; i < p->drop.n; i++) {
 		uint64_t freed = 0;
 
 		if (evict_pins_has(&keep, p->drop.v[i]))
@@ -171,7 +181,6 @@ static void rm_report(const struct cache_target *t, const struct rm_plan *p, siz
 	jsonw_uint(&w, "blobs_removed", blobs);
 	jsonw_uint(&w, "bytes_freed", freed);
 	jsonw_end_object(&w);
-	putchar('\n');
 }
 
 int cache_rm(struct cache_view *v, const struct cache_target *t, bool json)

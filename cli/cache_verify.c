@@ -244,7 +244,6 @@ static void verify_report_json(const struct verify_ctx *c)
 	}
 	jsonw_end_array(&w);
 	jsonw_end_object(&w);
-	putchar('\n');
 }
 
 static void verify_report(const struct verify_ctx *c, bool json)

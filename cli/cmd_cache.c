@@ -122,7 +122,6 @@ static void no_cache(const char *dir, bool json, const char *what)
 		jsonw_begin_array(&w, "repos");
 		jsonw_end_array(&w);
 		jsonw_end_object(&w);
-		putchar('\n');
 	}
 	fprintf(json ? stderr : stdout, "no hffs cache at %s%s\n", dir, what);
 }
