@@ -212,20 +212,23 @@ int cmd_mount(int argc, char **argv)
 			break;
 		case OPT_CONNECTIONS:
 			if (parse_uint(optarg, 256, &v) < 0 || !v) {
-				log_err("--connections takes a number from 1 to 256, not '%s'", optarg);
+				log_err("--connections takes a number from 1 to 256, not '%s'",
+					optarg);
 				return 2;
 			}
 			o.connections = (unsigned)v;
 			break;
 		case OPT_MAX_RATE:
 			if (parse_size(optarg, &o.max_rate) < 0) {
-				log_err("--max-rate takes bytes per second (e.g. 50M), not '%s'", optarg);
+				log_err("--max-rate takes bytes per second (e.g. 50M), not '%s'",
+					optarg);
 				return 2;
 			}
 			break;
 		case OPT_STALL:
 			if (parse_uint(optarg, 3600, &v) < 0 || !v) {
-				log_err("--stall-timeout takes seconds from 1 to 3600, not '%s'", optarg);
+				log_err("--stall-timeout takes seconds from 1 to 3600, not '%s'",
+					optarg);
 				return 2;
 			}
 			o.stall_timeout_s = (unsigned)v;
@@ -256,8 +259,8 @@ int cmd_mount(int argc, char **argv)
 		case OPT_INCLUDE:
 		case OPT_EXCLUDE:
 			if ((c == OPT_INCLUDE ? o.ninclude : o.nexclude) == MAX_PATTERNS) {
-				log_err("at most %d --include and %d --exclude patterns", MAX_PATTERNS,
-					MAX_PATTERNS);
+				log_err("at most %d --include and %d --exclude patterns",
+					MAX_PATTERNS, MAX_PATTERNS);
 				return 2;
 			}
 			if (c == OPT_INCLUDE)

@@ -58,7 +58,6 @@ static int collect_mount(void *ud, const struct db_mount *m)
 	return 0;
 }
 
-
 /* Bytes of cid in the cache and its state word. */
 static void blob_status(struct cache_db *db, const struct hub_entry *e, struct file_status *fs)
 {
@@ -141,7 +140,8 @@ static void print_space_text(const struct live *l)
 	if (l->cache_max_size || l->evicted_blobs || l->paused[0])
 		printf("  cache: %s free on disk (--min-free %s), --cache-max-size %s; evicted %llu "
 		       "blob%s (%s)\n",
-		       format_size(l->disk_free, a, sizeof(a)), format_size(l->min_free, b, sizeof(b)),
+		       format_size(l->disk_free, a, sizeof(a)),
+		       format_size(l->min_free, b, sizeof(b)),
 		       l->cache_max_size ? format_size(l->cache_max_size, c, sizeof(c)) : "none",
 		       (unsigned long long)l->evicted_blobs, l->evicted_blobs == 1 ? "" : "s",
 		       format_size(l->evicted_bytes, d, sizeof(d)));
@@ -150,9 +150,10 @@ static void print_space_text(const struct live *l)
 static void print_live_text(const struct live *l)
 {
 	char a[32], b[32];
-	uint64_t age = l->last_error_at ? (now_realtime_usec() - MIN(now_realtime_usec(),
-								     l->last_error_at)) / USEC_PER_SEC :
-					  0;
+	uint64_t age = l->last_error_at ?
+			       (now_realtime_usec() - MIN(now_realtime_usec(), l->last_error_at)) /
+				       USEC_PER_SEC :
+			       0;
 
 	printf("  %s/s, ETA %s, %u active, %u queued, background: %s%s\n",
 	       format_size(l->rate, a, sizeof(a)), format_eta(l->eta_s, b, sizeof(b)), l->active,
@@ -167,9 +168,8 @@ static void print_live_text(const struct live *l)
 	print_space_text(l);
 }
 
-static void print_text(const struct db_mount *m, const struct live *l,
-		       const struct file_status *fs, size_t n, uint64_t total, uint64_t cached,
-		       size_t complete)
+static void print_text(const struct db_mount *m, const struct live *l, const struct file_status *fs,
+		       size_t n, uint64_t total, uint64_t cached, size_t complete)
 {
 	char a[32], b[32], pb[32];
 
@@ -181,9 +181,10 @@ static void print_text(const struct db_mount *m, const struct live *l,
 	if (l)
 		print_live_text(l);
 	for (size_t i = 0; i < n; i++)
-		printf("  %-9s %s %10s %10s  %s\n", fs[i].state, bar(fs[i].cached, fs[i].size, pb, 10),
-		       format_size(fs[i].cached, a, sizeof(a)), format_size(fs[i].size, b, sizeof(b)),
-		       fs[i].path);
+		printf("  %-9s %s %10s %10s  %s\n", fs[i].state,
+		       bar(fs[i].cached, fs[i].size, pb, 10),
+		       format_size(fs[i].cached, a, sizeof(a)),
+		       format_size(fs[i].size, b, sizeof(b)), fs[i].path);
 }
 
 static void print_live_json(struct jsonw *w, const struct live *l)
@@ -288,8 +289,8 @@ static int show_mount(struct cache_db *db, const struct db_mount *m, struct json
 	/* The daemon's figures are up to a second old; the coverage just read is not. */
 	if (has_live)
 		live.eta_s = cached >= total ? 0 :
-			     live.rate	   ? (int64_t)((total - cached) / live.rate) :
-						     -1;
+			     live.rate	     ? (int64_t)((total - cached) / live.rate) :
+					       -1;
 	if (w)
 		print_json(w, m, has_live ? &live : NULL, fs, n, total, cached, complete);
 	else
@@ -332,7 +333,8 @@ static int show_all(struct cache_db *db, const char *cache_dir, const char *only
 		jsonw_end_array(&w);
 		jsonw_end_object(&w);
 	} else if (!shown) {
-		printf(only ? "no hffs mount at %s\n" : "no active hffs mounts%s\n", only ? only : "");
+		printf(only ? "no hffs mount at %s\n" : "no active hffs mounts%s\n",
+		       only ? only : "");
 	}
 	free(l.v);
 	fflush(stdout);
@@ -371,7 +373,8 @@ int cmd_status(int argc, char **argv)
 
 			v = strtod(optarg, &end);
 			if (*end || v < 0.1 || v > 3600) {
-				log_err("--interval takes seconds from 0.1 to 3600, not '%s'", optarg);
+				log_err("--interval takes seconds from 0.1 to 3600, not '%s'",
+					optarg);
 				return 2;
 			}
 			interval_ms = (uint64_t)(v * 1000);

@@ -107,8 +107,8 @@ int cmd_unmount(int argc, char **argv)
 		return 1;
 	}
 	if (!wait_exit(pid, (unsigned)timeout_s)) {
-		log_err("unmounted '%s', but its daemon (pid %d) is still finishing after %u s",
-			mp, (int)pid, (unsigned)timeout_s);
+		log_err("unmounted '%s', but its daemon (pid %d) is still finishing after %u s", mp,
+			(int)pid, (unsigned)timeout_s);
 		return 1;
 	}
 	return 0;

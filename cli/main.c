@@ -36,12 +36,8 @@ int main(int argc, char **argv)
 		const char *name;
 		int (*fn)(int, char **);
 	} cmds[] = {
-		{ "mount", cmd_mount },
-		{ "unmount", cmd_unmount },
-		{ "umount", cmd_unmount },
-		{ "status", cmd_status },
-		{ "cache", cmd_cache },
-		{ "verify", cmd_verify },
+		{ "mount", cmd_mount },	  { "unmount", cmd_unmount }, { "umount", cmd_unmount },
+		{ "status", cmd_status }, { "cache", cmd_cache },     { "verify", cmd_verify },
 	};
 
 	log_init("hffs", LOG_LEVEL_INFO, -1);

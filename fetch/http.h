@@ -10,27 +10,27 @@
 #include "fetch/reason.h"
 
 struct http_request {
-	const char *method;   /* "GET" or "HEAD" */
+	const char *method; /* "GET" or "HEAD" */
 	const char *url;
-	const char *token;    /* Authorization: Bearer, sent only when auth_origin matches url */
+	const char *token; /* Authorization: Bearer, sent only when auth_origin matches url */
 	const char *auth_origin; /* URL whose scheme://host:port may receive the token */
 	const char *user_agent;
-	const char *range;    /* "a-b" or NULL */
-	long timeout_s;       /* whole exchange; connect timeout is min(timeout_s, 10) */
+	const char *range; /* "a-b" or NULL */
+	long timeout_s; /* whole exchange; connect timeout is min(timeout_s, 10) */
 	bool follow_relative; /* follow redirects whose Location has no host (token kept) */
 };
 
 struct http_response {
-	long status;                /* 0 when no reply arrived */
-	char *body;                 /* NUL-terminated, malloc'd (may be empty, never NULL on 0) */
+	long status; /* 0 when no reply arrived */
+	char *body; /* NUL-terminated, malloc'd (may be empty, never NULL on 0) */
 	size_t body_len;
-	char *effective_url;        /* after relative redirects */
+	char *effective_url; /* after relative redirects */
 	/* Headers (malloc'd, NULL when absent), quotes and W/ kept as sent. */
 	char *location, *etag, *x_repo_commit, *x_linked_etag, *x_linked_size, *content_range,
 		*content_length, *link, *x_error_code, *x_error_message, *retry_after, *ratelimit,
 		*x_request_id;
 	enum fetch_reason net_reason; /* transport failure reason when status == 0 */
-	char error[256];            /* words for a transport failure */
+	char error[256]; /* words for a transport failure */
 };
 
 /* Performs req on its own curl easy handle, with Accept-Encoding: identity, and the proxy and

@@ -12,8 +12,12 @@
 
 /* The endpoints the official client uses without HF_ENDPOINT (HUB_PROTOCOL.md 6), and with
  * HUGGINGFACE_CO_STAGING=1. */
-#define HUB_DEFAULT_ENDPOINT "https://" "huggingface.co"
-#define HUB_STAGING_ENDPOINT "https://" "hub-ci.huggingface.co"
+#define HUB_DEFAULT_ENDPOINT \
+	"https://"           \
+	"huggingface.co"
+#define HUB_STAGING_ENDPOINT \
+	"https://"           \
+	"hub-ci.huggingface.co"
 
 enum hub_repo_type {
 	HUB_REPO_MODEL,
@@ -28,27 +32,27 @@ struct hub_repo {
 
 /* Filled once by hub_config_init(), read-only afterwards: any thread may read it. */
 struct hub_config {
-	char *endpoint;   /* HF_ENDPOINT or the override, no trailing '/' */
-	char *token;      /* NULL: anonymous */
+	char *endpoint; /* HF_ENDPOINT or the override, no trailing '/' */
+	char *token; /* NULL: anonymous */
 	char *token_source; /* "HF_TOKEN", "/root/.cache/huggingface/token", ... for messages */
 	char *user_agent; /* "hffs/<version>; curl/<v>" */
-	bool offline;     /* HF_HUB_OFFLINE / TRANSFORMERS_OFFLINE */
-	long timeout_s;   /* metadata requests (HF_HUB_ETAG_TIMEOUT, default 10) */
+	bool offline; /* HF_HUB_OFFLINE / TRANSFORMERS_OFFLINE */
+	long timeout_s; /* metadata requests (HF_HUB_ETAG_TIMEOUT, default 10) */
 };
 
 struct hub_error {
 	enum fetch_reason reason;
-	long status;      /* HTTP status, 0 without a reply */
-	char message[512];/* one line for a person: what, which object, why */
+	long status; /* HTTP status, 0 without a reply */
+	char message[512]; /* one line for a person: what, which object, why */
 };
 
 struct hub_entry {
-	char *path;       /* full path from the repo root, validated by hub_tree_validate() */
+	char *path; /* full path from the repo root, validated by hub_tree_validate() */
 	uint64_t size;
 	bool is_dir;
 	bool is_lfs;
-	char oid[41];     /* git oid (for LFS: of the pointer); "" for a directory listed without */
-	char sha256[65];  /* lfs.oid, when is_lfs */
+	char oid[41]; /* git oid (for LFS: of the pointer); "" for a directory listed without */
+	char sha256[65]; /* lfs.oid, when is_lfs */
 };
 
 struct hub_tree {
@@ -80,8 +84,8 @@ void hub_config_done(struct hub_config *cfg);
  * renamed repo) followed with the token. No retry. -ENOENT (repo or revision), -EACCES,
  * -EAGAIN, -EHOSTUNREACH, -ETIMEDOUT, -EBADMSG, -ENETDOWN when cfg->offline (nothing sent),
  * -ENOMEM; err filled on each but -ENOMEM. Blocks up to cfg->timeout_s per exchange. */
-int hub_resolve_revision(const struct hub_config *cfg, const struct hub_repo *repo,
-			 const char *rev, char ret_commit[41], struct hub_error *err);
+int hub_resolve_revision(const struct hub_config *cfg, const struct hub_repo *repo, const char *rev,
+			 char ret_commit[41], struct hub_error *err);
 
 /* Lists every entry (files and directories) at commit with recursive tree pages, following
  * Link rel="next" verbatim until none remains (HUB_PROTOCOL.md 3); the token goes only to pages
@@ -94,15 +98,15 @@ int hub_list_tree(const struct hub_config *cfg, const struct hub_repo *repo, con
 		  unsigned page_limit, struct hub_tree *tree, struct hub_error *err);
 
 /* {E}/{prefix}{repo}/resolve/{commit}/{escaped path}, malloc'd; NULL on OOM. */
-char *hub_resolve_url(const struct hub_config *cfg, const struct hub_repo *repo,
-		      const char *commit, const char *path);
+char *hub_resolve_url(const struct hub_config *cfg, const struct hub_repo *repo, const char *commit,
+		      const char *path);
 
 /* Whether the files of repo at commit may be read with cfg's token: one HEAD of path's resolve
  * URL (HUB_PROTOCOL.md 4.1), relative redirects followed; a 2xx or 3xx reply is 0. A gated
  * repo lists its tree to anyone but refuses its files, so a mount asks this once up front.
  * Errors and err as hub_resolve_revision(). */
-int hub_check_access(const struct hub_config *cfg, const struct hub_repo *repo,
-		     const char *commit, const char *path, struct hub_error *err);
+int hub_check_access(const struct hub_config *cfg, const struct hub_repo *repo, const char *commit,
+		     const char *path, struct hub_error *err);
 
 /* Rejects hostile trees (HUB_PROTOCOL.md 10): empty, absolute, '\\'-containing, ".." or "."
  * or empty segments (so no trailing '/'), control characters (0x01-0x1f, 0x7f), a segment over

@@ -310,7 +310,8 @@ int hub_json_index_files(const char *json, size_t len, char ***ret, size_t *ret_
 	map = root ? cJSON_GetObjectItemCaseSensitive(root, "weight_map") : NULL;
 	if (!cJSON_IsObject(map))
 		return -EBADMSG;
-	cJSON_ArrayForEach(item, map) {
+	cJSON_ArrayForEach(item, map)
+	{
 		bool seen = false;
 		char **v;
 

@@ -20,26 +20,26 @@
 struct xfer;
 
 enum xfer_prio {
-	XFER_PRIO_DEMAND,     /* a read() is waiting */
-	XFER_PRIO_READAHEAD,  /* a sequential reader will want it soon */
+	XFER_PRIO_DEMAND, /* a read() is waiting */
+	XFER_PRIO_READAHEAD, /* a sequential reader will want it soon */
 	XFER_PRIO_BACKGROUND, /* completion of the whole repo */
 	XFER_PRIO_COUNT,
 };
 
 struct xfer_opts {
-	unsigned connections;       /* parallel transfers (and pool size); 0 -> 16. From 4 up,
+	unsigned connections; /* parallel transfers (and pool size); 0 -> 16. From 4 up,
 				     * max(1, connections / 8) are kept for demand, which may also
 				     * cut a lower-priority transfer (it resumes later) */
-	uint64_t max_rate;          /* bytes/s over all transfers; 0: unlimited */
+	uint64_t max_rate; /* bytes/s over all transfers; 0: unlimited */
 	unsigned connect_timeout_s; /* 0 -> 10 */
-	unsigned stall_timeout_s;   /* no byte for this long: abort and retry; 0 -> 30 */
-	unsigned max_retries;       /* retries of a demand/read-ahead request; an attempt that
+	unsigned stall_timeout_s; /* no byte for this long: abort and retry; 0 -> 30 */
+	unsigned max_retries; /* retries of a demand/read-ahead request; an attempt that
 				     * brings bytes resets the count (4 x (max_retries + 1) failed
 				     * attempts at most); background retries for an hour; 0 -> 5 */
-	unsigned backoff_max_s;     /* cap of one backoff sleep; 0 -> 8 (background: 7.5 times
+	unsigned backoff_max_s; /* cap of one backoff sleep; 0 -> 8 (background: 7.5 times
 				     * that, 60). A server's Retry-After/RateLimit wait is kept as
 				     * asked, up to 60 s (background: an hour), else the request fails */
-	bool offline;               /* fail every request at once with FETCH_OFFLINE */
+	bool offline; /* fail every request at once with FETCH_OFFLINE */
 };
 
 struct xfer_sink {
@@ -57,23 +57,23 @@ struct xfer_sink {
 };
 
 struct xfer_req {
-	const char *url;      /* resolve URL of the blob (copied) */
+	const char *url; /* resolve URL of the blob (copied) */
 	const char *blob_key; /* content id: key of the signed-URL cache (copied) */
-	uint64_t blob_size;   /* the blob's size; a Content-Range total that differs fails it */
-	uint64_t offset;      /* first byte */
-	uint64_t len;         /* > 0; offset + len <= blob_size */
+	uint64_t blob_size; /* the blob's size; a Content-Range total that differs fails it */
+	uint64_t offset; /* first byte */
+	uint64_t len; /* > 0; offset + len <= blob_size */
 	enum xfer_prio prio;
 	struct xfer_sink sink;
 };
 
 struct xfer_stats {
-	uint64_t bytes;         /* body bytes received since start */
-	uint64_t requests;      /* ranges completed */
-	uint64_t resolves;      /* resolve-URL exchanges */
+	uint64_t bytes; /* body bytes received since start */
+	uint64_t requests; /* ranges completed */
+	uint64_t resolves; /* resolve-URL exchanges */
 	uint64_t retries;
 	uint64_t stalls;
-	uint64_t failures;      /* requests that failed after their retries */
-	unsigned active;        /* transfers on the wire now */
+	uint64_t failures; /* requests that failed after their retries */
+	unsigned active; /* transfers on the wire now */
 	unsigned queued[XFER_PRIO_COUNT];
 	enum fetch_reason last_reason; /* FETCH_OK when none yet */
 	uint64_t last_error_at; /* realtime usec */

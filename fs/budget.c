@@ -31,12 +31,12 @@ struct budget {
 	pthread_mutex_t scan;
 	pthread_mutex_t lock;
 	uint64_t usage0, avail0; /* lock: as measured */
-	uint64_t measured_at;    /* lock: monotonic usec; 0: never */
-	uint64_t landed;         /* lock: bytes settled since the measurement */
-	uint64_t pending;        /* lock: bytes granted and not settled */
-	uint64_t refused_at;     /* lock: monotonic usec of the last refusal; 0: none standing */
+	uint64_t measured_at; /* lock: monotonic usec; 0: never */
+	uint64_t landed; /* lock: bytes settled since the measurement */
+	uint64_t pending; /* lock: bytes granted and not settled */
+	uint64_t refused_at; /* lock: monotonic usec of the last refusal; 0: none standing */
 	uint64_t evicted_blobs, evicted_bytes; /* lock */
-	char why[320];           /* lock */
+	char why[320]; /* lock */
 };
 
 static uint64_t sub0(uint64_t a, uint64_t b)

@@ -19,8 +19,8 @@
 
 struct budget_opts {
 	const char *cache_dir;
-	struct evict_budget limits;  /* max_size (EVICT_NO_LIMIT: none), min_free (bytes) */
-	const struct hub_tree *own;  /* this mount's files: pinned even before its record */
+	struct evict_budget limits; /* max_size (EVICT_NO_LIMIT: none), min_free (bytes) */
+	const struct hub_tree *own; /* this mount's files: pinned even before its record */
 };
 
 struct budget;
@@ -49,11 +49,11 @@ void budget_why(struct budget *b, char *buf, size_t len);
 
 struct budget_stats {
 	struct evict_budget limits;
-	uint64_t usage;          /* estimated bytes of the cache's data files (0: not measured) */
-	uint64_t avail;          /* estimated bytes free on the cache's file system */
-	uint64_t evicted_blobs;  /* by this mount */
+	uint64_t usage; /* estimated bytes of the cache's data files (0: not measured) */
+	uint64_t avail; /* estimated bytes free on the cache's file system */
+	uint64_t evicted_blobs; /* by this mount */
 	uint64_t evicted_bytes;
-	bool full;               /* the last request was refused */
+	bool full; /* the last request was refused */
 };
 void budget_get_stats(struct budget *b, struct budget_stats *ret);
 

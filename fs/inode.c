@@ -123,7 +123,8 @@ static int check_unique(const struct inode_table *t)
 		const struct inode *d = &t->v[i];
 
 		for (size_t j = 1; j < d->nchildren; j++)
-			if (!strcmp(t->v[d->children[j] - 1].name, t->v[d->children[j - 1] - 1].name))
+			if (!strcmp(t->v[d->children[j] - 1].name,
+				    t->v[d->children[j - 1] - 1].name))
 				return -EBADMSG;
 	}
 	return 0;
@@ -146,7 +147,8 @@ int inode_table_new(const struct hub_tree *tree, struct inode_table **ret)
 	for (size_t i = 0; i < tree->n; i++) {
 		const struct hub_entry *h = &tree->v[i];
 		const char *slash = strrchr(h->path, '/');
-		_cleanup_free_ char *parent_path = strndup(h->path, slash ? (size_t)(slash - h->path) : 0);
+		_cleanup_free_ char *parent_path =
+			strndup(h->path, slash ? (size_t)(slash - h->path) : 0);
 		uint64_t parent;
 		struct inode *e;
 

@@ -12,13 +12,13 @@
 struct inode {
 	uint64_t ino;
 	uint64_t parent;
-	char *path;          /* "" for the root, else the repo path */
-	const char *name;    /* last component of path (points into it) */
+	char *path; /* "" for the root, else the repo path */
+	const char *name; /* last component of path (points into it) */
 	bool is_dir;
 	bool is_lfs;
-	uint64_t size;       /* 0 for directories */
-	char cid[65];        /* content id (files); "" for directories */
-	uint64_t *children;  /* directories: child inode numbers sorted by name */
+	uint64_t size; /* 0 for directories */
+	char cid[65]; /* content id (files); "" for directories */
+	uint64_t *children; /* directories: child inode numbers sorted by name */
 	size_t nchildren;
 };
 

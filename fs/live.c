@@ -25,7 +25,7 @@ struct live_pub {
 	pthread_t thread;
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
-	bool stop;              /* lock */
+	bool stop; /* lock */
 	uint64_t samples[RATE_SAMPLES]; /* engine byte counts, one a second (thread only) */
 	unsigned nsamples;
 	uint64_t last_progress; /* monotonic usec when bytes last grew (thread only) */
@@ -34,20 +34,23 @@ struct live_pub {
 
 enum field_kind { F_U64, F_UINT, F_I64, F_BOOL, F_STR };
 
-#define FIELD(name, kind) { #name, kind, offsetof(struct live, name), sizeof(((struct live *)0)->name) }
+#define FIELD(name, kind)                                                                  \
+	{                                                                                  \
+#name, kind, offsetof(struct live, name), sizeof(((struct live *)0)->name) \
+	}
 static const struct field {
 	const char *name;
 	enum field_kind kind;
 	size_t off, size;
 } fields[] = {
-	FIELD(updated, F_U64),       FIELD(rate, F_U64),        FIELD(bytes_fetched, F_U64),
-	FIELD(bytes_total, F_U64),   FIELD(bytes_cached, F_U64), FIELD(eta_s, F_I64),
-	FIELD(active, F_UINT),       FIELD(queued, F_UINT),     FIELD(retries, F_U64),
-	FIELD(stalls, F_U64),        FIELD(failures, F_U64),    FIELD(verify_failures, F_U64),
-	FIELD(files_wanted, F_UINT), FIELD(files_done, F_UINT), FIELD(phase, F_STR),
-	FIELD(stalled, F_BOOL),      FIELD(last_error_at, F_U64), FIELD(last_error, F_STR),
-	FIELD(paused, F_STR),        FIELD(cache_max_size, F_U64), FIELD(min_free, F_U64),
-	FIELD(disk_free, F_U64),     FIELD(space_needed, F_U64), FIELD(space_room, F_U64),
+	FIELD(updated, F_U64),	     FIELD(rate, F_U64),	   FIELD(bytes_fetched, F_U64),
+	FIELD(bytes_total, F_U64),   FIELD(bytes_cached, F_U64),   FIELD(eta_s, F_I64),
+	FIELD(active, F_UINT),	     FIELD(queued, F_UINT),	   FIELD(retries, F_U64),
+	FIELD(stalls, F_U64),	     FIELD(failures, F_U64),	   FIELD(verify_failures, F_U64),
+	FIELD(files_wanted, F_UINT), FIELD(files_done, F_UINT),	   FIELD(phase, F_STR),
+	FIELD(stalled, F_BOOL),	     FIELD(last_error_at, F_U64),  FIELD(last_error, F_STR),
+	FIELD(paused, F_STR),	     FIELD(cache_max_size, F_U64), FIELD(min_free, F_U64),
+	FIELD(disk_free, F_U64),     FIELD(space_needed, F_U64),   FIELD(space_room, F_U64),
 	FIELD(evicted_blobs, F_U64), FIELD(evicted_bytes, F_U64),
 };
 #undef FIELD
@@ -73,7 +76,8 @@ static int field_put(const struct live *l, const struct field *f, char *buf, siz
 		break;
 	case F_STR:
 		n = snprintf(buf, len, "%s=%.*s\n", f->name, (int)strnlen(p, f->size), p);
-		for (char *c = buf + strlen(f->name) + 1; n > 0 && c < buf + MIN((size_t)n, len) - 1; c++)
+		for (char *c = buf + strlen(f->name) + 1;
+		     n > 0 && c < buf + MIN((size_t)n, len) - 1; c++)
 			if (*c == '\n')
 				*c = ' ';
 		break;
@@ -180,8 +184,8 @@ static void sample(struct live_pub *lp, struct live *l)
 		lp->last_bytes = xs.bytes;
 		lp->last_progress = now;
 	}
-	l->stalled = (xs.active || l->queued) &&
-		     now - lp->last_progress > LIVE_STALL_S * USEC_PER_SEC;
+	l->stalled =
+		(xs.active || l->queued) && now - lp->last_progress > LIVE_STALL_S * USEC_PER_SEC;
 	if (lp->b) {
 		struct budget_stats bs;
 

@@ -18,26 +18,26 @@
 #define LIVE_STALL_S 30
 
 struct live {
-	uint64_t updated;        /* realtime usec of the sample */
-	uint64_t rate;           /* bytes/s over the last 5 s */
-	uint64_t bytes_fetched;  /* since the mount began */
-	uint64_t bytes_total;    /* of the mount's distinct blobs */
+	uint64_t updated; /* realtime usec of the sample */
+	uint64_t rate; /* bytes/s over the last 5 s */
+	uint64_t bytes_fetched; /* since the mount began */
+	uint64_t bytes_total; /* of the mount's distinct blobs */
 	uint64_t bytes_cached;
-	int64_t eta_s;           /* seconds to complete what is wanted; -1: unknown */
-	unsigned active;         /* transfers on the wire */
-	unsigned queued;         /* waiting in the engine */
+	int64_t eta_s; /* seconds to complete what is wanted; -1: unknown */
+	unsigned active; /* transfers on the wire */
+	unsigned queued; /* waiting in the engine */
 	uint64_t retries, stalls, failures, verify_failures;
 	unsigned files_wanted, files_done;
-	char phase[32];          /* background completion's phase, or "off" */
-	bool stalled;            /* work pending and no byte for LIVE_STALL_S */
-	char last_error[256];    /* words; "" when none */
-	uint64_t last_error_at;  /* realtime usec */
-	char paused[320];        /* why background completion is paused for space; "" if not */
+	char phase[32]; /* background completion's phase, or "off" */
+	bool stalled; /* work pending and no byte for LIVE_STALL_S */
+	char last_error[256]; /* words; "" when none */
+	uint64_t last_error_at; /* realtime usec */
+	char paused[320]; /* why background completion is paused for space; "" if not */
 	uint64_t cache_max_size; /* --cache-max-size; 0: none */
-	uint64_t min_free;       /* --min-free in bytes */
-	uint64_t disk_free;      /* estimated bytes free on the cache's file system */
-	uint64_t space_needed;   /* bytes completion still had to fetch when its pass began */
-	uint64_t space_room;     /* of which the cache's limits left room for then */
+	uint64_t min_free; /* --min-free in bytes */
+	uint64_t disk_free; /* estimated bytes free on the cache's file system */
+	uint64_t space_needed; /* bytes completion still had to fetch when its pass began */
+	uint64_t space_room; /* of which the cache's limits left room for then */
 	uint64_t evicted_blobs, evicted_bytes; /* by this mount's budget */
 };
 

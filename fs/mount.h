@@ -9,25 +9,25 @@
 #include <stdint.h>
 
 struct mount_opts {
-	const char *repo;           /* "org/name", "datasets/org/name", ... */
-	const char *revision;       /* branch, tag, sha, refs/pr/N */
-	const char *endpoint;       /* NULL: HF_ENDPOINT or the default */
-	const char *cache_dir;      /* absolute */
-	const char *mountpoint;     /* absolute */
-	unsigned connections;       /* 0: the engine's default */
-	uint64_t max_rate;          /* bytes/s, 0: none */
-	unsigned stall_timeout_s;   /* 0: the engine's default */
-	unsigned page_limit;        /* tree page size asked of the Hub; 0: the Hub's */
-	uint64_t cache_max_size;    /* bytes the cache's data may occupy; EVICT_NO_LIMIT: none */
-	uint64_t min_free;          /* bytes to keep free on the cache's file system */
-	bool prefetch;              /* background completion of every wanted file */
+	const char *repo; /* "org/name", "datasets/org/name", ... */
+	const char *revision; /* branch, tag, sha, refs/pr/N */
+	const char *endpoint; /* NULL: HF_ENDPOINT or the default */
+	const char *cache_dir; /* absolute */
+	const char *mountpoint; /* absolute */
+	unsigned connections; /* 0: the engine's default */
+	uint64_t max_rate; /* bytes/s, 0: none */
+	unsigned stall_timeout_s; /* 0: the engine's default */
+	unsigned page_limit; /* tree page size asked of the Hub; 0: the Hub's */
+	uint64_t cache_max_size; /* bytes the cache's data may occupy; EVICT_NO_LIMIT: none */
+	uint64_t min_free; /* bytes to keep free on the cache's file system */
+	bool prefetch; /* background completion of every wanted file */
 	const char *const *include; /* fnmatch patterns of the files to complete (none: all) */
 	size_t ninclude;
 	const char *const *exclude; /* patterns of files not to complete */
 	size_t nexclude;
-	bool debug;                 /* FUSE request tracing and debug logs */
-	int ready_fd;               /* >= 0: a byte 0 is written there once the mount answers */
-	const char *log_path;       /* after ready, stdout/stderr go there (NULL: unchanged) */
+	bool debug; /* FUSE request tracing and debug logs */
+	int ready_fd; /* >= 0: a byte 0 is written there once the mount answers */
+	const char *log_path; /* after ready, stdout/stderr go there (NULL: unchanged) */
 };
 
 /* Runs the mount to its end. 0 after a clean unmount; -errno when it could not start, after

@@ -126,8 +126,9 @@ static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		return;
 	}
 	for (uint64_t i = (uint64_t)off; i < d->nchildren + 2; i++) {
-		const struct inode *c = i == 0 ? d : i == 1 ? inode_get(m->t, d->parent) :
-							      inode_get(m->t, d->children[i - 2]);
+		const struct inode *c = i == 0 ? d :
+					i == 1 ? inode_get(m->t, d->parent) :
+						 inode_get(m->t, d->children[i - 2]);
 		const char *name = i == 0 ? "." : i == 1 ? ".." : c->name;
 		struct stat st = { .st_ino = c->ino, .st_mode = c->is_dir ? S_IFDIR : S_IFREG };
 		size_t n = fuse_add_direntry(req, buf + used, size - used, name, &st, (off_t)i + 1);

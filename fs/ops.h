@@ -16,13 +16,13 @@ struct mount_ctx {
 	const struct inode_table *t; /* immutable */
 	struct sched *sched;
 	uint32_t block_size;
-	uint64_t mtime;              /* one time for every inode (unix seconds) */
+	uint64_t mtime; /* one time for every inode (unix seconds) */
 	uid_t uid;
 	gid_t gid;
-	uint64_t total_size;         /* sum of file sizes, for statfs */
-	unsigned readahead_kb;       /* kernel read-ahead asked for (conn->max_readahead) */
-	struct readahead_limits ra;  /* our own read-ahead per open file; max_window 0: off */
-	uint64_t ra_fetch;           /* bytes per read-ahead fetch */
+	uint64_t total_size; /* sum of file sizes, for statfs */
+	unsigned readahead_kb; /* kernel read-ahead asked for (conn->max_readahead) */
+	struct readahead_limits ra; /* our own read-ahead per open file; max_window 0: off */
+	uint64_t ra_fetch; /* bytes per read-ahead fetch */
 };
 
 extern const struct fuse_lowlevel_ops ops_lowlevel;

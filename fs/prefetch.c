@@ -35,8 +35,8 @@ struct prefetch {
 	pthread_t thread;
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
-	bool stop;                  /* lock */
-	struct prefetch_stats stats;/* lock */
+	bool stop; /* lock */
+	struct prefetch_stats stats; /* lock */
 };
 
 static bool match_one(const char *pattern, const char *path)
@@ -157,8 +157,8 @@ static bool feed_chunk(struct prefetch *p, const struct inode *f, uint64_t o, ui
 			len -= CACHE_BLOCK_SIZE_DEFAULT;
 		}
 		do {
-			len = MAX(CACHE_BLOCK_SIZE_DEFAULT, len / 2 / CACHE_BLOCK_SIZE_DEFAULT *
-								    CACHE_BLOCK_SIZE_DEFAULT);
+			len = MAX(CACHE_BLOCK_SIZE_DEFAULT,
+				  len / 2 / CACHE_BLOCK_SIZE_DEFAULT * CACHE_BLOCK_SIZE_DEFAULT);
 			missing = sched_missing(p->s, f, o, len);
 		} while (missing > CACHE_BLOCK_SIZE_DEFAULT && !budget_room(p->o.budget, missing));
 	}
@@ -187,8 +187,7 @@ static bool hot_chunk(struct prefetch *p, const struct inode **ret_f, uint64_t *
 	const struct inode *f;
 	uint64_t ino, off;
 
-	if (!sched_hot(p->s, READER_RECENT_USEC, &ino, &off) || !ino ||
-	    ino > inode_count(p->t))
+	if (!sched_hot(p->s, READER_RECENT_USEC, &ino, &off) || !ino || ino > inode_count(p->t))
 		return false;
 	f = inode_get(p->t, ino);
 	if (!f || f->is_dir || !wanted(p, f))
@@ -289,7 +288,9 @@ static size_t shard_order(struct prefetch *p, const struct inode ***ret)
 			continue;
 		for (size_t k = 0; k < nnames; k++) {
 			/* Names are relative to the index's folder. */
-			size_t dir = strrchr(idx->path, '/') ? (size_t)(strrchr(idx->path, '/') - idx->path) + 1 : 0;
+			size_t dir = strrchr(idx->path, '/') ?
+					     (size_t)(strrchr(idx->path, '/') - idx->path) + 1 :
+					     0;
 
 			for (size_t j = 0; j < p->nfiles; j++) {
 				const struct inode *f = p->files[j];
@@ -335,10 +336,11 @@ static void check_space(struct prefetch *p)
 	p->stats.space_room = room;
 	pthread_mutex_unlock(&p->lock);
 	if (room < missing)
-		log_warn("background completion needs %s more but the cache can take only %s within "
-			 "its limits (--cache-max-size, --min-free); it will pause when the cache is "
-			 "full, and reads of the rest will fail with 'No space left on device'",
-			 format_size(missing, s1, sizeof(s1)), format_size(room, s2, sizeof(s2)));
+		log_warn(
+			"background completion needs %s more but the cache can take only %s within "
+			"its limits (--cache-max-size, --min-free); it will pause when the cache is "
+			"full, and reads of the rest will fail with 'No space left on device'",
+			format_size(missing, s1, sizeof(s1)), format_size(room, s2, sizeof(s2)));
 	else if (missing)
 		log_info("background completion: %s to fetch, the cache has room for it",
 			 format_size(missing, s1, sizeof(s1)));
@@ -513,7 +515,7 @@ void prefetch_get_stats(struct prefetch *p, struct prefetch_stats *ret)
 const char *prefetch_phase_str(enum prefetch_phase ph)
 {
 	static const char *const names[] = { "small files", "safetensors headers", "shards",
-					     "other files", "waiting to retry", "complete",
+					     "other files", "waiting to retry",	   "complete",
 					     "paused" };
 
 	return ph <= PREFETCH_PAUSED ? names[ph] : "?";

@@ -19,23 +19,24 @@
 struct prefetch;
 
 struct prefetch_opts {
-	const char *const *include; /* fnmatch patterns (as the official client's allow_patterns); none: all */
+	const char *const *
+		include; /* fnmatch patterns (as the official client's allow_patterns); none: all */
 	size_t ninclude;
 	const char *const *exclude; /* ignore_patterns */
 	size_t nexclude;
-	unsigned max_inflight;      /* background fetches in flight at once; 0 -> 16 */
-	uint64_t chunk;             /* bytes per background fetch; 0 -> 16 MiB */
-	struct budget *budget;      /* room is asked before each range; NULL: no limits */
+	unsigned max_inflight; /* background fetches in flight at once; 0 -> 16 */
+	uint64_t chunk; /* bytes per background fetch; 0 -> 16 MiB */
+	struct budget *budget; /* room is asked before each range; NULL: no limits */
 };
 
 enum prefetch_phase {
-	PREFETCH_SMALL,   /* small files */
+	PREFETCH_SMALL, /* small files */
 	PREFETCH_HEADERS, /* safetensors headers */
-	PREFETCH_SHARDS,  /* shards in index order */
-	PREFETCH_REST,    /* everything else */
+	PREFETCH_SHARDS, /* shards in index order */
+	PREFETCH_REST, /* everything else */
 	PREFETCH_WAITING, /* some ranges failed: pausing before the next pass */
-	PREFETCH_DONE,    /* every wanted file complete */
-	PREFETCH_PAUSED,  /* the cache has no room within its limits (paused says why) */
+	PREFETCH_DONE, /* every wanted file complete */
+	PREFETCH_PAUSED, /* the cache has no room within its limits (paused says why) */
 };
 
 struct prefetch_stats {
@@ -46,8 +47,8 @@ struct prefetch_stats {
 	unsigned passes;
 	unsigned retry_in_s; /* PREFETCH_WAITING: seconds until the next pass */
 	uint64_t space_needed; /* bytes still to fetch when the pass began */
-	uint64_t space_room;   /* of which the cache could take within its limits then */
-	char paused[320];      /* PREFETCH_PAUSED: why, in words */
+	uint64_t space_room; /* of which the cache could take within its limits then */
+	char paused[320]; /* PREFETCH_PAUSED: why, in words */
 };
 
 /* True when path is wanted: it matches an include pattern (or there is none) and no exclude

@@ -6,7 +6,7 @@
 #include <stdint.h>
 
 struct readahead {
-	uint64_t next;   /* where the next sequential read is expected */
+	uint64_t next; /* where the next sequential read is expected */
 	uint64_t issued; /* read-ahead has been asked up to here */
 	uint64_t window; /* current window, 0 before the first sequential read */
 	unsigned streak; /* sequential reads in a row */
@@ -15,7 +15,7 @@ struct readahead {
 struct readahead_limits {
 	uint64_t min_window; /* first window */
 	uint64_t max_window; /* the window doubles up to this */
-	uint64_t slack;      /* reads this far around `next` still count as sequential (the
+	uint64_t slack; /* reads this far around `next` still count as sequential (the
 			      * kernel's async reads arrive slightly out of order) */
 };
 

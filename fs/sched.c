@@ -28,19 +28,19 @@ struct waiter {
  * Invariant: a bit set in inflight is clear in present, and belongs to exactly one fetch. */
 struct sched_blob {
 	char cid[CID_MAX];
-	char *path;       /* the first file with this content, for messages */
-	char *url;        /* resolve URL at the pinned commit */
+	char *path; /* the first file with this content, for messages */
+	char *url; /* resolve URL at the pinned commit */
 	uint64_t size;
 	uint64_t nblocks;
 	enum blob_hash hash;
-	int fd;           /* data file, open for the sched's life */
+	int fd; /* data file, open for the sched's life */
 
 	uint8_t *present; /* s->lock: blocks in the file (committed or about to be) */
-	uint8_t *inflight;/* s->lock: blocks some fetch will write */
+	uint8_t *inflight; /* s->lock: blocks some fetch will write */
 	struct fetch *fetches; /* s->lock: fetches in flight */
-	struct waiter *waiters;/* s->lock: parked reads */
-	bool accessed;    /* s->lock: read since the last commit batch */
-	uint8_t state;    /* s->lock: enum blob_state as this process knows it */
+	struct waiter *waiters; /* s->lock: parked reads */
+	bool accessed; /* s->lock: read since the last commit batch */
+	uint8_t state; /* s->lock: enum blob_state as this process knows it */
 	bool verify_queued; /* s->lock: on the verify queue */
 };
 
@@ -49,11 +49,11 @@ struct fetch {
 	struct sched *s;
 	struct sched_blob *b;
 	uint64_t first, count; /* blocks */
-	uint64_t landed;       /* blocks [first, first + landed) are written (engine thread) */
+	uint64_t landed; /* blocks [first, first + landed) are written (engine thread) */
 	uint64_t id;
 	enum xfer_prio prio;
-	bool background;       /* s->lock: counted in s->nbackground */
-	uint64_t granted;      /* bytes the budget granted (settled at done) */
+	bool background; /* s->lock: counted in s->nbackground */
+	uint64_t granted; /* bytes the budget granted (settled at done) */
 };
 
 struct pending {
@@ -73,22 +73,22 @@ struct sched {
 	struct sched_blob **blob_of_ino; /* index ino; NULL for directories and empty files */
 
 	pthread_mutex_t lock;
-	pthread_cond_t cond;       /* committer work, fetch drain, flush progress */
-	struct pending *queue;     /* lock: landed blocks not yet committed */
+	pthread_cond_t cond; /* committer work, fetch drain, flush progress */
+	struct pending *queue; /* lock: landed blocks not yet committed */
 	size_t qn, qcap;
-	uint64_t queued_gen;       /* lock: batches handed to the committer */
-	uint64_t committed_gen;    /* lock: batches committed */
-	unsigned nfetches;         /* lock: fetches between submit and done */
-	unsigned nbackground;      /* lock: of which background ones */
-	uint64_t last_demand;      /* lock: monotonic usec a read last parked (0: never) */
+	uint64_t queued_gen; /* lock: batches handed to the committer */
+	uint64_t committed_gen; /* lock: batches committed */
+	unsigned nfetches; /* lock: fetches between submit and done */
+	unsigned nbackground; /* lock: of which background ones */
+	uint64_t last_demand; /* lock: monotonic usec a read last parked (0: never) */
 	uint64_t hot_ino, hot_off; /* lock: the file and end offset of that read */
-	bool stopping;             /* lock */
+	bool stopping; /* lock */
 	pthread_t committer;
 
-	struct sched_blob **vq;    /* lock: blobs to hash, in order */
+	struct sched_blob **vq; /* lock: blobs to hash, in order */
 	size_t vqn, vqcap;
-	uint64_t verify_failures;  /* lock */
-	pthread_cond_t vcond;      /* verify queue work */
+	uint64_t verify_failures; /* lock */
+	pthread_cond_t vcond; /* verify queue work */
 	pthread_t verifier;
 };
 
@@ -289,8 +289,9 @@ static int fetch_write(void *ud, uint64_t offset, const void *data, size_t len)
 		bitmap_set(b->present, k);
 		bitmap_clear(b->inflight, k);
 		if (queue_push_locked(s, b, k) < 0)
-			log_warn("out of memory: block %llu of '%s' will be fetched again next time",
-				 (unsigned long long)k, b->path);
+			log_warn(
+				"out of memory: block %llu of '%s' will be fetched again next time",
+				(unsigned long long)k, b->path);
 		f->landed++;
 	}
 	ready = take_ready_locked(b);
@@ -422,8 +423,8 @@ static size_t plan_locked(struct sched *s, struct sched_blob *b, uint64_t first,
 			i = bitmap_next_clear(b->present, i + 1, last + 1);
 		if (i > last)
 			break;
-		for (end = i; end <= last && end - i < max_blocks && !bitmap_test(b->present, end) &&
-			      !bitmap_test(b->inflight, end);
+		for (end = i; end <= last && end - i < max_blocks &&
+			      !bitmap_test(b->present, end) && !bitmap_test(b->inflight, end);
 		     end++)
 			;
 		todo[n] = fetch_new_locked(s, b, i, end - i, prio);
@@ -505,8 +506,9 @@ int sched_read(struct sched *s, const struct inode *f, uint64_t offset, uint64_t
 	s->last_demand = now_usec();
 	s->hot_ino = f->ino;
 	s->hot_off = offset + len;
-	*w = (struct waiter){ .next = b->waiters, .first = first, .last = last, .ready = ready,
-			      .ud = ud };
+	*w = (struct waiter){
+		.next = b->waiters, .first = first, .last = last, .ready = ready, .ud = ud
+	};
 	b->waiters = w;
 	ncancel = cut_locked(s, b, first, last, cancel, ARRAY_SIZE(cancel));
 	/* Every parked read of the blob, this one included: a cut may have released blocks
@@ -775,12 +777,14 @@ static void commit_batch(struct sched *s, struct pending *q, size_t n)
 		if (!last || strcmp(last->cid, q[i].b->cid))
 			(void)blob_sync(q[i].b->fd);
 		owner[nruns] = q[i].b;
-		runs[nruns++] = (struct db_block_run){ .cid = q[i].b->cid, .first = q[i].block,
+		runs[nruns++] = (struct db_block_run){ .cid = q[i].b->cid,
+						       .first = q[i].block,
 						       .count = 1 };
 	}
 	r = db_blob_add_blocks(s->db, runs, nruns, completed);
 	if (r < 0) {
-		log_warn("cannot record %zu fetched blocks in the cache index: %s", n, strerror(-r));
+		log_warn("cannot record %zu fetched blocks in the cache index: %s", n,
+			 strerror(-r));
 		return;
 	}
 	pthread_mutex_lock(&s->lock);

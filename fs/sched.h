@@ -23,11 +23,11 @@ struct sched;
 
 struct sched_opts {
 	const char *cache_dir;
-	uint32_t block_size;            /* 0 -> CACHE_BLOCK_SIZE_DEFAULT */
-	const struct hub_config *cfg;   /* borrowed for the life of the sched */
+	uint32_t block_size; /* 0 -> CACHE_BLOCK_SIZE_DEFAULT */
+	const struct hub_config *cfg; /* borrowed for the life of the sched */
 	const struct hub_repo *repo;
 	const char *commit;
-	struct budget *budget;          /* room for every fetch is asked of it; NULL: no limits */
+	struct budget *budget; /* room for every fetch is asked of it; NULL: no limits */
 };
 
 /* Called once when a parked read can be answered (err 0: every byte is in the file behind fd)
@@ -83,12 +83,12 @@ bool sched_hot(struct sched *s, uint64_t max_age_usec, uint64_t *ret_ino, uint64
 bool sched_is_complete(struct sched *s, const struct inode *f);
 
 struct sched_stats {
-	uint64_t bytes_total;   /* over distinct blobs */
+	uint64_t bytes_total; /* over distinct blobs */
 	uint64_t bytes_present;
 	unsigned blobs;
-	unsigned blobs_complete;/* every block present (verified or not) */
+	unsigned blobs_complete; /* every block present (verified or not) */
 	unsigned blobs_verified;
-	unsigned background;    /* background fetches in flight */
+	unsigned background; /* background fetches in flight */
 	uint64_t verify_failures; /* blobs that hashed wrong since the mount */
 };
 void sched_get_stats(struct sched *s, struct sched_stats *ret);

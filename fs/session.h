@@ -7,10 +7,10 @@
 #include "fs/ops.h"
 
 struct session_opts {
-	const char *mountpoint;  /* absolute */
-	const char *fsname;      /* shown in /proc/mounts, e.g. "hffs:org/name" */
-	unsigned max_threads;    /* FUSE workers; 0 -> 16 */
-	bool debug;              /* libfuse request tracing on stderr */
+	const char *mountpoint; /* absolute */
+	const char *fsname; /* shown in /proc/mounts, e.g. "hffs:org/name" */
+	unsigned max_threads; /* FUSE workers; 0 -> 16 */
+	bool debug; /* libfuse request tracing on stderr */
 	/* Called once, from a helper thread, when the mount answers (a stat of the mountpoint
 	 * succeeded and the kernel read-ahead is set). May be NULL. */
 	void (*ready)(void *ud);

@@ -60,15 +60,16 @@ static int resolve_commit(const struct hub_config *cfg, struct cache_db *db, str
 
 		snprintf(why, sizeof(why), "%s", err->message);
 		snprintf(err->message, sizeof(err->message),
-			 "%.200s, and revision '%.80s' of '%.96s' was never resolved in this cache", why,
-			 s->revision, s->repo.id);
+			 "%.200s, and revision '%.80s' of '%.96s' was never resolved in this cache",
+			 why, s->revision, s->repo.id);
 		return r < 0 ? r : -ENETDOWN;
 	}
 	s->ref_from_cache = true;
 	if (!cfg->offline)
-		log_warn("the Hub cannot be reached (%s); using commit %.12s of '%s', last seen for "
-			 "revision '%s'",
-			 err->message, s->commit, s->repo.id, s->revision);
+		log_warn(
+			"the Hub cannot be reached (%s); using commit %.12s of '%s', last seen for "
+			"revision '%s'",
+			err->message, s->commit, s->repo.id, s->revision);
 	return 0;
 }
 
@@ -119,8 +120,8 @@ static int load_tree(const struct hub_config *cfg, struct cache_db *db, unsigned
 		err->reason = cfg->offline ? FETCH_OFFLINE : err->reason;
 		snprintf(err->message, sizeof(err->message),
 			 "the file list of '%s' at %.12s is not in the cache and the Hub %s",
-			 s->repo.id, s->commit, cfg->offline ? "may not be used (offline mode)" :
-							       "cannot be reached");
+			 s->repo.id, s->commit,
+			 cfg->offline ? "may not be used (offline mode)" : "cannot be reached");
 		return -ENETDOWN;
 	}
 	r = hub_list_tree(cfg, &s->repo, s->commit, page_limit, &s->tree, err);

@@ -11,10 +11,10 @@
 
 struct snapshot {
 	struct hub_repo repo;
-	char repo_key[160];  /* "models/org/name" */
-	char revision[256];  /* as asked */
+	char repo_key[160]; /* "models/org/name" */
+	char revision[256]; /* as asked */
 	char commit[41];
-	struct hub_tree tree;/* validated */
+	struct hub_tree tree; /* validated */
 	bool ref_from_cache; /* the commit came from the cache: offline, or the Hub unreachable */
 	bool tree_from_cache;
 };

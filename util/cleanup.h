@@ -21,26 +21,26 @@ static inline void closep(int *fd)
 #define _cleanup_close_ _cleanup_(closep)
 
 /* Returns the pointer and leaves NULL behind, so the cleanup does nothing. */
-#define TAKE_PTR(p)                              \
-	({                                       \
-		__typeof__(p) _p_ = (p);         \
-		(p) = NULL;                      \
-		_p_;                             \
+#define TAKE_PTR(p)                      \
+	({                               \
+		__typeof__(p) _p_ = (p); \
+		(p) = NULL;              \
+		_p_;                     \
 	})
 
-#define TAKE_FD(fd)                  \
-	({                           \
-		int _fd_ = (fd);     \
-		(fd) = -1;           \
-		_fd_;                \
+#define TAKE_FD(fd)              \
+	({                       \
+		int _fd_ = (fd); \
+		(fd) = -1;       \
+		_fd_;            \
 	})
 
 /* Defines type##_freep for a destructor taking a pointer. */
-#define DEFINE_CLEANUP_FUNC(type, func)            \
-	static inline void func##p(type **p)       \
-	{                                          \
-		if (*p)                            \
-			func(*p);                  \
+#define DEFINE_CLEANUP_FUNC(type, func)      \
+	static inline void func##p(type **p) \
+	{                                    \
+		if (*p)                      \
+			func(*p);            \
 	}
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))

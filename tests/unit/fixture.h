@@ -71,14 +71,12 @@ static inline const char *fixture_cache_dir(const char *name)
 #define FIXTURE_BS (64U * 1024U) /* small blocks: a blob of 4 blocks is 256 KiB */
 #define FIXTURE_C8(c) c c c c c c c c
 /* A 64-hex-digit content id of one repeated digit. */
-#define CID(c)                                                                            \
-	FIXTURE_C8(c) FIXTURE_C8(c) FIXTURE_C8(c) FIXTURE_C8(c) FIXTURE_C8(c) FIXTURE_C8(c) \
-	FIXTURE_C8(c) FIXTURE_C8(c)
+#define CID(c) FIXTURE_C8(FIXTURE_C8(c))
 
 /* Writes the first `blocks` blocks of a blob of `nblocks` blocks into its data file, commits
  * their bits and sets its access time, as a mount's reads would. */
-static inline void fixture_put_blob(struct cache_db *db, const char *dir, const char *cid, unsigned nblocks,
-		     unsigned blocks, uint64_t last_access)
+static inline void fixture_put_blob(struct cache_db *db, const char *dir, const char *cid,
+				    unsigned nblocks, unsigned blocks, uint64_t last_access)
 {
 	struct db_block_run run = { .cid = cid, .first = 0, .count = blocks };
 	char *buf = malloc(FIXTURE_BS);
@@ -87,7 +85,8 @@ static inline void fixture_put_blob(struct cache_db *db, const char *dir, const 
 
 	ASSERT_NOT_NULL(buf);
 	memset(buf, 'x', FIXTURE_BS);
-	ASSERT_OK(db_blob_ensure(db, cid, (uint64_t)nblocks * FIXTURE_BS, BLOB_HASH_SHA256, FIXTURE_BS, &rec));
+	ASSERT_OK(db_blob_ensure(db, cid, (uint64_t)nblocks * FIXTURE_BS, BLOB_HASH_SHA256,
+				 FIXTURE_BS, &rec));
 	fd = blob_open(dir, cid, (uint64_t)nblocks * FIXTURE_BS);
 	ASSERT_OK(fd);
 	for (unsigned i = 0; i < blocks; i++)

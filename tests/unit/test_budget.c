@@ -50,8 +50,8 @@ static void test_max_size(void)
 
 	db = setup(dir, &own, &one);
 	ASSERT_OK(budget_new(&(struct budget_opts){ .cache_dir = dir,
-						   .limits = { .max_size = 3 * one + one / 2 },
-						   .own = &own },
+						    .limits = { .max_size = 3 * one + one / 2 },
+						    .own = &own },
 			     db, &b));
 	/* Fits: nothing evicted. */
 	ASSERT_OK(budget_admit(b, one / 4));
@@ -108,9 +108,9 @@ static void test_min_free(void)
 	ASSERT_OK(evict_fs_space(dir, &total, &avail));
 	/* A floor above what the disk has: every unpinned blob goes, and still no room. */
 	ASSERT_OK(budget_new(&(struct budget_opts){ .cache_dir = dir,
-						   .limits = { .max_size = EVICT_NO_LIMIT,
-							       .min_free = avail + (1ULL << 30) },
-						   .own = &own },
+						    .limits = { .max_size = EVICT_NO_LIMIT,
+								.min_free = avail + (1ULL << 30) },
+						    .own = &own },
 			     db, &b));
 	ASSERT_EQ(budget_admit(b, 1), -ENOSPC);
 	budget_why(b, why, sizeof(why));
@@ -121,9 +121,9 @@ static void test_min_free(void)
 	budget_free(b);
 
 	/* No floor, no size: granted without a look at the blobs. */
-	ASSERT_OK(budget_new(&(struct budget_opts){ .cache_dir = dir,
-						   .limits = { .max_size = EVICT_NO_LIMIT } },
-			     db, &b));
+	ASSERT_OK(budget_new(
+		&(struct budget_opts){ .cache_dir = dir, .limits = { .max_size = EVICT_NO_LIMIT } },
+		db, &b));
 	ASSERT_OK(budget_admit(b, one));
 	ASSERT_TRUE(has_file(dir, CID("c")));
 	budget_free(b);

@@ -248,7 +248,8 @@ static void test_orphans(void)
 	fixture_put_blob(db, dir, CID("a"), 2, 2, 1); /* sound */
 	fixture_put_blob(db, dir, CID("b"), 2, 2, 1); /* file without record */
 	fixture_put_blob(db, dir, CID("c"), 2, 1, 1); /* record claiming a block, file gone */
-	fixture_put_blob(db, dir, CID("d"), 2, 0, 1); /* record without blocks nor file: not an orphan */
+	fixture_put_blob(db, dir, CID("d"), 2, 0,
+			 1); /* record without blocks nor file: not an orphan */
 	fixture_put_blob(db, dir, CID("e"), 2, 2, 1); /* pinned file without record */
 	fixture_put_blob(db, dir, CID("f"), 2, 2, 1); /* pinned record with its file gone */
 	disk = blob_disk_usage(dir, CID("b"));

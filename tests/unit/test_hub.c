@@ -231,13 +231,11 @@ static void test_config(void)
 	config_case(NULL, HUB_DEFAULT_ENDPOINT, NULL, NULL, false, 10);
 	/* the variables beat the file, HF_TOKEN first; blank values count as unset */
 	setenv("HUGGING_FACE_HUB_TOKEN", " hf_legacy ", 1);
-	config_case(NULL, HUB_DEFAULT_ENDPOINT, "hf_legacy", "HUGGING_FACE_HUB_TOKEN", false,
-		    10);
+	config_case(NULL, HUB_DEFAULT_ENDPOINT, "hf_legacy", "HUGGING_FACE_HUB_TOKEN", false, 10);
 	setenv("HF_TOKEN", "\thf_env\r\n", 1);
 	config_case(NULL, HUB_DEFAULT_ENDPOINT, "hf_env", "HF_TOKEN", false, 10);
 	setenv("HF_TOKEN", "  \r\n", 1);
-	config_case(NULL, HUB_DEFAULT_ENDPOINT, "hf_legacy", "HUGGING_FACE_HUB_TOKEN", false,
-		    10);
+	config_case(NULL, HUB_DEFAULT_ENDPOINT, "hf_legacy", "HUGGING_FACE_HUB_TOKEN", false, 10);
 	setenv("HF_TOKEN", "hf_env", 1);
 	/* no implicit token */
 	setenv("HF_HUB_DISABLE_IMPLICIT_TOKEN", "yes", 1);

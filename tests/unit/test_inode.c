@@ -26,7 +26,7 @@ static void test_tree(void)
 
 	add(&t, "config.json", false, 10);
 	add(&t, "nested/deep/dir/file.txt", false, 3); /* parents implied */
-	add(&t, "nested", true, 0);                     /* listed after its child */
+	add(&t, "nested", true, 0); /* listed after its child */
 	add(&t, "b.txt", false, 0);
 	add(&t, "a.txt", false, 1);
 	add(&t, "only-dirs/x", true, 0);

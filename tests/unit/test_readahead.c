@@ -4,7 +4,8 @@
 
 #define MiB (1ULL << 20)
 
-static const struct readahead_limits lim = { .min_window = 4 * MiB, .max_window = 32 * MiB,
+static const struct readahead_limits lim = { .min_window = 4 * MiB,
+					     .max_window = 32 * MiB,
 					     .slack = 2 * MiB };
 
 static void test_sequential_growth(void)
