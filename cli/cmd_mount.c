@@ -302,6 +302,10 @@ int cmd_mount(int argc, char **argv)
 	r = cli_budget("--cache-max-size", max_size_arg, min_free_arg, cache_dir, &budget);
 	if (r)
 		return r;
+	if (!budget.max_size) {
+		log_err("--cache-max-size 0 leaves no room to cache anything; give a size such as 20G");
+		return 2;
+	}
 	o.cache_max_size = budget.max_size;
 	o.min_free = budget.min_free;
 	if (check_mountpoint(mountpoint) < 0)

@@ -175,3 +175,16 @@ def test_a_full_disk_fails_reads_with_enospc_and_keeps_serving(hub, mount, cache
             return False
     wait_for(read_ok, timeout=30, what="reads to work again once space is freed")
     assert m.unmount() == 0
+
+
+def test_bad_limits_are_refused_with_a_reason(hub, cache_dir, tmp_path):
+    mp = tmp_path / "mp"
+    mp.mkdir()
+    for args, words in ((["--cache-max-size", "lots"], "--cache-max-size takes a size"),
+                        (["--cache-max-size", "0"], "no room"),
+                        (["--min-free", "110%"], "--min-free takes a size"),
+                        (["--min-free", "-1G"], "--min-free takes a size")):
+        p = run_hffs("mount", "org/model", mp, "--cache-dir", cache_dir, "--endpoint",
+                     hub.api_url, *args)
+        assert p.returncode == 2 and words in p.stderr, (args, p.stderr)
+        assert not os.path.ismount(mp)
