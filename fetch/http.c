@@ -867,18 +867,24 @@ static void curl_init_once(void)
 	curl_init_result = curl_global_init(CURL_GLOBAL_DEFAULT);
 }
 
-/* Python's proxy lookup (urllib) honours HTTP_PROXY; libcurl reads only the lowercase
- * http_proxy, so the uppercase one is passed explicitly (HUB_PROTOCOL.md 6). Under CGI
- * (REQUEST_METHOD set) HTTP_PROXY may come from a client's "Proxy:" header: ignored there, as
- * urllib and curl do. HTTPS_PROXY, ALL_PROXY and NO_PROXY libcurl reads in either case. */
-static const char *http_proxy_override(const char *url)
+int http_proxy_from_env(char **ret)
 {
-	const char *v;
+	const char *v = getenv("HTTP_PROXY");
 
-	if (strncasecmp(url, "http://", 7) != 0 || getenv("http_proxy") || getenv("REQUEST_METHOD"))
-		return NULL;
-	v = getenv("HTTP_PROXY");
-	return v && *v ? v : NULL;
+	*ret = NULL;
+	if (!v || !*v || getenv("http_proxy") || getenv("REQUEST_METHOD"))
+		return 0;
+	*ret = strdup(v);
+	return *ret ? 0 : -ENOMEM;
+}
+
+int http_proxy_setopt(const char *http_proxy, const char *url, void *curl)
+{
+	/* As for the CAs: a failure must not send the request direct, around the proxy. */
+	if (http_proxy && strncasecmp(url, "http://", 7) == 0 &&
+	    curl_easy_setopt(curl, CURLOPT_PROXY, http_proxy) != CURLE_OK)
+		return -ENOMEM;
+	return 0;
 }
 
 int http_ca_from_env(struct http_ca *ret)
@@ -981,7 +987,6 @@ static void set_options(CURL *h, const struct http_request *req, const char *url
 			struct exchange *x, struct curl_slist *hdrs, char *errbuf)
 {
 	long timeout = req->timeout_s > 0 ? req->timeout_s : HTTP_DEFAULT_TIMEOUT;
-	const char *proxy = http_proxy_override(url);
 
 	(void)curl_easy_setopt(h, CURLOPT_URL, url);
 #if LIBCURL_VERSION_NUM >= 0x075500
@@ -1005,14 +1010,13 @@ static void set_options(CURL *h, const struct http_request *req, const char *url
 		(void)curl_easy_setopt(h, CURLOPT_RANGE, req->range);
 	if (req->method && !strcmp(req->method, "HEAD"))
 		(void)curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
-	if (proxy)
-		(void)curl_easy_setopt(h, CURLOPT_PROXY, proxy);
 }
 
-/* One hop: a single request to url, no redirect followed, trusting ca. Returns 0 with a
- * reply, or -errno with x->resp->net_reason and x->resp->error set. */
-static int exchange_once(CURL *h, const struct http_request *req, const struct http_ca *ca,
-			 const char *url, struct exchange *x)
+/* One hop: a single request to url, no redirect followed, through http_proxy if url is
+ * http:// (NULL: curl's own choice), trusting ca. Returns 0 with a reply, or -errno with
+ * x->resp->net_reason and x->resp->error set. */
+static int exchange_once(CURL *h, const struct http_request *req, const char *http_proxy,
+			 const struct http_ca *ca, const char *url, struct exchange *x)
 {
 	struct http_response *resp = x->resp;
 	char curl_msg[CURL_ERROR_SIZE] = "", host[300];
@@ -1033,7 +1037,7 @@ static int exchange_once(CURL *h, const struct http_request *req, const struct h
 		return r;
 	}
 	set_options(h, req, url, x, hdrs, curl_msg);
-	if (http_ca_setopt(ca, h) < 0) {
+	if (http_proxy_setopt(http_proxy, url, h) < 0 || http_ca_setopt(ca, h) < 0) {
 		resp->net_reason = FETCH_IO;
 		snprintf(resp->error, sizeof(resp->error), "out of memory");
 		r = -ENOMEM;
@@ -1094,7 +1098,7 @@ static void exchange_finish(struct exchange *x)
 int http_request(const struct http_request *req, struct http_response *ret)
 {
 	struct exchange x = { .resp = ret };
-	_cleanup_free_ char *url = NULL;
+	_cleanup_free_ char *url = NULL, *http_proxy = NULL;
 	_cleanup_(http_ca_done) struct http_ca ca = { 0 };
 	CURL *h;
 	int r;
@@ -1114,7 +1118,10 @@ int http_request(const struct http_request *req, struct http_response *ret)
 	url = strdup(req->url);
 	if (!url)
 		return -ENOMEM;
-	/* Per call, as the proxy: two getenv()s are nothing beside an exchange. */
+	/* Per call: a few getenv()s are nothing beside an exchange. */
+	r = http_proxy_from_env(&http_proxy);
+	if (r < 0)
+		return r;
 	r = http_ca_from_env(&ca);
 	if (r < 0)
 		return r;
@@ -1125,7 +1132,7 @@ int http_request(const struct http_request *req, struct http_response *ret)
 		char *next;
 
 		log_debug("http: %s %s", req->method ? req->method : "GET", url);
-		r = exchange_once(h, req, &ca, url, &x);
+		r = exchange_once(h, req, http_proxy, &ca, url, &x);
 		if (r < 0)
 			break;
 		if (!req->follow_relative || !is_redirect(ret->status) ||

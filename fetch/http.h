@@ -34,14 +34,15 @@ struct http_response {
 };
 
 /* Performs req on its own curl easy handle, with Accept-Encoding: identity, and the proxy and
- * CA variables as the official client reads them (HUB_PROTOCOL.md 6: HTTP_PROXY too, unless
- * REQUEST_METHOD is set; SSL_CERT_FILE and SSL_CERT_DIR as xfer does, http_priv.h). Follows at most 5 relative redirects when asked (more: -EBADMSG);
- * ret's headers are the final reply's, names matched case-insensitively, the last value of a
- * repeated header kept; x_request_id falls back to X-Amzn-Trace-Id, then X-Amz-Cf-Id.
- * Returns 0 when a reply arrived (any status), else -errno of net_reason (-EHOSTUNREACH,
- * -ETIMEDOUT, -EBADMSG, -EIO) with ret->error set (words naming the host), or -ENOMEM,
- * -EINVAL (no URL, or a token with control characters, which is never sent). Bodies above
- * 64 MiB are -EBADMSG. ret must be released with http_response_done() either way. */
+ * CA variables as the official client reads them, read at each call (HUB_PROTOCOL.md 6:
+ * HTTP_PROXY too, unless REQUEST_METHOD is set; SSL_CERT_FILE and SSL_CERT_DIR), by the
+ * helpers of http_priv.h that xfer uses too. Follows at most 5 relative redirects when asked
+ * (more: -EBADMSG); ret's headers are the final reply's, names matched case-insensitively,
+ * the last value of a repeated header kept; x_request_id falls back to X-Amzn-Trace-Id, then
+ * X-Amz-Cf-Id. Returns 0 when a reply arrived (any status), else -errno of net_reason
+ * (-EHOSTUNREACH, -ETIMEDOUT, -EBADMSG, -EIO) with ret->error set (words naming the host), or
+ * -ENOMEM, -EINVAL (no URL, or a token with control characters, which is never sent). Bodies
+ * above 64 MiB are -EBADMSG. ret must be released with http_response_done() either way. */
 int http_request(const struct http_request *req, struct http_response *ret);
 /* Frees r's strings; r may then be reused. Takes NULL. */
 void http_response_done(struct http_response *r);

@@ -1,8 +1,23 @@
-/* http_priv.h: what http.c shares with the other curl user, xfer.c: the TLS trust the
- * environment names, read and set on an easy handle in one place so that metadata calls and
- * transfers trust the same CAs. Module-internal; no curl here (check_layers.sh keeps curl in
- * http.c and xfer.c), so a handle travels as void *. */
+/* http_priv.h: what http.c shares with the other curl user, xfer.c: the proxy and the TLS
+ * trust the environment names, read and set on an easy handle in one place so that metadata
+ * calls and transfers take the same route and trust the same CAs. Module-internal; no curl
+ * here (check_layers.sh keeps curl in http.c and xfer.c), so a handle travels as void *. */
 #pragma once
+
+/* The proxy as Python's urllib reads it (HUB_PROTOCOL.md 6). libcurl honours http_proxy,
+ * HTTPS_PROXY, ALL_PROXY and NO_PROXY (either case) itself, but for http:// URLs reads only
+ * the lowercase http_proxy; the uppercase HTTP_PROXY is passed explicitly. Under CGI
+ * (REQUEST_METHOD set) a client's "Proxy:" header may have set HTTP_PROXY: ignored there, as
+ * urllib and curl do. */
+
+/* Copies HTTP_PROXY into *ret when libcurl would not read it itself: set and not empty, with
+ * neither http_proxy (even empty: urllib lets the lowercase one win) nor REQUEST_METHOD set;
+ * else *ret is NULL. Any thread, as http_ca_from_env(). -ENOMEM. The caller frees *ret. */
+int http_proxy_from_env(char **ret);
+/* Sets http_proxy as CURLOPT_PROXY on curl, a CURL * easy handle, when url is http:// (any
+ * case); nothing for other URLs or a NULL http_proxy. Again after each curl_easy_reset().
+ * Borrows both (curl copies the string). -ENOMEM. Any thread that owns curl. */
+int http_proxy_setopt(const char *http_proxy, const char *url, void *curl);
 
 /* The CA locations as Python's httpx reads them from the environment (HUB_PROTOCOL.md 6):
  * SSL_CERT_FILE, a PEM bundle used in place of curl's built-in one (CURLOPT_CAINFO), and

@@ -40,7 +40,7 @@
 struct xnet {
 	/* Immutable after xfer_new(). */
 	char *endpoint, *token, *user_agent;
-	char *http_proxy; /* HTTP_PROXY for http:// URLs, which libcurl reads only in lowercase */
+	char *http_proxy; /* HTTP_PROXY, or NULL: route as http.c does (http_proxy_from_env()) */
 	struct http_ca ca; /* SSL_CERT_FILE, SSL_CERT_DIR: trust as http.c does */
 	long connect_timeout_s;
 	uint64_t stall_usec;
@@ -341,8 +341,7 @@ static int hop_setup(struct xnet *n, struct xhop *h, bool fresh)
 	(void)curl_easy_setopt(e, CURLOPT_SHARE, n->share);
 	/* After a stall the pooled connection may be the dead one. */
 	(void)curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, fresh ? 1L : 0L);
-	if (n->http_proxy && strncasecmp(h->url, "http://", 7) == 0 &&
-	    curl_easy_setopt(e, CURLOPT_PROXY, n->http_proxy) != CURLE_OK)
+	if (http_proxy_setopt(n->http_proxy, h->url, e) < 0)
 		return -ENOMEM;
 	return http_ca_setopt(&n->ca, e);
 }
@@ -675,19 +674,6 @@ static struct xnet *xnet_free(struct xnet *n)
 	return NULL;
 }
 
-/* The environment as the official client reads it (HUB_PROTOCOL.md 6): libcurl honours
- * http_proxy, HTTPS_PROXY, ALL_PROXY and NO_PROXY itself, but not the uppercase HTTP_PROXY,
- * which urllib does (except under CGI, where a client sets it; http.c does the same), nor
- * SSL_CERT_FILE and SSL_CERT_DIR, which httpx does (http_ca_from_env(), shared with http.c).
- * Read once, on the caller's thread: getenv() is not safe against a concurrent setenv(). */
-static int env_dup(const char *name, char **ret)
-{
-	const char *v = getenv(name);
-
-	*ret = v && *v ? strdup(v) : NULL;
-	return v && *v && !*ret ? -ENOMEM : 0;
-}
-
 static int xnet_new(const struct hub_config *cfg, const struct xfer_opts *o, unsigned slots,
 		    struct xnet **ret)
 {
@@ -696,9 +682,9 @@ static int xnet_new(const struct hub_config *cfg, const struct xfer_opts *o, uns
 	*ret = n;
 	if (!n)
 		return -ENOMEM;
-	if ((!getenv("http_proxy") && !getenv("REQUEST_METHOD") &&
-	     env_dup("HTTP_PROXY", &n->http_proxy) < 0) ||
-	    http_ca_from_env(&n->ca) < 0)
+	/* The environment as the official client reads it (HUB_PROTOCOL.md 6; http_priv.h):
+	 * read once, on the caller's thread, as getenv() is not safe against a setenv(). */
+	if (http_proxy_from_env(&n->http_proxy) < 0 || http_ca_from_env(&n->ca) < 0)
 		return -ENOMEM;
 	n->endpoint = strdup(cfg->endpoint ? cfg->endpoint : "");
 	n->token = cfg->token && *cfg->token ? strdup(cfg->token) : NULL;

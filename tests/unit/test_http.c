@@ -588,6 +588,36 @@ static void test_request_proxy(void)
 	ASSERT_EQ(minihttp_count(&srv_a, "GET /headers"), 2);
 }
 
+/* HTTP_PROXY, as xfer.c reads it too: empty is unset; a lowercase http_proxy (even empty)
+ * wins, and libcurl reads that one itself; under CGI it is ignored. */
+static void test_proxy_env(void)
+{
+	char *p;
+
+	ASSERT_OK(http_proxy_from_env(&p));
+	ASSERT_NULL(p);
+
+	setenv("HTTP_PROXY", "http://proxy.invalid:3128", 1);
+	ASSERT_OK(http_proxy_from_env(&p));
+	ASSERT_STR_EQ(p, "http://proxy.invalid:3128");
+	free(p);
+
+	setenv("http_proxy", "", 1);
+	ASSERT_OK(http_proxy_from_env(&p));
+	ASSERT_NULL(p);
+	unsetenv("http_proxy");
+
+	setenv("REQUEST_METHOD", "GET", 1);
+	ASSERT_OK(http_proxy_from_env(&p));
+	ASSERT_NULL(p);
+	unsetenv("REQUEST_METHOD");
+
+	setenv("HTTP_PROXY", "", 1);
+	ASSERT_OK(http_proxy_from_env(&p));
+	ASSERT_NULL(p);
+	unsetenv("HTTP_PROXY");
+}
+
 /* SSL_CERT_FILE and SSL_CERT_DIR, as xfer.c reads them too; empty is unset. */
 static void test_ca_env(void)
 {
@@ -656,6 +686,7 @@ static void minihttp_tests(void)
 	RUN(test_request_headers);
 	RUN(test_request_redirects);
 	RUN(test_request_errors);
+	RUN(test_proxy_env);
 	RUN(test_request_proxy);
 	RUN(test_request_ca);
 	minihttp_stop(&srv_a);
