@@ -698,6 +698,7 @@ struct exchange {
 	struct http_response *resp;
 	char *request_id_alt[ARRAY_SIZE(request_id_fallbacks)];
 	size_t body_cap;
+	const char *proxy_named; /* for describe_failure(), http:// URLs only; borrowed */
 	bool too_big;
 	bool oom;
 };
@@ -867,6 +868,13 @@ static void curl_init_once(void)
 	curl_init_result = curl_global_init(CURL_GLOBAL_DEFAULT);
 }
 
+static bool env_is_set(const char *name)
+{
+	const char *v = getenv(name);
+
+	return v && *v;
+}
+
 int http_proxy_from_env(char **ret)
 {
 	const char *v = getenv("HTTP_PROXY");
@@ -937,8 +945,28 @@ static void host_of(const char *url, char *buf, size_t len)
 		snprintf(buf, len, "%s:%u", p.host, p.port);
 }
 
+/* The proxy as HTTP_PROXY names it, "[scheme://][user:password@]host[:port][/]", reduced to
+ * host[:port]: the credentials never reach a log. */
+static void proxy_host_of(const char *proxy, char *buf, size_t len)
+{
+	const char *p = strstr(proxy, "://"), *end, *at;
+
+	p = p ? p + 3 : proxy;
+	end = p + strcspn(p, "/?#");
+	at = memrchr(p, '@', (size_t)(end - p));
+	if (at)
+		p = at + 1;
+	snprintf(buf, len, "%.*s", (int)(end - p), p);
+}
+
+/* proxy: the proxy the request went to for certain (HTTP_PROXY, set by http_proxy_setopt(),
+ * with no NO_PROXY to send some hosts direct), else NULL. A proxy that cannot be reached is
+ * named as the culprit: "cannot connect to <the Hub>" would send the user after the Hub, with
+ * the proxy's address only in curl's words. curl 7.88 cannot say which address a failed
+ * connect tried (CURLINFO_USED_PROXY is 8.7), so a proxy curl chose itself (http_proxy,
+ * ALL_PROXY) is named only when curl's code says "proxy". */
 static void describe_failure(struct http_response *r, const char *host, CURLcode c,
-			     const char *curl_msg)
+			     const char *curl_msg, const char *proxy)
 {
 	static const char *const what[FETCH_REASON_MAX] = {
 		[FETCH_DNS] = "cannot resolve the host name of",
@@ -948,10 +976,23 @@ static void describe_failure(struct http_response *r, const char *host, CURLcode
 		[FETCH_PROTOCOL] = "malformed or broken reply from",
 		[FETCH_IO] = "transfer failed with",
 	};
+	const char *why = curl_msg[0] ? curl_msg : curl_easy_strerror(c);
 
+	if (c == CURLE_COULDNT_RESOLVE_PROXY || (proxy && c == CURLE_COULDNT_CONNECT)) {
+		char ph[128] = "";
+
+		if (proxy) {
+			proxy_host_of(proxy, ph, sizeof(ph));
+			why = curl_easy_strerror(c); /* curl's message would repeat the address */
+		}
+		snprintf(r->error, sizeof(r->error), "%s the proxy %.50s%sfor %.80s (%.60s)",
+			 c == CURLE_COULDNT_CONNECT ? "cannot connect to" :
+						      "cannot resolve the host name of",
+			 ph, proxy ? " (HTTP_PROXY) " : "", host, why);
+		return;
+	}
 	snprintf(r->error, sizeof(r->error), "%s %.100s (%.100s)",
-		 what[r->net_reason] ? what[r->net_reason] : "transfer failed with", host,
-		 curl_msg[0] ? curl_msg : curl_easy_strerror(c));
+		 what[r->net_reason] ? what[r->net_reason] : "transfer failed with", host, why);
 }
 
 /* The request headers for url: identity encoding, and the token when url is on its origin
@@ -1056,7 +1097,8 @@ static int exchange_once(CURL *h, const struct http_request *req, const char *ht
 		r = -EBADMSG;
 	} else if (c != CURLE_OK) {
 		resp->net_reason = curl_reason(c);
-		describe_failure(resp, host, c, curl_msg);
+		describe_failure(resp, host, c, curl_msg,
+				 strncasecmp(url, "http://", 7) == 0 ? x->proxy_named : NULL);
 		r = fetch_reason_errno(resp->net_reason);
 	} else {
 		(void)curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &resp->status);
@@ -1122,6 +1164,8 @@ int http_request(const struct http_request *req, struct http_response *ret)
 	r = http_proxy_from_env(&http_proxy);
 	if (r < 0)
 		return r;
+	if (!env_is_set("NO_PROXY") && !env_is_set("no_proxy"))
+		x.proxy_named = http_proxy;
 	r = http_ca_from_env(&ca);
 	if (r < 0)
 		return r;

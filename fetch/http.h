@@ -40,9 +40,10 @@ struct http_response {
  * (more: -EBADMSG); ret's headers are the final reply's, names matched case-insensitively,
  * the last value of a repeated header kept; x_request_id falls back to X-Amzn-Trace-Id, then
  * X-Amz-Cf-Id. Returns 0 when a reply arrived (any status), else -errno of net_reason
- * (-EHOSTUNREACH, -ETIMEDOUT, -EBADMSG, -EIO) with ret->error set (words naming the host), or
- * -ENOMEM, -EINVAL (no URL, or a token with control characters, which is never sent). Bodies
- * above 64 MiB are -EBADMSG. ret must be released with http_response_done() either way. */
+ * (-EHOSTUNREACH, -ETIMEDOUT, -EBADMSG, -EIO) with ret->error set (words naming the host,
+ * and the proxy when it is HTTP_PROXY's and could not be reached), or -ENOMEM, -EINVAL (no
+ * URL, or a token with control characters, which is never sent). Bodies above 64 MiB are
+ * -EBADMSG. ret must be released with http_response_done() either way. */
 int http_request(const struct http_request *req, struct http_response *ret);
 /* Frees r's strings; r may then be reused. Takes NULL. */
 void http_response_done(struct http_response *r);

@@ -477,11 +477,24 @@ static void test_request_redirects(void)
 	ASSERT_EQ(minihttp_count(&srv_a, "GET /loop"), 6);
 }
 
+/* A port on 127.0.0.1 that nothing listens on: bound, then released. */
+static int unused_port(void)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t alen = sizeof(a);
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	ASSERT_OK(bind(fd, (struct sockaddr *)&a, sizeof(a)));
+	ASSERT_OK(getsockname(fd, (struct sockaddr *)&a, &alen));
+	close(fd);
+	return ntohs(a.sin_port);
+}
+
 static void test_request_errors(void)
 {
 	struct http_response r;
 	char url[64];
-	int fd, port;
+	int port;
 
 	/* a token that would split the header is never sent */
 	{
@@ -510,17 +523,7 @@ static void test_request_errors(void)
 	http_response_done(&r);
 
 	/* a port nobody listens on */
-	{
-		struct sockaddr_in a = { .sin_family = AF_INET,
-					 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-		socklen_t alen = sizeof(a);
-
-		fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-		ASSERT_OK(bind(fd, (struct sockaddr *)&a, sizeof(a)));
-		ASSERT_OK(getsockname(fd, (struct sockaddr *)&a, &alen));
-		port = ntohs(a.sin_port);
-		close(fd);
-	}
+	port = unused_port();
 	snprintf(url, sizeof(url), "http://127.0.0.1:%d", port);
 	ASSERT_EQ(get(url, "/x", "GET", true, &r), -EHOSTUNREACH);
 	ASSERT_EQ(r.status, 0);
@@ -557,6 +560,7 @@ static void test_request_proxy(void)
 {
 	struct http_response r;
 	char proxy[64];
+	int dead;
 
 	snprintf(proxy, sizeof(proxy), "%s", origin_b);
 	setenv("HTTP_PROXY", proxy, 1);
@@ -586,6 +590,32 @@ static void test_request_proxy(void)
 	unsetenv("REQUEST_METHOD");
 	unsetenv("HTTP_PROXY");
 	ASSERT_EQ(minihttp_count(&srv_a, "GET /headers"), 2);
+
+	/* A proxy that refuses is named, without its credentials; with a NO_PROXY that might
+	 * have sent the request direct, only the host is (curl does not say which it tried). */
+	dead = unused_port();
+	snprintf(proxy, sizeof(proxy), "http://user:secret@127.0.0.1:%d/", dead);
+	setenv("HTTP_PROXY", proxy, 1);
+	ASSERT_EQ(get(origin_a, "/headers", "GET", true, &r), -EHOSTUNREACH);
+	ASSERT_EQ(r.net_reason, FETCH_CONNECT);
+	{
+		char want[160];
+
+		snprintf(want, sizeof(want),
+			 "cannot connect to the proxy 127.0.0.1:%d (HTTP_PROXY) for %s (", dead,
+			 origin_a + strlen("http://"));
+		if (!strstr(r.error, want) || strstr(r.error, "secret"))
+			CHECK_FAIL("error \"%s\" does not start \"%s\", or holds the password",
+				   r.error, want);
+	}
+	http_response_done(&r);
+	setenv("NO_PROXY", "hffs-test.invalid", 1);
+	ASSERT_EQ(get(origin_a, "/headers", "GET", true, &r), -EHOSTUNREACH);
+	if (strstr(r.error, "proxy") || !strstr(r.error, origin_a + strlen("http://")))
+		CHECK_FAIL("error \"%s\" should name the host only", r.error);
+	http_response_done(&r);
+	unsetenv("NO_PROXY");
+	unsetenv("HTTP_PROXY");
 }
 
 /* HTTP_PROXY, as xfer.c reads it too: empty is unset; a lowercase http_proxy (even empty)
