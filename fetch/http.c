@@ -820,8 +820,9 @@ static enum fetch_reason curl_reason(CURLcode c)
 {
 	switch (c) {
 	case CURLE_COULDNT_RESOLVE_HOST:
-	case CURLE_COULDNT_RESOLVE_PROXY:
 		return FETCH_DNS;
+	case CURLE_COULDNT_RESOLVE_PROXY:
+		return FETCH_PROXY;
 	case CURLE_COULDNT_CONNECT:
 		return FETCH_CONNECT;
 	case CURLE_SSL_CONNECT_ERROR:
@@ -981,6 +982,8 @@ static void describe_failure(struct http_response *r, const char *host, CURLcode
 	if (c == CURLE_COULDNT_RESOLVE_PROXY || (proxy && c == CURLE_COULDNT_CONNECT)) {
 		char ph[128] = "";
 
+		/* A proxy error is raised, never taken for an unreachable Hub (HUB_PROTOCOL §6). */
+		r->net_reason = FETCH_PROXY;
 		if (proxy) {
 			proxy_host_of(proxy, ph, sizeof(ph));
 			why = curl_easy_strerror(c); /* curl's message would repeat the address */

@@ -24,6 +24,7 @@ static const char *const reason_words[FETCH_REASON_MAX] = {
 	[FETCH_CANCELED] = "canceled",
 	[FETCH_BAD_HASH] = "content does not match its hash",
 	[FETCH_IO] = "local I/O error",
+	[FETCH_PROXY] = "proxy failure: the proxy cannot be resolved or reached",
 };
 
 const char *fetch_reason_str(enum fetch_reason r)
@@ -60,6 +61,7 @@ int fetch_reason_errno(enum fetch_reason r)
 	case FETCH_DNS:
 	case FETCH_CONNECT:
 	case FETCH_TLS:
+	case FETCH_PROXY:
 		return -EHOSTUNREACH;
 	case FETCH_OFFLINE:
 		return -ENETDOWN;
@@ -76,6 +78,7 @@ int fetch_reason_is_transient(enum fetch_reason r)
 	switch (r) {
 	case FETCH_DNS:
 	case FETCH_CONNECT:
+	case FETCH_PROXY:
 	case FETCH_TIMEOUT:
 	case FETCH_STALL:
 	case FETCH_RATE_LIMITED:

@@ -22,6 +22,7 @@ enum fetch_reason {
 	FETCH_CANCELED, /* shutdown */
 	FETCH_BAD_HASH, /* content differs from its content id */
 	FETCH_IO, /* local I/O error */
+	FETCH_PROXY, /* the proxy (HTTP_PROXY, ...) cannot be resolved or reached */
 	FETCH_REASON_MAX,
 };
 
@@ -29,7 +30,8 @@ enum fetch_reason {
 const char *fetch_reason_str(enum fetch_reason r);
 /* The errno of STYLE.md's table: NOT_FOUND/NO_REVISION -ENOENT, TOKEN/GATED/FORBIDDEN -EACCES,
  * RATE_LIMITED/SERVER -EAGAIN, TIMEOUT/STALL -ETIMEDOUT, DISK_FULL -ENOSPC, PROTOCOL -EBADMSG,
- * CANCELED -ECANCELED, DNS/CONNECT/TLS -EHOSTUNREACH, OFFLINE -ENETDOWN, else -EIO. */
+ * CANCELED -ECANCELED, DNS/CONNECT/TLS/PROXY -EHOSTUNREACH, OFFLINE -ENETDOWN, else -EIO. */
 int fetch_reason_errno(enum fetch_reason r);
-/* True for failures worth retrying (network, 5xx, 429, timeouts, stalls, short bodies). */
+/* True for failures worth retrying (network, proxy, 5xx, 429, timeouts, stalls, short
+ * bodies). */
 int fetch_reason_is_transient(enum fetch_reason r);

@@ -245,6 +245,25 @@ def test_refusing_proxy_fails_the_mount_in_words(hub, cache_dir, tmp_path, dead_
     assert not hub.log(), "the mount went around the proxy"
 
 
+def test_refusing_proxy_is_not_taken_for_offline(hub, mount, cache_dir, tmp_path, dead_port):
+    """HUB_PROTOCOL.md §6: a proxy error is raised, never treated as offline. With the
+    revision in the cache, an unreachable Hub would mount from it; a dead proxy does not."""
+    m = mount(REPO, "--prefetch", "none")
+    assert m.unmount() == 0
+    mp = tmp_path / "again"
+    mp.mkdir()
+    bad = f"127.0.0.1:{dead_port}"
+    try:
+        p = run_hffs("mount", REPO, mp, "--foreground", "--cache-dir", cache_dir,
+                     "--endpoint", hub.api_url, "--min-free", "0",
+                     env=proxy_env(HTTP_PROXY=f"http://{bad}"), timeout=60)
+    finally:
+        subprocess.run(["fusermount3", "-uz", str(mp)], capture_output=True)
+    assert p.returncode == 1, p.stderr
+    assert f"cannot connect to the proxy {bad}" in p.stderr, p.stderr
+    assert "last seen" not in p.stderr and "offline" not in p.stderr, p.stderr
+
+
 @pytest.mark.parametrize("var,hosts", [("NO_PROXY", "127.0.0.1,127.0.0.2"),
                                        ("no_proxy", "127.0.0.2")], ids=["both", "cdn"])
 def test_no_proxy_bypasses(hub, proxy, mount, var, hosts):

@@ -47,6 +47,7 @@ static void test_errno_table(void)
 		{ FETCH_CANCELED, -ECANCELED },
 		{ FETCH_BAD_HASH, -EIO },
 		{ FETCH_IO, -EIO },
+		{ FETCH_PROXY, -EHOSTUNREACH },
 	};
 
 	ASSERT_EQ((sizeof(table) / sizeof(table[0])), FETCH_REASON_MAX);
@@ -59,7 +60,7 @@ static void test_transient(void)
 {
 	static const enum fetch_reason yes[] = {
 		FETCH_DNS,    FETCH_CONNECT,  FETCH_TIMEOUT,	  FETCH_STALL,
-		FETCH_SERVER, FETCH_PROTOCOL, FETCH_RATE_LIMITED,
+		FETCH_SERVER, FETCH_PROTOCOL, FETCH_RATE_LIMITED, FETCH_PROXY,
 	};
 	static const enum fetch_reason no[] = {
 		FETCH_OK,	 FETCH_TLS,	  FETCH_TOKEN,	     FETCH_GATED,
