@@ -390,8 +390,10 @@ static void transport_failure(const struct xhop *h, CURLcode rc, struct xfailure
 				.progressed = h->got > 0 };
 	switch (rc) {
 	case CURLE_COULDNT_RESOLVE_HOST:
-	case CURLE_COULDNT_RESOLVE_PROXY:
 		f->reason = FETCH_DNS;
+		break;
+	case CURLE_COULDNT_RESOLVE_PROXY:
+		f->reason = FETCH_PROXY;
 		break;
 	case CURLE_OPERATION_TIMEDOUT:
 		f->reason = FETCH_TIMEOUT;
