@@ -226,16 +226,20 @@ def test_lowercase_http_proxy_wins(hub, proxy, dead_port, mount, lower):
         assert not proxy.log()
 
 
-def test_refusing_proxy_fails_the_mount_in_words(hub, cache_dir, tmp_path, dead_port):
-    mp = tmp_path / "mp"
+def mount_through_dead_proxy(hub, cache_dir, mp, bad):
+    """`hffs mount` with HTTP_PROXY at the address bad (nothing listens): its result."""
     mp.mkdir()
-    bad = f"127.0.0.1:{dead_port}"
     try:
-        p = run_hffs("mount", REPO, mp, "--foreground", "--cache-dir", cache_dir,
-                     "--endpoint", hub.api_url, "--min-free", "0",
-                     env=proxy_env(HTTP_PROXY=f"http://{bad}"), timeout=30)
+        return run_hffs("mount", REPO, mp, "--foreground", "--cache-dir", cache_dir,
+                        "--endpoint", hub.api_url, "--min-free", "0",
+                        env=proxy_env(HTTP_PROXY=f"http://{bad}"), timeout=60)
     finally:  # a mount that wrongly succeeded is killed by the timeout: detach it
         subprocess.run(["fusermount3", "-uz", str(mp)], capture_output=True)
+
+
+def test_refusing_proxy_fails_the_mount_in_words(hub, cache_dir, tmp_path, dead_port):
+    bad = f"127.0.0.1:{dead_port}"
+    p = mount_through_dead_proxy(hub, cache_dir, tmp_path / "mp", bad)
     assert p.returncode == 1, p.stderr
     lines = [ln for ln in p.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1, p.stderr
@@ -250,15 +254,8 @@ def test_refusing_proxy_is_not_taken_for_offline(hub, mount, cache_dir, tmp_path
     revision in the cache, an unreachable Hub would mount from it; a dead proxy does not."""
     m = mount(REPO, "--prefetch", "none")
     assert m.unmount() == 0
-    mp = tmp_path / "again"
-    mp.mkdir()
     bad = f"127.0.0.1:{dead_port}"
-    try:
-        p = run_hffs("mount", REPO, mp, "--foreground", "--cache-dir", cache_dir,
-                     "--endpoint", hub.api_url, "--min-free", "0",
-                     env=proxy_env(HTTP_PROXY=f"http://{bad}"), timeout=60)
-    finally:
-        subprocess.run(["fusermount3", "-uz", str(mp)], capture_output=True)
+    p = mount_through_dead_proxy(hub, cache_dir, tmp_path / "again", bad)
     assert p.returncode == 1, p.stderr
     assert f"cannot connect to the proxy {bad}" in p.stderr, p.stderr
     assert "last seen" not in p.stderr and "offline" not in p.stderr, p.stderr
