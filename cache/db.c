@@ -700,11 +700,15 @@ static int blob_rec_put(struct cache_db *db, MDB_txn *txn, struct db_key *k,
 	return mdb_put(txn, db->dbi[DBI_BLOBS], &k->val, &v, 0);
 }
 
-static int blob_rec_get(struct cache_db *db, MDB_txn *txn, struct db_key *k, struct blob_rec *rec)
+/* The record of cid; *k receives its key. -EINVAL (bad cid), MDB_NOTFOUND, -EBADMSG. */
+static int blob_rec_get(struct cache_db *db, MDB_txn *txn, const char *cid, struct db_key *k,
+			struct blob_rec *rec)
 {
 	MDB_val v;
-	int r = mdb_get(txn, db->dbi[DBI_BLOBS], &k->val, &v);
+	int r = key_cid(k, cid);
 
+	if (r == 0)
+		r = mdb_get(txn, db->dbi[DBI_BLOBS], &k->val, &v);
 	return r ? r : blob_rec_decode(&v, rec);
 }
 
@@ -753,9 +757,7 @@ static int blob_get_fn(struct cache_db *db, MDB_txn *txn, void *ud)
 	MDB_val v;
 	int r;
 
-	r = key_cid(&k, c->cid);
-	if (r == 0)
-		r = blob_rec_get(db, txn, &k, c->rec);
+	r = blob_rec_get(db, txn, c->cid, &k, c->rec);
 	if (r || !c->map)
 		return r;
 	r = bitmap_get(db, txn, &k, c->rec, &v);
@@ -809,10 +811,8 @@ static int blob_ensure_read_fn(struct cache_db *db, MDB_txn *txn, void *ud)
 {
 	struct blob_ensure_ctx *c = ud;
 	struct db_key k;
-	int r = key_cid(&k, c->cid);
+	int r = blob_rec_get(db, txn, c->cid, &k, c->rec);
 
-	if (r == 0)
-		r = blob_rec_get(db, txn, &k, c->rec);
 	return r ? r : blob_check_same(c, c->rec);
 }
 
@@ -822,11 +822,8 @@ static int blob_ensure_write_fn(struct cache_db *db, MDB_txn *txn, void *ud)
 	uint64_t n = block_count(c->size, c->block_size);
 	char hex[CID_MAX];
 	struct db_key k;
-	int r = key_cid(&k, c->cid);
+	int r = blob_rec_get(db, txn, c->cid, &k, c->rec);
 
-	if (r)
-		return r;
-	r = blob_rec_get(db, txn, &k, c->rec);
 	if (r != MDB_NOTFOUND)
 		return r ? r : blob_check_same(c, c->rec); /* another process was first */
 	*c->rec = (struct blob_rec){ .size = c->size,
@@ -885,9 +882,7 @@ static int add_run(struct cache_db *db, MDB_txn *txn, struct add_blocks_ctx *c,
 	int r;
 
 	*ret_done = false;
-	r = key_cid(&k, run->cid);
-	if (r == 0)
-		r = blob_rec_get(db, txn, &k, &rec);
+	r = blob_rec_get(db, txn, run->cid, &k, &rec);
 	if (r)
 		return r;
 	n = block_count(rec.size, rec.block_size);
@@ -972,9 +967,7 @@ static int set_state_fn(struct cache_db *db, MDB_txn *txn, void *ud)
 	bool full;
 	int r;
 
-	r = key_cid(&k, c->cid);
-	if (r == 0)
-		r = blob_rec_get(db, txn, &k, &rec);
+	r = blob_rec_get(db, txn, c->cid, &k, &rec);
 	if (r)
 		return r;
 	n = block_count(rec.size, rec.block_size);
@@ -1018,9 +1011,7 @@ static int touch_fn(struct cache_db *db, MDB_txn *txn, void *ud)
 	struct db_key k;
 	int r;
 
-	r = key_cid(&k, c->cid);
-	if (r == 0)
-		r = blob_rec_get(db, txn, &k, &rec);
+	r = blob_rec_get(db, txn, c->cid, &k, &rec);
 	if (r)
 		return r;
 	rec.last_access = c->when;
