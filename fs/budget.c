@@ -27,6 +27,7 @@ struct budget {
 	const char *dir;
 	struct evict_budget limits;
 	const struct hub_tree *own;
+	uint64_t fs_total; /* the cache's file system size, for the eviction slack */
 
 	pthread_mutex_t scan;
 	pthread_mutex_t lock;
@@ -90,18 +91,37 @@ static void explain_locked(struct budget *b, uint64_t n)
 			 format_size(n, s3, sizeof(s3)));
 }
 
+/* Sets the figures as measured; bytes settled since landed0 was read may or may not be in
+ * them, so they stay counted. */
+static void set_figures(struct budget *b, uint64_t usage, uint64_t avail, uint64_t landed0)
+{
+	pthread_mutex_lock(&b->lock);
+	b->usage0 = usage;
+	b->avail0 = avail;
+	b->landed -= landed0;
+	b->measured_at = now_usec();
+	pthread_mutex_unlock(&b->lock);
+}
+
+static uint64_t landed_now(struct budget *b)
+{
+	uint64_t landed;
+
+	pthread_mutex_lock(&b->lock);
+	landed = b->landed;
+	pthread_mutex_unlock(&b->lock);
+	return landed;
+}
+
 /* Takes the figures again: free space always, usage (a walk of the blob records) when there
  * is a max size. Called with scan held, lock not held. */
 static int measure(struct budget *b)
 {
 	struct evict_budget none = { .max_size = EVICT_NO_LIMIT };
 	struct evict_plan plan = { 0 };
-	uint64_t total, avail, landed0;
+	uint64_t total, avail, landed0 = landed_now(b);
 	int r;
 
-	pthread_mutex_lock(&b->lock);
-	landed0 = b->landed;
-	pthread_mutex_unlock(&b->lock);
 	if (b->limits.max_size != EVICT_NO_LIMIT) {
 		r = evict_plan(b->db, b->dir, &none, NULL, &plan);
 		evict_plan_done(&plan);
@@ -111,48 +131,43 @@ static int measure(struct budget *b)
 	r = evict_fs_space(b->dir, &total, &avail);
 	if (r < 0)
 		return r;
-	pthread_mutex_lock(&b->lock);
-	b->usage0 = plan.usage;
-	b->avail0 = avail;
-	/* Bytes settled while measuring may or may not be in the figures: count them. */
-	b->landed -= landed0;
-	b->measured_at = now_usec();
-	pthread_mutex_unlock(&b->lock);
+	set_figures(b, plan.usage, avail, landed0);
 	return 0;
 }
 
 /* Evicts what the limits ask for n more bytes (beyond what is pending) plus some slack, so
- * the next requests do not each scan; then measures. Called with scan held, lock not held. */
-static int evict_for(struct budget *b, uint64_t n)
+ * the next requests do not each scan; the eviction's plan is the new measurement. Called
+ * with scan held, lock not held. */
+static void evict_for(struct budget *b, uint64_t n)
 {
 	struct evict_pins pins = { 0 };
 	struct evict_plan plan = { 0 };
 	struct evict_result res = { 0 };
 	struct evict_budget want = b->limits;
-	uint64_t total = 0, avail, extra, slack;
+	uint64_t total, avail, extra, slack, landed0;
 	char why[320] = "";
 	int fd, r;
 
 	pthread_mutex_lock(&b->lock);
 	extra = b->pending + n;
+	landed0 = b->landed;
 	pthread_mutex_unlock(&b->lock);
-	if (evict_fs_space(b->dir, &total, &avail) < 0)
-		total = 0;
 	/* Slack: an eighth of the limit, at most 256 MiB, so eviction comes in batches. */
-	slack = MIN(256ULL << 20, MIN(b->limits.max_size, total) / 8);
+	slack = MIN(256ULL << 20, MIN(b->limits.max_size, b->fs_total) / 8);
 	if (b->limits.max_size != EVICT_NO_LIMIT)
 		want.max_size = sub0(b->limits.max_size, extra + slack);
 	want.min_free = b->limits.min_free + extra + slack;
 
 	fd = evict_lock(b->dir, true);
-	if (fd < 0)
-		return fd;
+	if (fd < 0) {
+		log_warn("cache budget: cannot take the eviction lock: %s", strerror(-fd));
+		return;
+	}
 	r = collect_pins(b, &pins, why, sizeof(why));
 	if (r == 0)
 		r = evict_to_budget(b->db, b->dir, &want, &pins, &plan, &res);
 	close(fd);
 	evict_pins_done(&pins);
-	evict_plan_done(&plan);
 	if (r == -EBADMSG && why[0])
 		log_warn("cache budget: %s; nothing was evicted", why);
 	else if (r < 0)
@@ -169,7 +184,13 @@ static int evict_for(struct budget *b, uint64_t n)
 		b->evicted_bytes += res.freed;
 		pthread_mutex_unlock(&b->lock);
 	}
-	return measure(b);
+	/* The plan walked every record before removing: its usage less what went is the usage
+	 * now; free space is asked again (one statvfs). Without a plan, measure from scratch. */
+	if (r == 0 && evict_fs_space(b->dir, &total, &avail) == 0)
+		set_figures(b, sub0(plan.usage, res.freed), avail, landed0);
+	else
+		(void)measure(b);
+	evict_plan_done(&plan);
 }
 
 /* Measures when the figures are old, and evicts when n bytes do not fit. Called with scan
@@ -187,7 +208,7 @@ static void refresh(struct budget *b, uint64_t n)
 	ok = fits_locked(b, n);
 	pthread_mutex_unlock(&b->lock);
 	if (!ok)
-		(void)evict_for(b, n);
+		evict_for(b, n);
 }
 
 /* The common part of admit and room: 0 when n fits (taken when take), else -ENOSPC. */
@@ -274,7 +295,6 @@ void budget_get_stats(struct budget *b, struct budget_stats *ret)
 		.avail = est_avail_locked(b),
 		.evicted_blobs = b->evicted_blobs,
 		.evicted_bytes = b->evicted_bytes,
-		.full = b->refused_at != 0,
 	};
 	pthread_mutex_unlock(&b->lock);
 }
@@ -310,13 +330,12 @@ uint64_t budget_capacity(struct budget *b, uint64_t n)
 int budget_new(const struct budget_opts *o, struct cache_db *db, struct budget **ret)
 {
 	_cleanup_free_ struct budget *b = calloc(1, sizeof(*b));
-	uint64_t total;
 	int r;
 
 	if (!b)
 		return -ENOMEM;
 	*b = (struct budget){ .db = db, .dir = o->cache_dir, .limits = o->limits, .own = o->own };
-	r = evict_fs_space(b->dir, &total, &b->avail0);
+	r = evict_fs_space(b->dir, &b->fs_total, &b->avail0);
 	if (r < 0)
 		return r;
 	pthread_mutex_init(&b->scan, NULL);

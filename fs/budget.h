@@ -53,7 +53,6 @@ struct budget_stats {
 	uint64_t avail; /* estimated bytes free on the cache's file system */
 	uint64_t evicted_blobs; /* by this mount */
 	uint64_t evicted_bytes;
-	bool full; /* the last request was refused */
 };
 void budget_get_stats(struct budget *b, struct budget_stats *ret);
 

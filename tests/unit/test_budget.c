@@ -58,7 +58,7 @@ static void test_max_size(void)
 	ASSERT_TRUE(has_file(dir, CID("a")) && has_file(dir, CID("b")) && has_file(dir, CID("c")));
 	budget_get_stats(b, &st);
 	ASSERT_U64_EQ(st.evicted_blobs, 0);
-	ASSERT_TRUE(st.usage >= 3 * one + one / 4 && !st.full);
+	ASSERT_TRUE(st.usage >= 3 * one + one / 4);
 
 	/* Short by about a blob (the quarter granted still counts): the least recently used go,
 	 * oldest first; the mount's own blob stays. */
@@ -74,8 +74,6 @@ static void test_max_size(void)
 	ASSERT_TRUE(has_file(dir, CID("c")));
 	budget_why(b, why, sizeof(why));
 	ASSERT_TRUE(strstr(why, "--cache-max-size") && strstr(why, "full"));
-	budget_get_stats(b, &st);
-	ASSERT_TRUE(st.full);
 	/* The refusal stands, also for a room question of the same size. */
 	ASSERT_FALSE(budget_room(b, 3 * one));
 
