@@ -34,10 +34,10 @@ struct live_pub {
 
 enum field_kind { F_U64, F_UINT, F_I64, F_BOOL, F_STR };
 
-#define FIELD(name, kind)                                                                  \
-	{                                                                                  \
-#name, kind, offsetof(struct live, name), sizeof(((struct live *)0)->name) \
-	}
+/* clang-format 14 splits a braced initializer in a macro over lines, badly. */
+/* clang-format off */
+#define FIELD(n, k) { #n, k, offsetof(struct live, n), sizeof(((struct live *)0)->n) }
+/* clang-format on */
 static const struct field {
 	const char *name;
 	enum field_kind kind;
@@ -76,10 +76,10 @@ static int field_put(const struct live *l, const struct field *f, char *buf, siz
 		break;
 	case F_STR:
 		n = snprintf(buf, len, "%s=%.*s\n", f->name, (int)strnlen(p, f->size), p);
-		for (char *c = buf + strlen(f->name) + 1;
-		     n > 0 && c < buf + MIN((size_t)n, len) - 1; c++)
-			if (*c == '\n')
-				*c = ' ';
+		/* Between "name=" and the line's own newline, a newline becomes a space. */
+		for (size_t i = strlen(f->name) + 1; n > 0 && i + 1 < MIN((size_t)n, len - 1); i++)
+			if (buf[i] == '\n')
+				buf[i] = ' ';
 		break;
 	}
 	return n;

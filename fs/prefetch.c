@@ -180,6 +180,18 @@ static bool wanted(struct prefetch *p, const struct inode *f)
 	return false;
 }
 
+/* The first chunk of f in [from, to) with missing blocks, into *ret_o. */
+static bool first_missing(struct prefetch *p, const struct inode *f, uint64_t from, uint64_t to,
+			  uint64_t *ret_o)
+{
+	for (uint64_t o = from; o < to; o += p->o.chunk)
+		if (sched_missing(p->s, f, o, MIN(p->o.chunk, to - o))) {
+			*ret_o = o;
+			return true;
+		}
+	return false;
+}
+
 /* The next chunk of the file a reader waited for lately: the first one with missing blocks
  * at or after where the read ended, else before it. False when there is none. */
 static bool hot_chunk(struct prefetch *p, const struct inode **ret_f, uint64_t *ret_o)
@@ -193,19 +205,8 @@ static bool hot_chunk(struct prefetch *p, const struct inode **ret_f, uint64_t *
 	if (!f || f->is_dir || !wanted(p, f))
 		return false;
 	off = MIN(off, f->size);
-	for (uint64_t o = off; o < f->size; o += p->o.chunk)
-		if (sched_missing(p->s, f, o, MIN(p->o.chunk, f->size - o))) {
-			*ret_f = f;
-			*ret_o = o;
-			return true;
-		}
-	for (uint64_t o = 0; o < off; o += p->o.chunk)
-		if (sched_missing(p->s, f, o, MIN(p->o.chunk, off - o))) {
-			*ret_f = f;
-			*ret_o = o;
-			return true;
-		}
-	return false;
+	*ret_f = f;
+	return first_missing(p, f, off, f->size, ret_o) || first_missing(p, f, 0, off, ret_o);
 }
 
 /* While a reader waits on a file, background completion works on that file, ahead of the
