@@ -109,7 +109,7 @@ static int tree_stats(const struct ls_ctx *c, const struct cache_view_tree *t, s
 			continue;
 		s->files++;
 		s->total += e->size;
-		if (!cache_view_has_data(e))
+		if (!hub_entry_has_data(e))
 			continue;
 		cids[n++] = hub_entry_cid(e);
 		b = cache_view_find_blob(c->v, hub_entry_cid(e));
@@ -139,7 +139,7 @@ static int repo_stats(const struct ls_ctx *c, const char *repo_key, struct tree_
 		if (strcmp(t->repo_key, repo_key))
 			continue;
 		for (size_t k = 0; k < t->tree.n; k++)
-			if (cache_view_has_data(&t->tree.v[k]))
+			if (hub_entry_has_data(&t->tree.v[k]))
 				cids[n++] = hub_entry_cid(&t->tree.v[k]);
 	}
 	cids_stats(c, cids, n, s);

@@ -130,7 +130,7 @@ static const struct db_mount *verify_user(struct cache_view *v, const char *cid)
 		if (!t || t->unreadable)
 			return m; /* unknown: treat as used */
 		for (size_t k = 0; k < t->tree.n; k++)
-			if (cache_view_has_data(&t->tree.v[k]) &&
+			if (hub_entry_has_data(&t->tree.v[k]) &&
 			    !strcmp(hub_entry_cid(&t->tree.v[k]), cid))
 				return m;
 	}
@@ -182,7 +182,7 @@ static const char *blob_name(const struct cache_view *v, const char *cid, char *
 		const struct cache_view_tree *t = &v->trees[i];
 
 		for (size_t k = 0; k < t->tree.n; k++) {
-			if (!cache_view_has_data(&t->tree.v[k]) ||
+			if (!hub_entry_has_data(&t->tree.v[k]) ||
 			    strcmp(hub_entry_cid(&t->tree.v[k]), cid))
 				continue;
 			snprintf(buf, len, "%s: %s", cache_view_repo_display(t->repo_key),

@@ -208,12 +208,7 @@ const struct cache_view_blob *cache_view_find_blob(const struct cache_view *v, c
 	return v->nblobs ? bsearch(cid, v->blobs, v->nblobs, sizeof(*v->blobs), blob_cmp) : NULL;
 }
 
-/* ---- tree entries, repo names ---- */
-
-bool cache_view_has_data(const struct hub_entry *e)
-{
-	return !e->is_dir && e->size > 0;
-}
+/* ---- repo names ---- */
 
 const char *cache_view_repo_display(const char *repo_key)
 {

@@ -78,7 +78,5 @@ const struct cache_view_blob *cache_view_find_blob(const struct cache_view *v, c
  * -errno; logged. */
 int cache_view_pins(struct cache_view *v, struct evict_pins *pins);
 
-/* Whether e is a file with bytes to cache (empty files have no data file). */
-bool cache_view_has_data(const struct hub_entry *e);
 /* "models/org/name" -> "org/name": the form people type. Points into repo_key. */
 const char *cache_view_repo_display(const char *repo_key);

@@ -921,6 +921,11 @@ const char *hub_entry_cid(const struct hub_entry *e)
 	return e->is_lfs ? e->sha256 : e->oid;
 }
 
+bool hub_entry_has_data(const struct hub_entry *e)
+{
+	return !e->is_dir && e->size > 0;
+}
+
 int hub_tree_push(struct hub_tree *tree, const struct hub_entry *e)
 {
 	if (tree->n == tree->cap) {

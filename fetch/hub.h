@@ -117,6 +117,8 @@ int hub_check_access(const struct hub_config *cfg, const struct hub_repo *repo, 
 int hub_tree_validate(const struct hub_tree *tree, struct hub_error *err);
 /* Content id of an entry: sha256 for LFS, else the git oid. */
 const char *hub_entry_cid(const struct hub_entry *e);
+/* Whether e is a file with bytes to cache (directories and empty files have no data file). */
+bool hub_entry_has_data(const struct hub_entry *e);
 /* Appends *e, taking e->path on success. -ENOMEM (then e->path is still the caller's). */
 int hub_tree_push(struct hub_tree *tree, const struct hub_entry *e);
 /* Frees the entries from index n on (n <= tree->n): undoes pushes after a failure. */

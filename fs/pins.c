@@ -14,7 +14,7 @@ int pins_add_tree(struct evict_pins *pins, const struct hub_tree *tree)
 {
 	for (size_t i = 0; i < tree->n; i++) {
 		const struct hub_entry *e = &tree->v[i];
-		int r = !e->is_dir && e->size ? evict_pins_add(pins, hub_entry_cid(e)) : 0;
+		int r = hub_entry_has_data(e) ? evict_pins_add(pins, hub_entry_cid(e)) : 0;
 
 		if (r < 0)
 			return r;

@@ -84,7 +84,7 @@ static int check_access(const struct hub_config *cfg, const struct snapshot *s,
 	for (size_t i = 0; i < s->tree.n; i++) {
 		const struct hub_entry *e = &s->tree.v[i];
 
-		if (!e->is_dir && e->size && (!probe || e->size < probe->size))
+		if (hub_entry_has_data(e) && (!probe || e->size < probe->size))
 			probe = e;
 	}
 	if (!probe)
