@@ -888,7 +888,7 @@ static int add_run(struct cache_db *db, MDB_txn *txn, struct add_blocks_ctx *c,
 	n = block_count(rec.size, rec.block_size);
 	if (run->first > n || run->count > n - run->first)
 		return -EINVAL;
-	if (run->count == 0)
+	if (run->count == 0 || run->gen != rec.bad_count)
 		return 0;
 	r = bitmap_get(db, txn, &k, &rec, &v);
 	if (r)

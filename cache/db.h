@@ -39,14 +39,17 @@ struct blob_rec {
 	uint8_t state; /* enum blob_state */
 	uint64_t blocks_present; /* == bitmap_count(bitmap, block_count(size, block_size)) */
 	uint64_t last_access; /* realtime usec of the last read or fetch */
-	uint64_t bad_count; /* times verification failed */
+	uint64_t bad_count; /* times verification failed: the blob's generation */
 };
 
-/* One run of blocks whose data has been written (and synced) to the blob file. */
+/* One run of blocks whose data has been written (and synced) to the blob file. gen is the
+ * blob's generation (its bad_count) when the blocks were fetched: blocks fetched before the
+ * blob was last found bad (by this process or another) must never be claimed. */
 struct db_block_run {
 	const char *cid;
 	uint64_t first;
 	uint64_t count;
+	uint64_t gen;
 };
 
 #define DB_MOUNT_STR 1024
@@ -61,6 +64,7 @@ struct db_mount {
 	uint32_t flags; /* DB_MOUNT_OFFLINE, ... */
 };
 #define DB_MOUNT_OFFLINE 1U /* mounted without network (ref from the cache) */
+#define DB_MOUNT_FLUSHES 2U /* its daemon commits and publishes at once on SIGUSR1 */
 
 /* Opens (creating it and the directory if needed) the index of cache_dir. Clears reader
  * slots left by dead processes (mdb_reader_check). Grows the map when it fills.
@@ -97,7 +101,9 @@ int db_blob_ensure(struct cache_db *db, const char *cid, uint64_t size, enum blo
 		   uint32_t block_size, struct blob_rec *ret);
 /* Sets the bits of every run in one write transaction; a blob whose last block arrives moves
  * from partial (or bad, being refetched) to complete; a bad blob that gets a block becomes
- * partial. Bits already set are not counted twice. Runs of unknown cids are -ENOENT for the
+ * partial. Bits already set are not counted twice. A run whose gen is not the record's
+ * bad_count is skipped (its blocks predate a failed hash; nothing is set, it completes
+ * nothing). Runs of unknown cids are -ENOENT for the
  * whole batch (nothing written), a run past the blob's last block -EINVAL likewise.
  * ret_completed (optional, n entries, filled on success) says which runs completed their
  * blob. */

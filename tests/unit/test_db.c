@@ -116,11 +116,16 @@ static void test_blob_lifecycle(void)
 	ASSERT_OK(db_blob_get(db, CID_A, &rec, NULL));
 	ASSERT_U64_EQ(rec.bad_count, 1);
 	ASSERT_EQ(db_blob_set_state(db, CID_A, BLOB_COMPLETE), -EINVAL);
-	runs[0] = (struct db_block_run){ .cid = CID_A, .first = 3, .count = 2 };
+	/* Blocks fetched before the bad hash (generation 0) are never claimed. */
+	runs[0] = (struct db_block_run){ .cid = CID_A, .first = 0, .count = 11 };
+	ASSERT_OK(db_blob_add_blocks(db, runs, 1, done));
+	ASSERT_FALSE(done[0]);
+	check_blob(db, CID_A, BLOB_BAD, 0);
+	runs[0] = (struct db_block_run){ .cid = CID_A, .first = 3, .count = 2, .gen = 1 };
 	ASSERT_OK(db_blob_add_blocks(db, runs, 1, done));
 	ASSERT_FALSE(done[0]);
 	check_blob(db, CID_A, BLOB_PARTIAL, 2);
-	runs[0] = (struct db_block_run){ .cid = CID_A, .first = 0, .count = 11 };
+	runs[0] = (struct db_block_run){ .cid = CID_A, .first = 0, .count = 11, .gen = 1 };
 	ASSERT_OK(db_blob_add_blocks(db, runs, 1, done));
 	ASSERT_TRUE(done[0]);
 	check_blob(db, CID_A, BLOB_COMPLETE, 11);
