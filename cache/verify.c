@@ -66,38 +66,75 @@ void verify_hash_buf(const void *buf, size_t len, enum blob_hash hash, char *ret
 		ret_hex[0] = '\0';
 }
 
-int verify_fd(int fd, uint64_t size, enum blob_hash hash, const char *cid, char *ret_actual)
+struct verify_hasher {
+	EVP_MD_CTX *ctx;
+	uint64_t size;
+	uint64_t offset;
+	uint8_t *buf; /* VERIFY_CHUNK bytes */
+};
+
+int verify_hasher_new(enum blob_hash hash, uint64_t size, struct verify_hasher **ret)
 {
-	_cleanup_(evp_ctx_freep) EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-	_cleanup_free_ uint8_t *buf = malloc(VERIFY_CHUNK);
-	char hex[CID_MAX];
-	uint64_t off = 0;
+	struct verify_hasher *h = calloc(1, sizeof(*h));
 	int r;
 
-	if (!ctx || !buf)
+	if (!h)
 		return -ENOMEM;
-	r = hash_begin(ctx, hash, size);
-	if (r < 0)
+	h->size = size;
+	h->ctx = EVP_MD_CTX_new();
+	h->buf = malloc(VERIFY_CHUNK);
+	r = h->ctx && h->buf ? hash_begin(h->ctx, hash, size) : -ENOMEM;
+	if (r < 0) {
+		verify_hasher_free(h);
 		return r;
-	/* One pass over a file nobody else will read soon through this descriptor: read it
-	 * ahead, and drop what was hashed so a 10 GB shard does not push out the page cache
-	 * (a failure of either hint changes nothing but speed). */
-	(void)posix_fadvise(fd, 0, (off_t)size, POSIX_FADV_SEQUENTIAL);
-	while (off < size) {
-		size_t n = size - off < VERIFY_CHUNK ? (size_t)(size - off) : VERIFY_CHUNK;
+	}
+	*ret = h;
+	return 0;
+}
 
-		r = blob_pread_all(fd, buf, n, off);
+struct verify_hasher *verify_hasher_free(struct verify_hasher *h)
+{
+	if (h) {
+		EVP_MD_CTX_free(h->ctx);
+		free(h->buf);
+		free(h);
+	}
+	return NULL;
+}
+
+uint64_t verify_hasher_offset(const struct verify_hasher *h)
+{
+	return h->offset;
+}
+
+int verify_hasher_feed(struct verify_hasher *h, int fd, uint64_t upto)
+{
+	upto = upto < h->size ? upto : h->size;
+	while (h->offset < upto) {
+		size_t n =
+			upto - h->offset < VERIFY_CHUNK ? (size_t)(upto - h->offset) : VERIFY_CHUNK;
+		int r = blob_pread_all(fd, h->buf, n, h->offset);
+
 		if (r < 0) {
-			log_debug("verify: cannot read %zu bytes at %" PRIu64 " of '%s': %s", n,
-				  off, cid, strerror(-r));
+			log_debug("verify: cannot read %zu bytes at %" PRIu64 ": %s", n, h->offset,
+				  strerror(-r));
 			return r;
 		}
-		if (!EVP_DigestUpdate(ctx, buf, n))
+		if (!EVP_DigestUpdate(h->ctx, h->buf, n))
 			return -ENOMEM;
-		(void)posix_fadvise(fd, (off_t)off, (off_t)n, POSIX_FADV_DONTNEED);
-		off += n;
+		h->offset += n;
 	}
-	r = hash_end(ctx, hex);
+	return 0;
+}
+
+int verify_hasher_finish(struct verify_hasher *h, const char *cid, char *ret_actual)
+{
+	char hex[CID_MAX];
+	int r;
+
+	if (h->offset != h->size)
+		return -EINVAL;
+	r = hash_end(h->ctx, hex);
 	if (r < 0)
 		return r;
 	if (ret_actual)
@@ -107,4 +144,32 @@ int verify_fd(int fd, uint64_t size, enum blob_hash hash, const char *cid, char 
 		return -EIO;
 	}
 	return 0;
+}
+
+static void hasher_freep(struct verify_hasher **p)
+{
+	verify_hasher_free(*p);
+}
+
+int verify_fd(int fd, uint64_t size, enum blob_hash hash, const char *cid, char *ret_actual)
+{
+	_cleanup_(hasher_freep) struct verify_hasher *h = NULL;
+	int r = verify_hasher_new(hash, size, &h);
+
+	if (r < 0)
+		return r;
+	/* One pass over a file nobody else will read soon through this descriptor: read it
+	 * ahead, and drop what was hashed so a 10 GB shard does not push out the page cache
+	 * (a failure of either hint changes nothing but speed). */
+	(void)posix_fadvise(fd, 0, (off_t)size, POSIX_FADV_SEQUENTIAL);
+	while (h->offset < size) {
+		uint64_t from = h->offset;
+
+		r = verify_hasher_feed(h, fd, from + VERIFY_CHUNK);
+		if (r < 0)
+			return r;
+		(void)posix_fadvise(fd, (off_t)from, (off_t)(h->offset - from),
+				    POSIX_FADV_DONTNEED);
+	}
+	return verify_hasher_finish(h, cid, ret_actual);
 }

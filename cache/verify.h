@@ -1,5 +1,6 @@
-/* verify.h: proving a complete blob equals its content id. Blocking (reads the whole file):
- * callers run it on a verify thread, never on a FUSE worker or the engine thread. */
+/* verify.h: proving a blob equals its content id, at once (verify_fd) or as its prefix lands
+ * (struct verify_hasher). Blocking (reads the file): callers run it on a verify thread, never
+ * on a FUSE worker or the engine thread. */
 #pragma once
 
 #include <stddef.h>
@@ -16,6 +17,24 @@ enum blob_hash {
  * than size; ret_actual is then left alone), -ENOMEM. Reads in 1 MiB chunks and drops them
  * from the page cache behind it. */
 int verify_fd(int fd, uint64_t size, enum blob_hash hash, const char *cid, char *ret_actual);
+
+/* A hash fed in order as a blob's prefix lands, so that checking a complete blob costs only
+ * its last bytes. Not thread-safe: one owner. */
+struct verify_hasher;
+
+/* A hasher of a blob of size bytes by the rule of hash, at offset 0. -ENOMEM. */
+int verify_hasher_new(enum blob_hash hash, uint64_t size, struct verify_hasher **ret);
+/* Takes NULL, returns NULL. */
+struct verify_hasher *verify_hasher_free(struct verify_hasher *h);
+/* Bytes hashed so far: the next byte to feed. */
+uint64_t verify_hasher_offset(const struct verify_hasher *h);
+/* Hashes bytes [offset, upto) of fd (upto is clipped to the size). 0, or -errno when the
+ * file cannot be read (-EIO when it is shorter), -ENOMEM; the hasher is then unusable. */
+int verify_hasher_feed(struct verify_hasher *h, int fd, uint64_t upto);
+/* Once every byte is fed: 0 when the hash is cid, -EIO when not (ret_actual, if given,
+ * receives the computed hex, CID_MAX bytes), -EINVAL when bytes are missing, -ENOMEM. Ends
+ * the hasher: only free is valid after. */
+int verify_hasher_finish(struct verify_hasher *h, const char *cid, char *ret_actual);
 
 /* Hash of a memory buffer by the same rule into ret_hex (CID_MAX bytes). For tests and small
  * blobs. ret_hex is "" when OpenSSL fails (out of memory): it matches no cid. */
