@@ -38,6 +38,9 @@ static const char mount_usage[] =
 	"      --stall-timeout S   seconds without a byte before a transfer is retried (30)\n"
 	"      --prefetch MODE     all: complete every file in the background (default);\n"
 	"                          none: fetch only what is read\n"
+	"      --verify MODE       default: a read needing a file's last block, and any read\n"
+	"                          of a small (non-LFS) file, waits until the whole file\n"
+	"                          matches its hash; strict: every read waits for that\n"
 	"      --include GLOB      complete only files matching GLOB (repeatable)\n"
 	"      --exclude GLOB      do not complete files matching GLOB (repeatable)\n"
 	"      --cache-max-size SIZE  keep the cache's data under SIZE (e.g. 200G), evicting\n"
@@ -65,6 +68,7 @@ enum {
 	OPT_EXCLUDE,
 	OPT_CACHE_MAX_SIZE,
 	OPT_MIN_FREE,
+	OPT_VERIFY,
 };
 
 #define MAX_PATTERNS 64
@@ -178,6 +182,7 @@ int cmd_mount(int argc, char **argv)
 		{ "log-file", required_argument, NULL, OPT_LOG_FILE },
 		{ "tree-page-size", required_argument, NULL, OPT_PAGE_SIZE },
 		{ "prefetch", required_argument, NULL, OPT_PREFETCH },
+		{ "verify", required_argument, NULL, OPT_VERIFY },
 		{ "include", required_argument, NULL, OPT_INCLUDE },
 		{ "exclude", required_argument, NULL, OPT_EXCLUDE },
 		{ "cache-max-size", required_argument, NULL, OPT_CACHE_MAX_SIZE },
@@ -255,6 +260,13 @@ int cmd_mount(int argc, char **argv)
 				return 2;
 			}
 			o.prefetch = !strcmp(optarg, "all");
+			break;
+		case OPT_VERIFY:
+			if (strcmp(optarg, "default") && strcmp(optarg, "strict")) {
+				log_err("--verify takes 'default' or 'strict', not '%s'", optarg);
+				return 2;
+			}
+			o.verify_strict = !strcmp(optarg, "strict");
 			break;
 		case OPT_INCLUDE:
 		case OPT_EXCLUDE:

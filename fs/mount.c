@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -90,6 +91,8 @@ static int serve(const struct mount_opts *o, struct hub_config *cfg, struct cach
 		.cfg = cfg,
 		.repo = &snap->repo,
 		.commit = snap->commit,
+		.verify_strict = o->verify_strict,
+		.on_drop = ops_drop_inode,
 	};
 	struct mount_ctx m = {
 		.block_size = CACHE_BLOCK_SIZE_DEFAULT,
@@ -113,6 +116,8 @@ static int serve(const struct mount_opts *o, struct hub_config *cfg, struct cach
 	};
 	int lock_fd = -1, r;
 
+	pthread_mutex_init(&m.se_lock, NULL);
+	so.drop_ud = &m;
 	r = inode_table_new(&snap->tree, &t);
 	if (r < 0) {
 		log_err("cannot build the file tree of '%s': %s", snap->repo.id, strerror(-r));
@@ -148,7 +153,7 @@ static int serve(const struct mount_opts *o, struct hub_config *cfg, struct cach
 	snprintf(rec.revision, sizeof(rec.revision), "%s", snap->revision);
 	snprintf(rec.commit, sizeof(rec.commit), "%s", snap->commit);
 	snprintf(rec.endpoint, sizeof(rec.endpoint), "%s", cfg->endpoint);
-	rec.flags = snap->ref_from_cache ? DB_MOUNT_OFFLINE : 0;
+	rec.flags = (snap->ref_from_cache ? DB_MOUNT_OFFLINE : 0) | DB_MOUNT_FLUSHES;
 	r = db_mount_put(db, &rec);
 	if (r < 0)
 		log_warn("cannot record the mount for 'hffs status': %s", strerror(-r));
@@ -178,6 +183,7 @@ out:
 	s = sched_free(s);
 	bu = budget_free(bu);
 	inode_table_free(t);
+	pthread_mutex_destroy(&m.se_lock);
 	return r;
 }
 
@@ -189,6 +195,8 @@ int mount_run(const struct mount_opts *o)
 	struct hub_error err;
 	int r;
 
+	/* Before the first thread: only the live publisher ever takes status's signal. */
+	live_block_signal();
 	r = hub_config_init(&cfg, o->endpoint);
 	if (r < 0) {
 		log_err("out of memory");

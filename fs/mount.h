@@ -21,6 +21,7 @@ struct mount_opts {
 	uint64_t cache_max_size; /* bytes the cache's data may occupy; EVICT_NO_LIMIT: none */
 	uint64_t min_free; /* bytes to keep free on the cache's file system */
 	bool prefetch; /* background completion of every wanted file */
+	bool verify_strict; /* no byte of a file is served before the whole file verified */
 	const char *const *include; /* fnmatch patterns of the files to complete (none: all) */
 	size_t ninclude;
 	const char *const *exclude; /* patterns of files not to complete */

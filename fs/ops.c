@@ -140,10 +140,13 @@ static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	fuse_reply_buf(req, buf, used);
 }
 
-/* Per open file: the read-ahead state of its reader(s). */
+/* Per open file: the read-ahead state of its reader(s), and the blob's generation when it
+ * was opened (a handle that may have been served bytes of a generation that failed gets EIO
+ * from then on). */
 struct open_file {
 	pthread_mutex_t lock;
 	struct readahead ra; /* lock */
+	uint64_t gen;
 };
 
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -169,6 +172,9 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		return;
 	}
 	pthread_mutex_init(&of->lock, NULL);
+	/* Waits, never on the network, while the kernel's pages of a blob that just failed its
+	 * hash are invalidated: a new handle never sees them. */
+	of->gen = sched_open(ctx_of(req)->sched, e);
 	fi->fh = (uint64_t)(uintptr_t)of;
 	fi->keep_cache = 1; /* the bytes of a commit never change */
 	if (fuse_reply_open(req, fi) < 0) {
@@ -236,6 +242,7 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 {
 	struct mount_ctx *m = ctx_of(req);
 	const struct inode *e = inode_get(m->t, ino);
+	struct open_file *of = (struct open_file *)(uintptr_t)fi->fh;
 	struct read_ctx *rc;
 	uint64_t offset = (uint64_t)off, len, ra_off, ra_len;
 	int fd = -1, r;
@@ -255,8 +262,8 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		return;
 	}
 	*rc = (struct read_ctx){ .req = req, .offset = offset, .len = len };
-	read_ahead_plan(m, e, (struct open_file *)(uintptr_t)fi->fh, offset, len, &ra_off, &ra_len);
-	r = sched_read(m->sched, e, offset, len, read_ready, rc, &fd);
+	read_ahead_plan(m, e, of, offset, len, &ra_off, &ra_len);
+	r = sched_read(m->sched, e, offset, len, of ? of->gen : 0, read_ready, rc, &fd);
 	/* After the demand fetch is queued, so the window never goes before the read. */
 	if (ra_len)
 		(void)sched_prefetch(m->sched, e, ra_off, ra_len, m->ra_fetch, XFER_PRIO_READAHEAD);
@@ -267,6 +274,29 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		fuse_reply_err(req, r == -ENOMEM ? ENOMEM : EIO);
 	else
 		reply_from_fd(req, fd, offset, len);
+}
+
+void ops_set_session(struct mount_ctx *m, struct fuse_session *se)
+{
+	pthread_mutex_lock(&m->se_lock);
+	m->se = se;
+	pthread_mutex_unlock(&m->se_lock);
+}
+
+void ops_drop_inode(void *ud, uint64_t ino)
+{
+	struct mount_ctx *m = ud;
+	int r = 0;
+
+	/* se_lock only keeps the session alive across the call (innermost: nothing else is
+	 * taken under it). The kernel waits here for pages that reads in flight hold. */
+	pthread_mutex_lock(&m->se_lock);
+	if (m->se)
+		r = fuse_lowlevel_notify_inval_inode(m->se, (fuse_ino_t)ino, 0, 0);
+	pthread_mutex_unlock(&m->se_lock);
+	if (r < 0 && r != -ENOENT)
+		log_warn("cannot drop the kernel's cached pages of inode %llu: %s",
+			 (unsigned long long)ino, strerror(-r));
 }
 
 static void op_statfs(fuse_req_t req, fuse_ino_t ino)

@@ -3,6 +3,7 @@
  * no handler waits on the network (a miss is parked in sched and answered from there). */
 #pragma once
 
+#include <pthread.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -11,6 +12,7 @@
 #include "fs/sched.h"
 
 struct fuse_lowlevel_ops;
+struct fuse_session;
 
 struct mount_ctx {
 	const struct inode_table *t; /* immutable */
@@ -23,6 +25,14 @@ struct mount_ctx {
 	unsigned readahead_kb; /* kernel read-ahead asked for (conn->max_readahead) */
 	struct readahead_limits ra; /* our own read-ahead per open file; max_window 0: off */
 	uint64_t ra_fetch; /* bytes per read-ahead fetch */
+	pthread_mutex_t se_lock; /* guards se */
+	struct fuse_session *se; /* se_lock: the session, while it runs (NULL before, after) */
 };
+
+/* Sets (or clears, se NULL) the session that ops_drop_inode() notifies. */
+void ops_set_session(struct mount_ctx *m, struct fuse_session *se);
+/* sched's on_drop (ud: the mount_ctx): invalidates the kernel's page cache of ino. Blocks
+ * while reads in flight hold its pages; never call it from a FUSE handler. */
+void ops_drop_inode(void *ud, uint64_t ino);
 
 extern const struct fuse_lowlevel_ops ops_lowlevel;

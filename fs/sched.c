@@ -1,7 +1,7 @@
 /* sched.c: from reads to block fetches and back. FUSE workers call sched_read(); the engine
- * thread calls fetch_write()/fetch_done(); the committer thread commits landed blocks to the
- * index. Lock order: s->lock, then (inside xfer) the engine's queue lock; no sched lock is
- * held while a ready callback runs or while xfer_submit() is called. */
+ * thread calls the fetch sink (sched_fetch_write()/sched_fetch_done()); the committer and
+ * verifier threads live in sched_commit.c and sched_verify.c. Locks and the one authority for
+ * presence: sched_priv.h. */
 #include "fs/sched.h"
 
 #include <errno.h>
@@ -11,41 +11,15 @@
 #include <string.h>
 
 #include "cache/bitmap.h"
+#include "fs/sched_priv.h"
 #include "util/cleanup.h"
 #include "util/log.h"
 #include "util/timeutil.h"
 
-struct fetch;
-
-struct waiter {
-	struct waiter *next;
-	uint64_t first, last; /* blocks the read needs */
-	sched_ready_fn ready;
-	void *ud;
-};
-
-/* One per distinct content id. Fields after the first block are guarded by s->lock.
- * Invariant: a bit set in inflight is clear in present, and belongs to exactly one fetch. */
-struct sched_blob {
-	char cid[CID_MAX];
-	char *path; /* the first file with this content, for messages */
-	char *url; /* resolve URL at the pinned commit */
-	uint64_t size;
-	uint64_t nblocks;
-	enum blob_hash hash;
-	int fd; /* data file, open for the sched's life */
-
-	uint8_t *present; /* s->lock: blocks in the file (committed or about to be) */
-	uint8_t *inflight; /* s->lock: blocks some fetch will write */
-	struct fetch *fetches; /* s->lock: fetches in flight */
-	struct waiter *waiters; /* s->lock: parked reads */
-	bool accessed; /* s->lock: read since the last commit batch */
-	uint8_t state; /* s->lock: enum blob_state as this process knows it */
-	bool verify_queued; /* s->lock: on the verify queue */
-};
-
-struct fetch {
-	struct fetch *next;
+/* One range request in flight for blocks [first, first + count) of a blob. */
+struct sched_fetch {
+	struct sched_fetch *next; /* on b->fetches */
+	struct sched_fetch *todo_next; /* between planning and submitting */
 	struct sched *s;
 	struct sched_blob *b;
 	uint64_t first, count; /* blocks */
@@ -54,42 +28,6 @@ struct fetch {
 	enum xfer_prio prio;
 	bool background; /* s->lock: counted in s->nbackground */
 	uint64_t granted; /* bytes the budget granted (settled at done) */
-};
-
-struct pending {
-	struct sched_blob *b;
-	uint64_t block;
-};
-
-struct sched {
-	struct cache_db *db;
-	struct budget *budget;
-	struct xfer *x;
-	const struct inode_table *t;
-	uint32_t bs;
-
-	struct sched_blob *blobs;
-	size_t nblobs;
-	struct sched_blob **blob_of_ino; /* index ino; NULL for directories and empty files */
-
-	pthread_mutex_t lock;
-	pthread_cond_t cond; /* committer work, fetch drain, flush progress */
-	struct pending *queue; /* lock: landed blocks not yet committed */
-	size_t qn, qcap;
-	uint64_t queued_gen; /* lock: batches handed to the committer */
-	uint64_t committed_gen; /* lock: batches committed */
-	unsigned nfetches; /* lock: fetches between submit and done */
-	unsigned nbackground; /* lock: of which background ones */
-	uint64_t last_demand; /* lock: monotonic usec a read last parked (0: never) */
-	uint64_t hot_ino, hot_off; /* lock: the file and end offset of that read */
-	bool stopping; /* lock */
-	pthread_t committer;
-
-	struct sched_blob **vq; /* lock: blobs to hash, in order */
-	size_t vqn, vqcap;
-	uint64_t verify_failures; /* lock */
-	pthread_cond_t vcond; /* verify queue work */
-	pthread_t verifier;
 };
 
 static int blob_cmp(const void *a, const void *b)
@@ -105,33 +43,78 @@ static struct sched_blob *blob_find(struct sched *s, const char *cid)
 	return bsearch(&key, s->blobs, s->nblobs, sizeof(key), blob_cmp);
 }
 
-/* Merges the bits other processes committed for b into present (they share the cache). */
-static void merge_from_db_locked(struct sched *s, struct sched_blob *b)
+static void advance_prefix_locked(struct sched_blob *b)
+{
+	b->prefix = bitmap_next_clear(b->present, b->prefix, b->nblocks);
+}
+
+void sched_drop_locked(struct sched_blob *b, uint64_t first, uint64_t count)
+{
+	for (uint64_t i = first; i < first + count && i < b->nblocks; i++)
+		if (!bitmap_test(b->inflight, i))
+			bitmap_clear(b->present, i);
+	b->epoch++;
+	b->prefix = MIN(b->prefix, first);
+	if (b->state != BLOB_BAD)
+		b->state = BLOB_PARTIAL;
+	b->record_verified = false;
+}
+
+/* Applies what the index says of b, read outside the lock: bits other processes committed
+ * at b's generation join present; a generation past b's means another process found the blob
+ * bad, and everything here is dropped. Bits of an older generation are ignored. */
+static void merge_rec_locked(struct sched *s, struct sched_blob *b, const struct blob_rec *rec,
+			     const uint8_t *map)
+{
+	if (rec->bad_count > b->gen) {
+		sched_blob_failed_elsewhere_locked(s, b, rec->bad_count);
+		return;
+	}
+	uint64_t prefix = b->prefix;
+
+	if (rec->bad_count < b->gen || !map || b->given_up)
+		return;
+	for (uint64_t i = 0; i < bitmap_bytes(b->nblocks); i++)
+		b->present[i] |= map[i] & (uint8_t)~b->inflight[i];
+	advance_prefix_locked(b);
+	if (rec->state == BLOB_VERIFIED && b->prefix == b->nblocks)
+		b->state = BLOB_VERIFIED; /* hashed by another process: nothing to do here */
+	else if (b->prefix > prefix)
+		sched_verify_push_locked(s, b);
+}
+
+/* Reads b's record outside every lock and merges it. */
+static void merge_from_db(struct sched *s, struct sched_blob *b)
 {
 	_cleanup_free_ uint8_t *map = NULL;
 	struct blob_rec rec;
 
-	if (db_blob_get(s->db, b->cid, &rec, &map) < 0 || !map)
+	if (db_blob_get(s->db, b->cid, &rec, &map) < 0)
 		return;
-	for (uint64_t i = 0; i < bitmap_bytes(b->nblocks); i++)
-		b->present[i] |= map[i] & (uint8_t)~b->inflight[i];
+	pthread_mutex_lock(&s->lock);
+	merge_rec_locked(s, b, &rec, map);
+	pthread_mutex_unlock(&s->lock);
 }
 
 static int blob_setup(struct sched *s, struct sched_blob *b, const struct sched_opts *o)
 {
+	_cleanup_free_ uint8_t *map = NULL;
 	struct blob_rec rec;
 	int r;
 
 	b->nblocks = block_count(b->size, s->bs);
 	r = db_blob_ensure(s->db, b->cid, b->size, b->hash, s->bs, &rec);
+	if (r >= 0)
+		r = db_blob_get(s->db, b->cid, &rec, &map);
 	if (r < 0)
 		return r;
 	b->present = calloc(1, bitmap_bytes(b->nblocks) + 1);
 	b->inflight = calloc(1, bitmap_bytes(b->nblocks) + 1);
 	if (!b->present || !b->inflight)
 		return -ENOMEM;
-	b->state = rec.state;
-	merge_from_db_locked(s, b);
+	b->gen = rec.bad_count;
+	b->state = BLOB_PARTIAL; /* the merge makes it verified when the index says so */
+	merge_rec_locked(s, b, &rec, map);
 	b->fd = blob_open(o->cache_dir, b->cid, b->size);
 	return b->fd < 0 ? b->fd : 0;
 }
@@ -184,38 +167,64 @@ static int build_blobs(struct sched *s, const struct sched_opts *o)
 	return 0;
 }
 
-/* Removes and returns the waiters of b whose blocks are all present. */
-static struct waiter *take_ready_locked(struct sched_blob *b)
+/* ---- waiters */
+
+/* Whether a read of blocks [.., last] of b must wait for the whole blob to verify. */
+static bool needs_whole(const struct sched *s, const struct sched_blob *b, uint64_t last)
 {
-	struct waiter *ready = NULL, **pp = &b->waiters;
+	return b->state != BLOB_VERIFIED &&
+	       (s->strict || b->hash == BLOB_HASH_GITSHA1 || last + 1 == b->nblocks);
+}
+
+/* The blocks w needs, present or in flight; false when one of them is neither. */
+static bool is_served_or_coming(const struct sched_blob *b, const struct sched_waiter *w)
+{
+	uint64_t first = w->whole ? 0 : w->first, last = w->whole ? b->nblocks - 1 : w->last;
+
+	for (uint64_t i = first; i <= last; i++)
+		if (!bitmap_test(b->present, i) && !bitmap_test(b->inflight, i))
+			return false;
+	return true;
+}
+
+void sched_take_answerable_locked(struct sched_blob *b, struct sched_waiter **ret_ready,
+				  struct sched_waiter **ret_failed)
+{
+	struct sched_waiter **pp = &b->waiters;
 
 	while (*pp) {
-		struct waiter *w = *pp;
+		struct sched_waiter *w = *pp, **to = NULL;
 
-		if (bitmap_all_set(b->present, w->first, w->last - w->first + 1)) {
-			*pp = w->next;
-			w->next = ready;
-			ready = w;
-		} else {
+		if (w->gen < b->gen || b->given_up)
+			to = ret_failed;
+		else if (w->whole ? b->state == BLOB_VERIFIED :
+				    bitmap_all_set(b->present, w->first, w->last - w->first + 1))
+			to = ret_ready;
+		if (!to) {
 			pp = &w->next;
+			continue;
 		}
+		*pp = w->next;
+		w->next = *to;
+		*to = w;
 	}
-	return ready;
+}
+
+struct sched_waiter *sched_take_all_locked(struct sched_blob *b)
+{
+	return TAKE_PTR(b->waiters);
 }
 
 /* Removes and returns the waiters of b that need a block neither present nor in flight:
  * nothing will ever answer them. */
-static struct waiter *take_orphans_locked(struct sched_blob *b)
+static struct sched_waiter *take_orphans_locked(struct sched_blob *b)
 {
-	struct waiter *dead = NULL, **pp = &b->waiters;
+	struct sched_waiter *dead = NULL, **pp = &b->waiters;
 
 	while (*pp) {
-		struct waiter *w = *pp;
-		bool orphan = false;
+		struct sched_waiter *w = *pp;
 
-		for (uint64_t i = w->first; i <= w->last && !orphan; i++)
-			orphan = !bitmap_test(b->present, i) && !bitmap_test(b->inflight, i);
-		if (orphan) {
+		if (!is_served_or_coming(b, w)) {
 			*pp = w->next;
 			w->next = dead;
 			dead = w;
@@ -226,41 +235,28 @@ static struct waiter *take_orphans_locked(struct sched_blob *b)
 	return dead;
 }
 
-static void answer(struct waiter *list, int err, int fd)
+void sched_answer(struct sched_waiter *list, int err, int fd)
 {
 	while (list) {
-		struct waiter *next = list->next;
+		struct sched_waiter *next = list->next;
 
-		list->ready(list->ud, err, fd);
+		list->ready(list->ud, err, err ? -1 : fd);
 		free(list);
 		list = next;
 	}
 }
 
-static int queue_push_locked(struct sched *s, struct sched_blob *b, uint64_t block)
-{
-	if (s->qn == s->qcap) {
-		size_t cap = s->qcap ? s->qcap * 2 : 256;
-		struct pending *q = realloc(s->queue, cap * sizeof(*q));
-
-		if (!q)
-			return -ENOMEM;
-		s->queue = q;
-		s->qcap = cap;
-	}
-	s->queue[s->qn++] = (struct pending){ .b = b, .block = block };
-	return 0;
-}
+/* ---- the engine's sink */
 
 /* Engine thread: bytes of f's range, in order. Data reaches the file first; only then is a
  * block marked present and queued for its bit to be committed. */
-static int fetch_write(void *ud, uint64_t offset, const void *data, size_t len)
+static int sched_fetch_write(void *ud, uint64_t offset, const void *data, size_t len)
 {
-	struct fetch *f = ud;
+	struct sched_fetch *f = ud;
 	struct sched *s = f->s;
 	struct sched_blob *b = f->b;
-	uint64_t end = offset + len, limit;
-	struct waiter *ready;
+	uint64_t end = offset + len, limit, prefix;
+	struct sched_waiter *ready = NULL, *failed = NULL;
 	bool cut = false;
 	int r;
 
@@ -280,6 +276,7 @@ static int fetch_write(void *ud, uint64_t offset, const void *data, size_t len)
 	if (r < 0)
 		return r;
 	pthread_mutex_lock(&s->lock);
+	prefix = b->prefix;
 	while (f->landed < f->count) {
 		uint64_t k = f->first + f->landed;
 		uint64_t block_end = k * s->bs + block_len(b->size, s->bs, k);
@@ -288,29 +285,33 @@ static int fetch_write(void *ud, uint64_t offset, const void *data, size_t len)
 			break;
 		bitmap_set(b->present, k);
 		bitmap_clear(b->inflight, k);
-		if (queue_push_locked(s, b, k) < 0)
+		if (sched_queue_push_locked(s, b, k) < 0)
 			log_warn(
 				"out of memory: block %llu of '%s' will be fetched again next time",
 				(unsigned long long)k, b->path);
 		f->landed++;
 	}
-	ready = take_ready_locked(b);
+	advance_prefix_locked(b);
+	if (b->prefix > prefix)
+		sched_verify_push_locked(s, b);
+	sched_take_answerable_locked(b, &ready, &failed);
 	pthread_cond_broadcast(&s->cond);
 	pthread_mutex_unlock(&s->lock);
-	answer(ready, 0, b->fd);
+	sched_answer(ready, 0, b->fd);
+	sched_answer(failed, -EIO, -1);
 	return cut ? -ECANCELED : 0;
 }
 
 /* Engine thread, once per fetch. Blocks the fetch did not land are given up; reads that
  * needed them fail (the engine already spent the retry budget). */
-static void fetch_done(void *ud, int err, enum fetch_reason reason, const char *why,
-		       uint64_t written)
+static void sched_fetch_done(void *ud, int err, enum fetch_reason reason, const char *why,
+			     uint64_t written)
 {
-	struct fetch *f = ud;
+	struct sched_fetch *f = ud;
 	struct sched *s = f->s;
 	struct sched_blob *b = f->b;
-	struct waiter *dead = NULL;
-	struct fetch **pp;
+	struct sched_waiter *dead = NULL;
+	struct sched_fetch **pp;
 	bool quiet, disk_full = false;
 
 	budget_settle(s->budget, f->granted, written);
@@ -333,8 +334,8 @@ static void fetch_done(void *ud, int err, enum fetch_reason reason, const char *
 		err = 0; /* cut short by a demand read, after landing all it still owned */
 	}
 	s->nfetches--;
-	/* A background range the budget refused: background completion says so once. */
-	quiet = err == -ENOSPC && !f->granted && f->prio != XFER_PRIO_DEMAND;
+	/* A range the budget refused for no reader: background completion says so once. */
+	quiet = err == -ENOSPC && !f->granted && f->prio != XFER_PRIO_DEMAND && !dead;
 	pthread_cond_broadcast(&s->cond);
 	pthread_mutex_unlock(&s->lock);
 
@@ -351,19 +352,21 @@ static void fetch_done(void *ud, int err, enum fetch_reason reason, const char *
 			 disk_full ? "the cache's disk is full (" : "",
 			 why && *why ? why : fetch_reason_str(reason),
 			 disk_full ? "); what is cached is still served" : "");
-	answer(dead, err == -ENOSPC ? -ENOSPC : -EIO, -1);
+	sched_answer(dead, err == -ENOSPC ? -ENOSPC : -EIO, -1);
 	free(f);
 }
 
+/* ---- planning */
+
 /* Creates the fetch of blocks [first, first + count) of b and marks them in flight. */
-static struct fetch *fetch_new_locked(struct sched *s, struct sched_blob *b, uint64_t first,
-				      uint64_t count, enum xfer_prio prio)
+static struct sched_fetch *fetch_new_locked(struct sched *s, struct sched_blob *b, uint64_t first,
+					    uint64_t count, enum xfer_prio prio)
 {
-	struct fetch *f = calloc(1, sizeof(*f));
+	struct sched_fetch *f = calloc(1, sizeof(*f));
 
 	if (!f)
 		return NULL;
-	*f = (struct fetch){ .s = s, .b = b, .first = first, .count = count, .prio = prio };
+	*f = (struct sched_fetch){ .s = s, .b = b, .first = first, .count = count, .prio = prio };
 	bitmap_set_range(b->inflight, first, count);
 	f->next = b->fetches;
 	b->fetches = f;
@@ -373,7 +376,8 @@ static struct fetch *fetch_new_locked(struct sched *s, struct sched_blob *b, uin
 	return f;
 }
 
-static void fetch_submit(struct fetch *f)
+/* Hands f to the engine (after asking the budget for room). No sched lock held. */
+static void fetch_submit(struct sched_fetch *f)
 {
 	struct sched *s = f->s;
 	struct sched_blob *b = f->b;
@@ -386,7 +390,7 @@ static void fetch_submit(struct fetch *f)
 		.offset = off,
 		.len = end - off,
 		.prio = f->prio,
-		.sink = { .write = fetch_write, .done = fetch_done, .ud = f },
+		.sink = { .write = sched_fetch_write, .done = sched_fetch_done, .ud = f },
 	};
 	uint64_t id = 0;
 	char why[320];
@@ -394,28 +398,52 @@ static void fetch_submit(struct fetch *f)
 
 	if (budget_admit(s->budget, req.len) < 0) {
 		budget_why(s->budget, why, sizeof(why));
-		fetch_done(f, -ENOSPC, FETCH_DISK_FULL, why, 0);
+		sched_fetch_done(f, -ENOSPC, FETCH_DISK_FULL, why, 0);
 		return;
 	}
 	f->granted = req.len;
-	/* The id is written before the engine can look at f only through the sched lock. */
+	/* The engine may call the sink before xfer_submit() returns; the id it looks up (a cut)
+	 * must be there first, so it is written under the lock, with the engine's queue lock
+	 * (innermost) taken inside. */
 	pthread_mutex_lock(&s->lock);
 	r = xfer_submit(s->x, &req, &id);
 	f->id = id;
 	pthread_mutex_unlock(&s->lock);
 	if (r < 0)
-		fetch_done(f, r, r == -ECANCELED ? FETCH_CANCELED : FETCH_IO, "not submitted", 0);
+		sched_fetch_done(f, r, r == -ECANCELED ? FETCH_CANCELED : FETCH_IO, "not submitted",
+				 0);
 }
 
-/* Creates one fetch (at most max_blocks long) per run of blocks of [first, last] that are
- * neither present nor in flight; returns how many, at most ntodo. */
+/* Submits what plan_locked() stacked, in the order it was planned (demand first). */
+static void submit_all(struct sched_fetch *todo)
+{
+	struct sched_fetch *fifo = NULL;
+
+	while (todo) {
+		struct sched_fetch *next = todo->todo_next;
+
+		todo->todo_next = fifo;
+		fifo = todo;
+		todo = next;
+	}
+	todo = fifo;
+	while (todo) {
+		struct sched_fetch *next = todo->todo_next;
+
+		fetch_submit(todo);
+		todo = next;
+	}
+}
+
+/* Adds to *todo one fetch (at most max_blocks long) per run of blocks of [first, last] that
+ * are neither present nor in flight. Returns how many (fewer on out of memory). */
 static size_t plan_locked(struct sched *s, struct sched_blob *b, uint64_t first, uint64_t last,
-			  uint64_t max_blocks, enum xfer_prio prio, struct fetch **todo,
-			  size_t ntodo)
+			  uint64_t max_blocks, enum xfer_prio prio, struct sched_fetch **todo)
 {
 	size_t n = 0;
 
-	for (uint64_t i = first; i <= last && n < ntodo;) {
+	for (uint64_t i = first; i <= last;) {
+		struct sched_fetch *f;
 		uint64_t end;
 
 		i = bitmap_next_clear(b->present, i, last + 1);
@@ -427,9 +455,11 @@ static size_t plan_locked(struct sched *s, struct sched_blob *b, uint64_t first,
 			      !bitmap_test(b->present, end) && !bitmap_test(b->inflight, end);
 		     end++)
 			;
-		todo[n] = fetch_new_locked(s, b, i, end - i, prio);
-		if (!todo[n])
+		f = fetch_new_locked(s, b, i, end - i, prio);
+		if (!f)
 			break;
+		f->todo_next = *todo;
+		*todo = f;
 		n++;
 		i = end;
 	}
@@ -440,14 +470,14 @@ static size_t plan_locked(struct sched *s, struct sched_blob *b, uint64_t first,
  * that must deliver two or more blocks before the read's first gives up the rest (it is cut
  * where the read begins) and the read fetches its blocks itself; what lies past the read is
  * fetched again by whoever wants it. A fetch about to deliver the read's blocks is raised to
- * demand priority instead. ret_cancel receives the ids of fetches cut
- * to nothing (at most ncancel). Returns how many. */
+ * demand priority instead. ret_cancel receives the ids of fetches cut to nothing (at most
+ * ncancel). Returns how many. */
 static size_t cut_locked(struct sched *s, struct sched_blob *b, uint64_t first, uint64_t last,
 			 uint64_t *ret_cancel, size_t ncancel)
 {
 	size_t n = 0;
 
-	for (struct fetch *f = b->fetches; f; f = f->next) {
+	for (struct sched_fetch *f = b->fetches; f; f = f->next) {
 		uint64_t reached = f->first + f->landed, end = f->first + f->count;
 
 		if (f->prio == XFER_PRIO_DEMAND || f->first > last || end <= first)
@@ -475,15 +505,55 @@ static size_t cut_locked(struct sched *s, struct sched_blob *b, uint64_t first, 
 	return n;
 }
 
-int sched_read(struct sched *s, const struct inode *f, uint64_t offset, uint64_t len,
+/* What a parked read needs fetched: its own blocks at demand priority and, when it waits for
+ * the whole blob, the rest in read-ahead sized pieces. Every parked read of the blob is
+ * planned again: a cut may have released blocks another one waits for. */
+static void plan_waiters_locked(struct sched *s, struct sched_blob *b, struct sched_fetch **todo)
+{
+	for (struct sched_waiter *p = b->waiters; p; p = p->next) {
+		plan_locked(s, b, p->first, p->last, UINT64_MAX, XFER_PRIO_DEMAND, todo);
+		if (p->whole)
+			plan_locked(s, b, 0, b->nblocks - 1, MAX(1, (8U << 20) / s->bs),
+				    XFER_PRIO_READAHEAD, todo);
+	}
+}
+
+uint64_t sched_open(struct sched *s, const struct inode *f)
+{
+	struct sched_blob *b = s->blob_of_ino[f->ino];
+	uint64_t gen;
+
+	if (!b)
+		return 0;
+	pthread_mutex_lock(&s->lock);
+	while (b->inval_pending && !s->stopping)
+		pthread_cond_wait(&s->cond, &s->lock);
+	gen = b->gen;
+	pthread_mutex_unlock(&s->lock);
+	return gen;
+}
+
+/* Whether a read of [first, last] of b can be served now; -EIO when it never can. */
+static int servable_locked(const struct sched *s, const struct sched_blob *b, uint64_t first,
+			   uint64_t last, uint64_t gen)
+{
+	if (b->given_up || gen < b->gen)
+		return -EIO;
+	if (needs_whole(s, b, last))
+		return 0;
+	return bitmap_all_set(b->present, first, last - first + 1);
+}
+
+int sched_read(struct sched *s, const struct inode *f, uint64_t offset, uint64_t len, uint64_t gen,
 	       sched_ready_fn ready, void *ud, int *ret_fd)
 {
 	struct sched_blob *b = s->blob_of_ino[f->ino];
-	struct fetch *todo[64];
+	struct sched_fetch *todo = NULL;
 	uint64_t cancel[16];
-	size_t ntodo, ncancel;
+	size_t ncancel;
 	uint64_t first, last;
-	struct waiter *w;
+	struct sched_waiter *w;
+	int r;
 
 	if (!b || !block_span(b->size, s->bs, offset, len, &first, &last)) {
 		*ret_fd = b ? b->fd : -1;
@@ -491,37 +561,48 @@ int sched_read(struct sched *s, const struct inode *f, uint64_t offset, uint64_t
 	}
 	pthread_mutex_lock(&s->lock);
 	b->accessed = true;
-	if (!bitmap_all_set(b->present, first, last - first + 1))
-		merge_from_db_locked(s, b);
-	if (bitmap_all_set(b->present, first, last - first + 1)) {
+	r = servable_locked(s, b, first, last, gen);
+	pthread_mutex_unlock(&s->lock);
+	if (r == 0) {
+		merge_from_db(s, b); /* another process may have fetched them */
+		pthread_mutex_lock(&s->lock);
+		r = servable_locked(s, b, first, last, gen);
 		pthread_mutex_unlock(&s->lock);
+	}
+	if (r != 0) {
 		*ret_fd = b->fd;
-		return 1;
+		return r;
 	}
 	w = calloc(1, sizeof(*w));
-	if (!w) {
-		pthread_mutex_unlock(&s->lock);
+	if (!w)
 		return -ENOMEM;
+	*w = (struct sched_waiter){
+		.first = first, .last = last, .gen = gen, .ready = ready, .ud = ud
+	};
+	pthread_mutex_lock(&s->lock);
+	/* Rechecked under the lock that parks it: the blob may have moved since. */
+	r = servable_locked(s, b, first, last, gen);
+	if (r != 0) {
+		pthread_mutex_unlock(&s->lock);
+		free(w);
+		*ret_fd = b->fd;
+		return r;
 	}
+	w->whole = needs_whole(s, b, last);
 	s->last_demand = now_usec();
 	s->hot_ino = f->ino;
 	s->hot_off = offset + len;
-	*w = (struct waiter){
-		.next = b->waiters, .first = first, .last = last, .ready = ready, .ud = ud
-	};
+	w->next = b->waiters;
 	b->waiters = w;
 	ncancel = cut_locked(s, b, first, last, cancel, ARRAY_SIZE(cancel));
-	/* Every parked read of the blob, this one included: a cut may have released blocks
-	 * another one waits for, and nothing else would fetch them. */
-	ntodo = 0;
-	for (struct waiter *p = b->waiters; p && ntodo < ARRAY_SIZE(todo); p = p->next)
-		ntodo += plan_locked(s, b, p->first, p->last, UINT64_MAX, XFER_PRIO_DEMAND,
-				     todo + ntodo, ARRAY_SIZE(todo) - ntodo);
+	plan_waiters_locked(s, b, &todo);
+	/* Complete already, waiting for its hash: make sure the verifier has it. */
+	if (w->whole && b->prefix == b->nblocks)
+		sched_verify_push_locked(s, b);
 	pthread_mutex_unlock(&s->lock);
 	for (size_t i = 0; i < ncancel; i++)
 		(void)xfer_cancel(s->x, cancel[i]);
-	for (size_t i = 0; i < ntodo; i++)
-		fetch_submit(todo[i]);
+	submit_all(todo);
 	return 0;
 }
 
@@ -530,26 +611,23 @@ int sched_prefetch(struct sched *s, const struct inode *f, uint64_t offset, uint
 {
 	struct sched_blob *b = s->blob_of_ino[f->ino];
 	uint64_t first, last, max_blocks = MAX(1, DIV_ROUND_UP(max_fetch, s->bs));
-	struct fetch *todo[16];
-	size_t ntodo;
+	struct sched_fetch *todo = NULL;
+	bool done;
+	size_t n;
 
 	if (!b || !block_span(b->size, s->bs, offset, len, &first, &last))
 		return 0;
 	pthread_mutex_lock(&s->lock);
-	if (s->stopping) {
-		pthread_mutex_unlock(&s->lock);
-		return -ECANCELED;
-	}
-	if (bitmap_all_set(b->present, first, last - first + 1)) {
-		pthread_mutex_unlock(&s->lock);
-		return 0;
-	}
-	merge_from_db_locked(s, b);
-	ntodo = plan_locked(s, b, first, last, max_blocks, prio, todo, ARRAY_SIZE(todo));
+	done = s->stopping || b->given_up || bitmap_all_set(b->present, first, last - first + 1);
 	pthread_mutex_unlock(&s->lock);
-	for (size_t i = 0; i < ntodo; i++)
-		fetch_submit(todo[i]);
-	return (int)ntodo;
+	if (done)
+		return s->stopping ? -ECANCELED : 0;
+	merge_from_db(s, b);
+	pthread_mutex_lock(&s->lock);
+	n = b->given_up ? 0 : plan_locked(s, b, first, last, max_blocks, prio, &todo);
+	pthread_mutex_unlock(&s->lock);
+	submit_all(todo);
+	return (int)n;
 }
 
 int sched_wait_background(struct sched *s, unsigned max, unsigned timeout_ms)
@@ -582,7 +660,7 @@ int sched_pread(struct sched *s, const struct inode *f, void *buf, size_t len, u
 	if (!b || !block_span(b->size, s->bs, offset, len, &first, &last))
 		return len ? -EIO : 0;
 	pthread_mutex_lock(&s->lock);
-	present = bitmap_all_set(b->present, first, last - first + 1);
+	present = !b->given_up && bitmap_all_set(b->present, first, last - first + 1);
 	pthread_mutex_unlock(&s->lock);
 	if (!present)
 		return -EAGAIN;
@@ -607,7 +685,7 @@ uint64_t sched_missing(struct sched *s, const struct inode *f, uint64_t offset, 
 	if (!b || !block_span(b->size, s->bs, offset, len, &first, &last))
 		return 0;
 	pthread_mutex_lock(&s->lock);
-	for (uint64_t i = first; i <= last; i++)
+	for (uint64_t i = first; i <= last && !b->given_up; i++)
 		if (!bitmap_test(b->present, i) && !bitmap_test(b->inflight, i))
 			n += block_len(b->size, s->bs, i);
 	pthread_mutex_unlock(&s->lock);
@@ -634,7 +712,7 @@ bool sched_is_complete(struct sched *s, const struct inode *f)
 	if (!b)
 		return true;
 	pthread_mutex_lock(&s->lock);
-	done = bitmap_all_set(b->present, 0, b->nblocks);
+	done = b->given_up || b->prefix == b->nblocks;
 	pthread_mutex_unlock(&s->lock);
 	return done;
 }
@@ -654,228 +732,12 @@ void sched_get_stats(struct sched *s, struct sched_stats *ret)
 		ret->blobs++;
 		ret->blobs_complete += n == b->nblocks;
 		ret->blobs_verified += b->state == BLOB_VERIFIED;
+		ret->blobs_given_up += b->given_up;
 	}
 	ret->background = s->nbackground;
 	ret->verify_failures = s->verify_failures;
-	pthread_mutex_unlock(&s->lock);
-}
-
-static void verify_push_locked(struct sched *s, struct sched_blob *b)
-{
-	if (b->verify_queued || b->state == BLOB_VERIFIED)
-		return;
-	if (s->vqn == s->vqcap) {
-		size_t cap = s->vqcap ? s->vqcap * 2 : 64;
-		struct sched_blob **q = realloc(s->vq, cap * sizeof(*q));
-
-		if (!q)
-			return; /* verified at the next mount instead */
-		s->vq = q;
-		s->vqcap = cap;
-	}
-	s->vq[s->vqn++] = b;
-	b->verify_queued = true;
-	pthread_cond_signal(&s->vcond);
-}
-
-/* Verify thread: hashes one complete blob. A mismatch drops its blocks from memory first (so
- * nothing more is served from them), then from the index, then frees the disk space; the
- * blocks are fetched again by whoever needs them. */
-static void verify_one(struct sched *s, struct sched_blob *b)
-{
-	char actual[CID_MAX] = "";
-	int r = verify_fd(b->fd, b->size, b->hash, b->cid, actual);
-
-	if (r == 0) {
-		(void)db_blob_set_state(s->db, b->cid, BLOB_VERIFIED);
-		pthread_mutex_lock(&s->lock);
-		b->state = BLOB_VERIFIED;
-		b->verify_queued = false;
-		pthread_mutex_unlock(&s->lock);
-		log_debug("'%s' verified (%s)", b->path, b->cid);
-		return;
-	}
-	pthread_mutex_lock(&s->lock);
-	b->verify_queued = false;
-	if (r == -EIO) {
-		memset(b->present, 0, bitmap_bytes(b->nblocks));
-		b->state = BLOB_BAD;
-		s->verify_failures++;
-	}
-	pthread_cond_broadcast(&s->cond);
-	pthread_mutex_unlock(&s->lock);
-	if (r != -EIO) {
-		log_warn("cannot verify '%s': %s; it will be verified at the next mount", b->path,
-			 strerror(-r));
-		return;
-	}
-	(void)db_blob_set_state(s->db, b->cid, BLOB_BAD);
-	(void)blob_punch(b->fd, 0, b->size);
-	log_warn("'%s' does not match its content id (%s %s, got %s): its blocks were dropped "
-		 "and will be fetched again",
-		 b->path, b->hash == BLOB_HASH_SHA256 ? "sha256" : "git sha1", b->cid, actual);
-}
-
-static void *verifier_main(void *arg)
-{
-	struct sched *s = arg;
-
-	pthread_mutex_lock(&s->lock);
-	for (;;) {
-		struct sched_blob *b;
-
-		while (!s->vqn && !s->stopping)
-			pthread_cond_wait(&s->vcond, &s->lock);
-		if (s->stopping)
-			break;
-		b = s->vq[0];
-		memmove(s->vq, s->vq + 1, --s->vqn * sizeof(*s->vq));
-		/* Blocks dropped since it was queued (bad, evicted): nothing to hash. */
-		if (!bitmap_all_set(b->present, 0, b->nblocks)) {
-			b->verify_queued = false;
-			continue;
-		}
-		pthread_mutex_unlock(&s->lock);
-		verify_one(s, b);
-		pthread_mutex_lock(&s->lock);
-	}
-	pthread_mutex_unlock(&s->lock);
-	return NULL;
-}
-
-static int pending_cmp(const void *a, const void *b)
-{
-	const struct pending *x = a, *y = b;
-
-	if (x->b != y->b)
-		return x->b < y->b ? -1 : 1;
-	return x->block < y->block ? -1 : x->block > y->block;
-}
-
-/* Committer thread: one batch. Data files are synced before their bits are committed. */
-static void commit_batch(struct sched *s, struct pending *q, size_t n)
-{
-	_cleanup_free_ struct db_block_run *runs = calloc(n ? n : 1, sizeof(*runs));
-	_cleanup_free_ bool *completed = calloc(n ? n : 1, sizeof(*completed));
-	_cleanup_free_ struct sched_blob **owner = calloc(n ? n : 1, sizeof(*owner));
-	size_t nruns = 0;
-	int r;
-
-	if (!runs || !completed || !owner) {
-		log_warn("out of memory: %zu blocks stay uncommitted and will be fetched again", n);
-		return;
-	}
-	qsort(q, n, sizeof(*q), pending_cmp);
-	for (size_t i = 0; i < n; i++) {
-		struct db_block_run *last = nruns ? &runs[nruns - 1] : NULL;
-
-		if (last && !strcmp(last->cid, q[i].b->cid) &&
-		    last->first + last->count == q[i].block) {
-			last->count++;
-			continue;
-		}
-		if (!last || strcmp(last->cid, q[i].b->cid))
-			(void)blob_sync(q[i].b->fd);
-		owner[nruns] = q[i].b;
-		runs[nruns++] = (struct db_block_run){ .cid = q[i].b->cid,
-						       .first = q[i].block,
-						       .count = 1 };
-	}
-	r = db_blob_add_blocks(s->db, runs, nruns, completed);
-	if (r < 0) {
-		log_warn("cannot record %zu fetched blocks in the cache index: %s", n,
-			 strerror(-r));
-		return;
-	}
-	pthread_mutex_lock(&s->lock);
-	for (size_t i = 0; i < nruns; i++) {
-		if (!completed[i])
-			continue;
-		if (owner[i]->state != BLOB_VERIFIED)
-			owner[i]->state = BLOB_COMPLETE;
-		verify_push_locked(s, owner[i]);
-	}
-	pthread_mutex_unlock(&s->lock);
-}
-
-static void touch_accessed(struct sched *s)
-{
-	uint64_t now = now_realtime_usec();
-
-	for (size_t i = 0; i < s->nblobs; i++) {
-		bool accessed;
-
-		pthread_mutex_lock(&s->lock);
-		accessed = s->blobs[i].accessed;
-		s->blobs[i].accessed = false;
-		pthread_mutex_unlock(&s->lock);
-		if (accessed)
-			(void)db_blob_touch(s->db, s->blobs[i].cid, now);
-	}
-}
-
-static void *committer_main(void *arg)
-{
-	struct sched *s = arg;
-	uint64_t last_touch = 0;
-
-	pthread_mutex_lock(&s->lock);
-	for (;;) {
-		struct pending *q;
-		size_t n;
-		uint64_t gen;
-
-		while (!s->qn && !s->stopping && s->committed_gen == s->queued_gen)
-			pthread_cond_wait(&s->cond, &s->lock);
-		if (!s->qn && s->stopping)
-			break;
-		q = TAKE_PTR(s->queue);
-		n = s->qn;
-		s->qn = s->qcap = 0;
-		gen = s->queued_gen;
-		pthread_mutex_unlock(&s->lock);
-
-		if (n)
-			commit_batch(s, q, n);
-		free(q);
-		if (now_usec() - last_touch > 5 * USEC_PER_SEC) {
-			touch_accessed(s);
-			last_touch = now_usec();
-		}
-
-		pthread_mutex_lock(&s->lock);
-		if (gen > s->committed_gen)
-			s->committed_gen = gen;
-		pthread_cond_broadcast(&s->cond);
-		if (!s->stopping) {
-			/* Batch what lands in the next 50 ms into one transaction. */
-			struct timespec ts;
-
-			clock_gettime(CLOCK_REALTIME, &ts);
-			ts.tv_nsec += 50 * 1000 * 1000;
-			if (ts.tv_nsec >= 1000000000) {
-				ts.tv_sec++;
-				ts.tv_nsec -= 1000000000;
-			}
-			while (!s->stopping && s->queued_gen == s->committed_gen &&
-			       pthread_cond_timedwait(&s->cond, &s->lock, &ts) == 0)
-				;
-		}
-	}
-	pthread_mutex_unlock(&s->lock);
-	touch_accessed(s);
-	return NULL;
-}
-
-void sched_flush(struct sched *s)
-{
-	uint64_t want;
-
-	pthread_mutex_lock(&s->lock);
-	want = ++s->queued_gen;
-	pthread_cond_broadcast(&s->cond);
-	while (s->committed_gen < want)
-		pthread_cond_wait(&s->cond, &s->lock);
+	snprintf(ret->last_error, sizeof(ret->last_error), "%s", s->last_error);
+	ret->last_error_at = s->last_error_at;
 	pthread_mutex_unlock(&s->lock);
 }
 
@@ -892,21 +754,22 @@ int sched_new(const struct sched_opts *opts, struct cache_db *db, struct xfer *x
 	s->x = x;
 	s->t = t;
 	s->bs = opts->block_size ? opts->block_size : CACHE_BLOCK_SIZE_DEFAULT;
+	s->strict = opts->verify_strict;
+	s->on_drop = opts->on_drop;
+	s->drop_ud = opts->drop_ud;
+	s->hooks = opts->hooks;
 	pthread_mutex_init(&s->lock, NULL);
 	pthread_cond_init(&s->cond, NULL);
 	pthread_cond_init(&s->vcond, NULL);
+	/* Blobs found complete but unhashed (a crash came between) are queued for the verifier
+	 * as they are set up. */
 	r = build_blobs(s, opts);
 	if (r < 0)
 		goto fail;
-	/* Complete but never hashed (a crash came between): verify now. */
-	for (size_t i = 0; i < s->nblobs; i++)
-		if (s->blobs[i].state != BLOB_VERIFIED &&
-		    bitmap_all_set(s->blobs[i].present, 0, s->blobs[i].nblocks))
-			verify_push_locked(s, &s->blobs[i]);
-	r = -pthread_create(&s->committer, NULL, committer_main, s);
+	r = -pthread_create(&s->committer, NULL, sched_committer_main, s);
 	if (r < 0)
 		goto fail;
-	r = -pthread_create(&s->verifier, NULL, verifier_main, s);
+	r = -pthread_create(&s->verifier, NULL, sched_verifier_main, s);
 	if (r < 0) {
 		s->verifier = 0;
 		goto fail;
@@ -920,7 +783,7 @@ fail:
 
 struct sched *sched_free(struct sched *s)
 {
-	struct waiter *dead = NULL;
+	struct sched_waiter *dead = NULL;
 
 	if (!s)
 		return NULL;
@@ -929,10 +792,10 @@ struct sched *sched_free(struct sched *s)
 	while (s->nfetches)
 		pthread_cond_wait(&s->cond, &s->lock);
 	for (size_t i = 0; i < s->nblobs; i++) {
-		struct waiter *w = TAKE_PTR(s->blobs[i].waiters);
+		struct sched_waiter *w = sched_take_all_locked(&s->blobs[i]);
 
 		while (w) {
-			struct waiter *next = w->next;
+			struct sched_waiter *next = w->next;
 
 			w->next = dead;
 			dead = w;
@@ -942,7 +805,7 @@ struct sched *sched_free(struct sched *s)
 	pthread_cond_broadcast(&s->cond);
 	pthread_mutex_unlock(&s->lock);
 	pthread_cond_broadcast(&s->vcond);
-	answer(dead, -EIO, -1);
+	sched_answer(dead, -EIO, -1);
 	if (s->verifier)
 		pthread_join(s->verifier, NULL);
 	if (s->committer)
@@ -955,6 +818,7 @@ struct sched *sched_free(struct sched *s)
 		free(b->url);
 		free(b->present);
 		free(b->inflight);
+		verify_hasher_free(b->hasher);
 	}
 	free(s->blobs);
 	free(s->blob_of_ino);

@@ -1,12 +1,20 @@
-/* sched.h: turns reads into block fetches. For every blob of the mounted tree it keeps the
- * presence bitmap in memory (loaded from cache/db, merged with what other processes commit),
- * parks reads whose blocks are missing, submits one fetch per missing run (a block in flight
- * is never asked twice: later readers join it), writes arriving bytes into the blob file, and
- * answers parked reads as their blocks land. A committer thread syncs the data files and then
- * commits the new bits to the index in batches, so a bit never claims data the file lacks.
- * A verify thread hashes every blob whose last block lands (and every blob found complete but
- * unverified at start): a match marks it verified, a mismatch drops its blocks to be fetched
- * again.
+/* sched.h: turns reads into block fetches, and answers a read only with the file's bytes at
+ * the pinned commit, or -EIO. For every blob of the mounted tree it keeps the presence bitmap
+ * in memory (the one authority while the mount runs; see sched_priv.h), parks reads whose
+ * blocks are missing, submits one fetch per missing run (a block in flight is never asked
+ * twice: later readers join it), writes arriving bytes into the blob file, and answers parked
+ * reads as their blocks land. A committer thread syncs the data files and then commits the
+ * new bits to the index in batches, so a bit never claims data the file lacks; a failed sync
+ * commits nothing and the blocks are fetched again. A verifier thread hashes each blob as its
+ * prefix lands; the hash decides the blob at its last byte.
+ * What a reader is promised (docs/design.md, "Correct bytes or an error"):
+ * - a read that needs a blob's last block, any read of a small (git) file, and with
+ *   verify_strict any read at all, is answered only once the whole blob hashed right;
+ * - a failed hash drops the blob's blocks, answers its parked reads -EIO, has the kernel's
+ *   page cache of its inodes invalidated (on_drop), and fails with -EIO every later read of a
+ *   handle opened before (sched_open() gave it the generation that failed);
+ * - after a second failed hash in one mount the blob is given up: reads fail with -EIO at
+ *   once and nothing is fetched for it until the next mount.
  * It joins cache/ and fetch/; it knows nothing of FUSE (ops.c replies). */
 #pragma once
 
@@ -28,11 +36,26 @@ struct sched_opts {
 	const struct hub_repo *repo;
 	const char *commit;
 	struct budget *budget; /* room for every fetch is asked of it; NULL: no limits */
+	bool verify_strict; /* no byte of a blob is served before the whole blob verified */
+	/* Verifier thread, after a blob's blocks were dropped (bad hash): for each inode with
+	 * that content, so the kernel's page cache of it is invalidated. May block; NULL: none. */
+	void (*on_drop)(void *ud, uint64_t ino);
+	void *drop_ud;
+	const struct sched_hooks *hooks; /* tests only; NULL in the product */
+};
+
+/* Hooks that let unit tests reach the scheduler's races deterministically. */
+struct sched_hooks {
+	int (*sync)(void *ud, int fd); /* instead of blob_sync() (fault injection) */
+	/* Verifier thread, after a bad hash dropped the blob's blocks in memory and answered its
+	 * reads, before the index hears of it (the window a read may race). */
+	void (*after_drop)(void *ud, const char *cid);
+	void *ud;
 };
 
 /* Called once when a parked read can be answered (err 0: every byte is in the file behind fd)
- * or cannot (-EIO; -ENOSPC when the cache has no room for its blocks; the reason is logged). Runs on the engine or committer thread;
- * must not block beyond a local read. */
+ * or cannot (-EIO; -ENOSPC when the cache has no room for its blocks; the reason is logged).
+ * Runs on the engine, committer or verifier thread; must not block beyond a local read. */
 typedef void (*sched_ready_fn)(void *ud, int err, int fd);
 
 /* Registers every file blob of t in db (creating records), loads their bitmaps and opens
@@ -44,11 +67,17 @@ int sched_new(const struct sched_opts *opts, struct cache_db *db, struct xfer *x
  * or be cancelling), commits what landed, stops the committer. Takes NULL, returns NULL. */
 struct sched *sched_free(struct sched *s);
 
-/* Asks for bytes [offset, offset+len) of file inode f (clipped to its size by the caller).
- * Returns 1 with *ret_fd set when they are all present now (ready is not called), 0 when the
- * read is parked (ready is called later, exactly once), or -errno (-EIO offline miss,
- * -ENOMEM). Any thread; never blocks on the network. */
-int sched_read(struct sched *s, const struct inode *f, uint64_t offset, uint64_t len,
+/* An open of file inode f: waits while the page cache of a blob just dropped is being
+ * invalidated (never on the network), then gives the generation the handle reads at. */
+uint64_t sched_open(struct sched *s, const struct inode *f);
+
+/* Asks for bytes [offset, offset+len) of file inode f (clipped to its size by the caller) for
+ * a handle opened at generation gen. Returns 1 with *ret_fd set when they can be served now
+ * (ready is not called), 0 when the read is parked (ready is called later, exactly once), or
+ * -errno: -EIO when the handle was served a generation that failed or the blob was given up,
+ * -ENOMEM. An offline miss parks and fails through ready. Any thread; never blocks on the
+ * network. */
+int sched_read(struct sched *s, const struct inode *f, uint64_t offset, uint64_t len, uint64_t gen,
 	       sched_ready_fn ready, void *ud, int *ret_fd);
 
 /* Submits fetches at prio for the blocks of [offset, offset+len) of f that are neither
@@ -79,7 +108,8 @@ uint64_t sched_missing(struct sched *s, const struct inode *f, uint64_t offset, 
  * than max_age_usec ago. Background completion follows that reader. */
 bool sched_hot(struct sched *s, uint64_t max_age_usec, uint64_t *ret_ino, uint64_t *ret_off);
 
-/* True when every block of f is present (an empty file always is). */
+/* True when nothing is left to fetch for f in this mount: every block present (an empty file
+ * always is), or its blob was given up after failing twice. */
 bool sched_is_complete(struct sched *s, const struct inode *f);
 
 struct sched_stats {
@@ -90,6 +120,9 @@ struct sched_stats {
 	unsigned blobs_verified;
 	unsigned background; /* background fetches in flight */
 	uint64_t verify_failures; /* blobs that hashed wrong since the mount */
+	unsigned blobs_given_up; /* failed twice: not fetched again in this mount */
+	char last_error[256]; /* the last failed hash, in words ("" none) */
+	uint64_t last_error_at; /* realtime usec of it */
 };
 void sched_get_stats(struct sched *s, struct sched_stats *ret);
 

@@ -98,6 +98,7 @@ int session_run(const struct session_opts *o, struct mount_ctx *m)
 		fuse_session_destroy(se);
 		return -EIO;
 	}
+	ops_set_session(m, se);
 	if (pthread_create(&ready_thread, NULL, ready_main, &rc) == 0)
 		ready_started = true;
 	cfg = fuse_loop_cfg_create();
@@ -105,6 +106,7 @@ int session_run(const struct session_opts *o, struct mount_ctx *m)
 	fuse_loop_cfg_set_idle_threads(cfg, 4);
 	r = fuse_session_loop_mt(se, cfg);
 	fuse_loop_cfg_destroy(cfg);
+	ops_set_session(m, NULL);
 	/* Unmount first: a stat still in flight then falls through to the directory below. */
 	fuse_session_unmount(se);
 	if (ready_started)

@@ -1,0 +1,135 @@
+/* sched_priv.h: the scheduler's state, shared by its three files: sched.c (reads, fetches,
+ * the engine's sink), sched_commit.c (the committer thread) and sched_verify.c (the verifier
+ * thread). Nothing outside fs/sched*.c includes it.
+ *
+ * Presence has one authority while a mount runs: the blob's bitmap in memory (present). The
+ * index is its durable copy, written behind it by the committer, and a source of blocks that
+ * other processes fetched: merge_from_db() adds those only at the same generation. A blob's
+ * generation (gen) is its bad_count in the index: every failed hash, here or elsewhere, raises
+ * it, and bits of an older generation are never taken from anywhere (memory, queue, index).
+ *
+ * Locks: s->lock guards every field marked so. The engine's queue lock (inside xfer_submit(),
+ * xfer_set_prio(), xfer_cancel()) is the one lock taken under it: it is innermost. No LMDB
+ * transaction, disk read or ready callback runs under s->lock. */
+#pragma once
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "cache/verify.h"
+#include "fs/sched.h"
+
+struct sched_fetch;
+
+struct sched_waiter {
+	struct sched_waiter *next;
+	uint64_t first, last; /* blocks the read needs */
+	uint64_t gen; /* the generation its handle was opened at */
+	bool whole; /* answered only once the whole blob is verified */
+	sched_ready_fn ready;
+	void *ud;
+};
+
+/* One per distinct content id. Fields after the first block are guarded by s->lock.
+ * Invariant: a bit set in inflight is clear in present, and belongs to exactly one fetch. */
+struct sched_blob {
+	char cid[CID_MAX];
+	char *path; /* the first file with this content, for messages */
+	char *url; /* resolve URL at the pinned commit */
+	uint64_t size;
+	uint64_t nblocks;
+	enum blob_hash hash;
+	int fd; /* data file, open for the sched's life */
+
+	uint8_t *present; /* s->lock: blocks in the file at this generation */
+	uint8_t *inflight; /* s->lock: blocks some fetch will write */
+	uint64_t prefix; /* s->lock: blocks [0, prefix) are all present */
+	uint64_t gen; /* s->lock: the index's bad_count this memory agrees with */
+	uint64_t epoch; /* s->lock: raised whenever present bits are dropped */
+	struct sched_fetch *fetches; /* s->lock: fetches in flight */
+	struct sched_waiter *waiters; /* s->lock: parked reads */
+	bool accessed; /* s->lock: read since the last commit batch */
+	uint8_t state; /* s->lock: enum blob_state as this process knows it */
+	bool record_verified; /* s->lock: verified here, not yet in the index */
+	bool verify_queued; /* s->lock: on the verify queue */
+	bool inval_pending; /* s->lock: dropped; the page cache is not invalidated yet */
+	bool dropped_elsewhere; /* s->lock: that drop came from another process's hash */
+	unsigned failures; /* s->lock: failed hashes in this mount */
+	bool given_up; /* s->lock: failed twice: reads fail, nothing is fetched */
+
+	struct verify_hasher *hasher; /* verifier thread: the prefix hashed so far */
+	uint64_t hasher_epoch; /* verifier thread: the epoch the hasher started at */
+};
+
+/* A landed block whose bit the committer is to sync and commit. */
+struct sched_pending {
+	struct sched_blob *b;
+	uint64_t block;
+	uint64_t gen; /* the blob's generation when it landed */
+};
+
+struct sched {
+	struct cache_db *db;
+	struct budget *budget;
+	struct xfer *x;
+	const struct inode_table *t;
+	uint32_t bs;
+	bool strict;
+	void (*on_drop)(void *ud, uint64_t ino);
+	void *drop_ud;
+	const struct sched_hooks *hooks;
+
+	struct sched_blob *blobs;
+	size_t nblobs;
+	struct sched_blob **blob_of_ino; /* index ino; NULL for directories and empty files */
+
+	pthread_mutex_t lock;
+	pthread_cond_t cond; /* committer work, fetch drain, flush progress, invalidations */
+	struct sched_pending *queue; /* lock: landed blocks not yet committed */
+	size_t qn, qcap;
+	bool commit_now; /* lock: a reader waits on the index: skip the batching delay */
+	uint64_t queued_gen; /* lock: batches handed to the committer */
+	uint64_t committed_gen; /* lock: batches committed */
+	unsigned nfetches; /* lock: fetches between submit and done */
+	unsigned nbackground; /* lock: of which background ones */
+	uint64_t last_demand; /* lock: monotonic usec a read last parked (0: never) */
+	uint64_t hot_ino, hot_off; /* lock: the file and end offset of that read */
+	bool stopping; /* lock */
+	pthread_t committer;
+
+	struct sched_blob **vq; /* lock: blobs to hash further or to invalidate, in order */
+	size_t vqn, vqcap;
+	uint64_t verify_failures; /* lock */
+	char last_error[256]; /* lock: the last verification failure, in words */
+	uint64_t last_error_at; /* lock: realtime usec of it (0: none) */
+	pthread_cond_t vcond; /* verify queue work */
+	pthread_t verifier;
+};
+
+/* sched.c */
+/* Moves the waiters of b that can be answered now onto *ret_ready (their blocks present, and
+ * for whole waiters the blob verified) or *ret_failed (their handle was opened at a generation
+ * that failed, or the blob was given up: -EIO). */
+void sched_take_answerable_locked(struct sched_blob *b, struct sched_waiter **ret_ready,
+				  struct sched_waiter **ret_failed);
+/* Calls each waiter's ready(err, fd) and frees the list. No lock held. */
+void sched_answer(struct sched_waiter *list, int err, int fd);
+/* Removes and returns every waiter of b. */
+struct sched_waiter *sched_take_all_locked(struct sched_blob *b);
+/* Drops present blocks [first, first + count) of b from memory (not those in flight): raises
+ * the epoch so the hasher starts over, and lowers the prefix. */
+void sched_drop_locked(struct sched_blob *b, uint64_t first, uint64_t count);
+
+/* sched_verify.c */
+/* Queues b for the verifier (hash its new prefix, finish it, or invalidate after a drop). */
+void sched_verify_push_locked(struct sched *s, struct sched_blob *b);
+/* Records a failed generation that another process found (the index's bad_count passed
+ * ours): drops every block, answers the waiters -EIO, and has the verifier invalidate the
+ * page cache. */
+void sched_blob_failed_elsewhere_locked(struct sched *s, struct sched_blob *b, uint64_t gen);
+void *sched_verifier_main(void *arg);
+
+/* sched_commit.c */
+int sched_queue_push_locked(struct sched *s, struct sched_blob *b, uint64_t block);
+void *sched_committer_main(void *arg);
