@@ -253,17 +253,36 @@ static void print_json(struct jsonw *w, const struct db_mount *m, const struct l
 	jsonw_end_object(w);
 }
 
+/* Asks the daemon of m to commit what it holds and publish at once, and waits (at most a
+ * second) for a live record newer than the request: what follows is the truth of now, not
+ * of up to a second ago. Daemons that do not say they take the signal are not sent it. */
+static void ask_flush(struct cache_db *db, const struct db_mount *m)
+{
+	uint64_t asked = now_realtime_usec(), deadline = now_usec() + USEC_PER_SEC;
+	struct live l;
+
+	if (!(m->flags & DB_MOUNT_FLUSHES) || kill(m->pid, LIVE_FLUSH_SIGNAL) < 0)
+		return;
+	while (now_usec() < deadline) {
+		if (load_live(db, m->mountpoint, &l) && l.updated >= asked)
+			return;
+		(void)usleep(5000);
+	}
+}
+
 static int show_mount(struct cache_db *db, const struct db_mount *m, struct jsonw *w)
 {
 	_cleanup_free_ char *json = NULL;
 	_cleanup_free_ struct file_status *fs = NULL;
 	struct hub_tree tree = { 0 };
 	struct live live;
-	bool has_live = load_live(db, m->mountpoint, &live);
+	bool has_live;
 	uint64_t total = 0, cached = 0;
 	size_t len, n = 0, complete = 0;
 	int r;
 
+	ask_flush(db, m);
+	has_live = load_live(db, m->mountpoint, &live);
 	r = db_tree_get(db, m->repo_key, m->commit, &json, &len);
 	if (r >= 0)
 		r = hub_json_tree_page(json, len, &tree);
@@ -286,7 +305,7 @@ static int show_mount(struct cache_db *db, const struct db_mount *m, struct json
 		complete += is_complete(&fs[n]);
 		n++;
 	}
-	/* The daemon's figures are up to a second old; the coverage just read is not. */
+	/* The rate is the daemon's; the coverage is what the index says now. */
 	if (has_live)
 		live.eta_s = cached >= total ? 0 :
 			     live.rate	     ? (int64_t)((total - cached) / live.rate) :

@@ -24,9 +24,9 @@ struct live_pub {
 	struct budget *b;
 	pthread_t thread;
 	pthread_mutex_t lock;
-	pthread_cond_t cond;
 	bool stop; /* lock */
 	uint64_t samples[RATE_SAMPLES]; /* engine byte counts, one a second (thread only) */
+	uint64_t sample_at[RATE_SAMPLES]; /* monotonic usec of each (thread only) */
 	unsigned nsamples;
 	uint64_t last_progress; /* monotonic usec when bytes last grew (thread only) */
 	uint64_t last_bytes;
@@ -157,14 +157,24 @@ static void sample(struct live_pub *lp, struct live *l)
 		prefetch_get_stats(lp->p, &ps);
 	memset(l, 0, sizeof(*l));
 	l->updated = now_realtime_usec();
-	/* Rate over the last RATE_SAMPLES seconds. */
-	if (lp->nsamples == RATE_SAMPLES)
+	/* Rate over the last RATE_SAMPLES samples (about a second apart; a status request adds
+	 * one in between, so the time they span is measured). */
+	if (lp->nsamples == RATE_SAMPLES) {
 		memmove(lp->samples, lp->samples + 1, (RATE_SAMPLES - 1) * sizeof(uint64_t));
-	else
+		memmove(lp->sample_at, lp->sample_at + 1, (RATE_SAMPLES - 1) * sizeof(uint64_t));
+	} else {
 		lp->nsamples++;
+	}
 	lp->samples[lp->nsamples - 1] = xs.bytes;
+	lp->sample_at[lp->nsamples - 1] = now;
 	oldest = lp->samples[0];
-	l->rate = lp->nsamples > 1 ? (xs.bytes - oldest) / (lp->nsamples - 1) : 0;
+	l->rate = lp->nsamples > 1 && now > lp->sample_at[0] ?
+			  (xs.bytes - oldest) * USEC_PER_SEC / (now - lp->sample_at[0]) :
+			  0;
+	/* Nothing moving: no rate to spread over the rest (an old average would promise a
+	 * finish that nothing is working toward). */
+	if (!xs.active && lp->nsamples > 1 && xs.bytes == lp->samples[lp->nsamples - 2])
+		l->rate = 0;
 	l->bytes_fetched = xs.bytes;
 	l->bytes_total = ss.bytes_total;
 	l->bytes_cached = ss.bytes_present;
@@ -203,30 +213,54 @@ static void sample(struct live_pub *lp, struct live *l)
 		snprintf(l->last_error, sizeof(l->last_error), "%s", xs.last_error);
 		l->last_error_at = xs.last_error_at;
 	}
+	/* A failed hash is news too: the newer of the two is the last error. */
+	if (ss.last_error_at && ss.last_error_at >= l->last_error_at) {
+		snprintf(l->last_error, sizeof(l->last_error), "%s", ss.last_error);
+		l->last_error_at = ss.last_error_at;
+	}
 }
 
+void live_block_signal(void)
+{
+	sigset_t set;
+
+	sigemptyset(&set);
+	sigaddset(&set, LIVE_FLUSH_SIGNAL);
+	(void)pthread_sigmask(SIG_BLOCK, &set, NULL);
+}
+
+static bool stopping(struct live_pub *lp)
+{
+	bool stop;
+
+	pthread_mutex_lock(&lp->lock);
+	stop = lp->stop;
+	pthread_mutex_unlock(&lp->lock);
+	return stop;
+}
+
+/* Publishes once a second, and at once (after committing what landed) when status asks. */
 static void *live_main(void *arg)
 {
 	struct live_pub *lp = arg;
+	const struct timespec second = { .tv_sec = 1 };
 	char buf[4096];
+	sigset_t set;
+	bool flush = false;
 
-	pthread_mutex_lock(&lp->lock);
-	while (!lp->stop) {
-		struct timespec ts;
+	sigemptyset(&set);
+	sigaddset(&set, LIVE_FLUSH_SIGNAL);
+	while (!stopping(lp)) {
 		struct live l;
 		size_t n;
 
-		pthread_mutex_unlock(&lp->lock);
+		if (flush)
+			sched_flush(lp->s);
 		sample(lp, &l);
 		n = live_encode(&l, buf, sizeof(buf));
 		(void)db_live_put(lp->db, lp->mountpoint, buf, n);
-		pthread_mutex_lock(&lp->lock);
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_sec += 1;
-		while (!lp->stop && pthread_cond_timedwait(&lp->cond, &lp->lock, &ts) == 0)
-			;
+		flush = sigtimedwait(&set, NULL, &second) == LIVE_FLUSH_SIGNAL;
 	}
-	pthread_mutex_unlock(&lp->lock);
 	return NULL;
 }
 
@@ -234,6 +268,8 @@ int live_start(struct cache_db *db, const char *mountpoint, struct xfer *x, stru
 	       struct prefetch *p, struct budget *b, struct live_pub **ret)
 {
 	struct live_pub *lp = calloc(1, sizeof(*lp));
+	sigset_t set, old;
+	int r;
 
 	if (!lp)
 		return -ENOMEM;
@@ -244,8 +280,15 @@ int live_start(struct cache_db *db, const char *mountpoint, struct xfer *x, stru
 		return -ENOMEM;
 	}
 	pthread_mutex_init(&lp->lock, NULL);
-	pthread_cond_init(&lp->cond, NULL);
-	if (pthread_create(&lp->thread, NULL, live_main, lp) != 0) {
+	/* The thread starts with the signal blocked (it inherits this mask), so the wake-up of
+	 * live_stop() can never take its default action, whoever the caller is. */
+	sigemptyset(&set);
+	sigaddset(&set, LIVE_FLUSH_SIGNAL);
+	(void)pthread_sigmask(SIG_BLOCK, &set, &old);
+	r = pthread_create(&lp->thread, NULL, live_main, lp);
+	(void)pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (r != 0) {
+		pthread_mutex_destroy(&lp->lock);
 		free(lp->mountpoint);
 		free(lp);
 		return -EAGAIN;
@@ -260,11 +303,10 @@ struct live_pub *live_stop(struct live_pub *lp)
 		return NULL;
 	pthread_mutex_lock(&lp->lock);
 	lp->stop = true;
-	pthread_cond_broadcast(&lp->cond);
 	pthread_mutex_unlock(&lp->lock);
+	(void)pthread_kill(lp->thread, LIVE_FLUSH_SIGNAL);
 	pthread_join(lp->thread, NULL);
 	(void)db_live_del(lp->db, lp->mountpoint);
-	pthread_cond_destroy(&lp->cond);
 	pthread_mutex_destroy(&lp->lock);
 	free(lp->mountpoint);
 	free(lp);

@@ -2,9 +2,15 @@
  * last error in words, background completion's phase). A publisher thread samples the engine,
  * the scheduler and background completion once a second and writes them to the cache index
  * (db_live_put), where `hffs status` reads them, daemon or not. The record is "key=value"
- * lines, so readers ignore keys they do not know and old readers survive new keys. */
+ * lines, so readers ignore keys they do not know and old readers survive new keys.
+ * `hffs status` asks for the truth now with LIVE_FLUSH_SIGNAL sent to the daemon: the
+ * publisher then commits every landed block and verdict to the index (sched_flush) and
+ * publishes at once; status waits for a record newer than its request. The daemon blocks the
+ * signal in every thread (live_block_signal() before the first thread), so only the publisher
+ * takes it, with sigtimedwait(). */
 #pragma once
 
+#include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -16,6 +22,11 @@
 #include "fs/sched.h"
 
 #define LIVE_STALL_S 30
+#define LIVE_FLUSH_SIGNAL SIGUSR1
+
+/* Blocks LIVE_FLUSH_SIGNAL in the calling thread, and so in every thread it creates after.
+ * Call once in the daemon before any thread exists. */
+void live_block_signal(void);
 
 struct live {
 	uint64_t updated; /* realtime usec of the sample */
