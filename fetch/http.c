@@ -54,40 +54,6 @@ static int parse_digits(const char **p, uint64_t *ret)
 	return 0;
 }
 
-/* ---- status mapping ---- */
-
-enum fetch_reason http_status_reason(long status, const char *x_error_code)
-{
-	bool gated = x_error_code && !strcmp(x_error_code, "GatedRepo");
-
-	if (status >= 200 && status < 400)
-		return FETCH_OK;
-	switch (status) {
-	case 401:
-		if (gated)
-			return FETCH_GATED;
-		/* Anonymous requests for a missing or private repo get 401 RepoNotFound. */
-		if (x_error_code && !strcmp(x_error_code, "RepoNotFound"))
-			return FETCH_NOT_FOUND;
-		return FETCH_TOKEN;
-	case 403:
-		return gated ? FETCH_GATED : FETCH_FORBIDDEN;
-	case 404:
-		if (x_error_code && !strcmp(x_error_code, "RevisionNotFound"))
-			return FETCH_NO_REVISION;
-		return FETCH_NOT_FOUND;
-	case 408:
-		return FETCH_SERVER;
-	case 429:
-		return FETCH_RATE_LIMITED;
-	default:
-		break;
-	}
-	if (status >= 500 && status < 600)
-		return FETCH_SERVER;
-	return FETCH_PROTOCOL;
-}
-
 /* ---- header parsers ---- */
 
 int http_parse_content_range(const char *v, uint64_t *ret_first, uint64_t *ret_last,
@@ -340,6 +306,11 @@ int http_etag_normalize(const char *etag, char *buf, size_t len)
 	memcpy(buf, s, n);
 	buf[n] = '\0';
 	return 0;
+}
+
+bool http_status_is_redirect(long status)
+{
+	return status == 301 || status == 302 || status == 303 || status == 307 || status == 308;
 }
 
 /* ---- URLs ---- */
@@ -816,51 +787,6 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *ud)
 	return len;
 }
 
-static enum fetch_reason curl_reason(CURLcode c)
-{
-	switch (c) {
-	case CURLE_COULDNT_RESOLVE_HOST:
-		return FETCH_DNS;
-	case CURLE_COULDNT_RESOLVE_PROXY:
-		return FETCH_PROXY;
-	case CURLE_COULDNT_CONNECT:
-		return FETCH_CONNECT;
-	case CURLE_SSL_CONNECT_ERROR:
-	case CURLE_PEER_FAILED_VERIFICATION:
-	case CURLE_SSL_CERTPROBLEM:
-	case CURLE_SSL_CIPHER:
-	case CURLE_SSL_CACERT_BADFILE:
-	case CURLE_SSL_ENGINE_NOTFOUND:
-	case CURLE_SSL_ENGINE_SETFAILED:
-	case CURLE_SSL_ENGINE_INITFAILED:
-	case CURLE_SSL_SHUTDOWN_FAILED:
-	case CURLE_SSL_CRL_BADFILE:
-	case CURLE_SSL_ISSUER_ERROR:
-	case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
-	case CURLE_SSL_INVALIDCERTSTATUS:
-	case CURLE_SSL_CLIENTCERT:
-	case CURLE_USE_SSL_FAILED:
-		return FETCH_TLS;
-	case CURLE_OPERATION_TIMEDOUT:
-		return FETCH_TIMEOUT;
-	case CURLE_GOT_NOTHING:
-	case CURLE_RECV_ERROR:
-	case CURLE_SEND_ERROR:
-	case CURLE_PARTIAL_FILE:
-	case CURLE_WEIRD_SERVER_REPLY:
-	case CURLE_HTTP2:
-	case CURLE_HTTP2_STREAM:
-	case CURLE_HTTP3:
-	case CURLE_BAD_CONTENT_ENCODING:
-	case CURLE_URL_MALFORMAT:
-	case CURLE_UNSUPPORTED_PROTOCOL:
-	case CURLE_TOO_MANY_REDIRECTS:
-		return FETCH_PROTOCOL;
-	default:
-		return FETCH_IO;
-	}
-}
-
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
 static CURLcode curl_init_result;
 
@@ -966,8 +892,9 @@ static void proxy_host_of(const char *proxy, char *buf, size_t len)
  * the proxy's address only in curl's words. curl 7.88 cannot say which address a failed
  * connect tried (CURLINFO_USED_PROXY is 8.7), so a proxy curl chose itself (http_proxy,
  * ALL_PROXY) is named only when curl's code says "proxy". */
-static void describe_failure(struct http_response *r, const char *host, CURLcode c,
-			     const char *curl_msg, const char *proxy)
+static void describe_failure(struct http_response *r, const char *host,
+			     const struct fetch_transport *t, const char *curl_msg,
+			     const char *curl_words, const char *proxy)
 {
 	static const char *const what[FETCH_REASON_MAX] = {
 		[FETCH_DNS] = "cannot resolve the host name of",
@@ -977,25 +904,26 @@ static void describe_failure(struct http_response *r, const char *host, CURLcode
 		[FETCH_PROTOCOL] = "malformed or broken reply from",
 		[FETCH_IO] = "transfer failed with",
 	};
-	const char *why = curl_msg[0] ? curl_msg : curl_easy_strerror(c);
+	bool refused = t->reason == FETCH_CONNECT && !t->broke_off;
+	const char *words = t->broke_off ? "connection broke off with" : what[t->reason];
+	const char *why = curl_msg[0] ? curl_msg : curl_words;
 
-	if (c == CURLE_COULDNT_RESOLVE_PROXY || (proxy && c == CURLE_COULDNT_CONNECT)) {
+	if (t->reason == FETCH_PROXY || (proxy && refused)) {
 		char ph[128] = "";
 
 		/* A proxy error is raised, never taken for an unreachable Hub (HUB_PROTOCOL §6). */
 		r->net_reason = FETCH_PROXY;
 		if (proxy) {
 			proxy_host_of(proxy, ph, sizeof(ph));
-			why = curl_easy_strerror(c); /* curl's message would repeat the address */
+			why = curl_words; /* curl's message would repeat the address */
 		}
 		snprintf(r->error, sizeof(r->error), "%s the proxy %.50s%sfor %.80s (%.60s)",
-			 c == CURLE_COULDNT_CONNECT ? "cannot connect to" :
-						      "cannot resolve the host name of",
-			 ph, proxy ? " (HTTP_PROXY) " : "", host, why);
+			 refused ? "cannot connect to" : "cannot resolve the host name of", ph,
+			 proxy ? " (HTTP_PROXY) " : "", host, why);
 		return;
 	}
 	snprintf(r->error, sizeof(r->error), "%s %.100s (%.100s)",
-		 what[r->net_reason] ? what[r->net_reason] : "transfer failed with", host, why);
+		 words ? words : "transfer failed with", host, why);
 }
 
 /* The request headers for url: identity encoding, and the token when url is on its origin
@@ -1099,10 +1027,13 @@ static int exchange_once(CURL *h, const struct http_request *req, const char *ht
 			 host, HTTP_BODY_MAX >> 20);
 		r = -EBADMSG;
 	} else if (c != CURLE_OK) {
-		resp->net_reason = curl_reason(c);
-		describe_failure(resp, host, c, curl_msg,
-				 strncasecmp(url, "http://", 7) == 0 ? x->proxy_named : NULL);
-		r = fetch_reason_errno(resp->net_reason);
+		struct fetch_transport t = fetch_reason_from_curl(c);
+		const char *proxy = strncasecmp(url, "http://", 7) == 0 ? x->proxy_named : NULL;
+
+		resp->net_reason = t.reason;
+		resp->net_transient = t.transient;
+		describe_failure(resp, host, &t, curl_msg, curl_easy_strerror(c), proxy);
+		r = t.err;
 	} else {
 		(void)curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &resp->status);
 	}
@@ -1111,11 +1042,6 @@ out:
 	(void)curl_easy_setopt(h, CURLOPT_ERRORBUFFER, NULL);
 	curl_slist_free_all(hdrs);
 	return r;
-}
-
-static bool is_redirect(long status)
-{
-	return status == 301 || status == 302 || status == 303 || status == 307 || status == 308;
 }
 
 /* A Location with neither a scheme nor a host ("/path", "path", "?q"). */
@@ -1182,7 +1108,7 @@ int http_request(const struct http_request *req, struct http_response *ret)
 		r = exchange_once(h, req, http_proxy, &ca, url, &x);
 		if (r < 0)
 			break;
-		if (!req->follow_relative || !is_redirect(ret->status) ||
+		if (!req->follow_relative || !http_status_is_redirect(ret->status) ||
 		    !is_relative_location(ret->location))
 			break;
 		if (hop == HTTP_MAX_REDIRECTS) {

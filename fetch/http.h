@@ -30,6 +30,7 @@ struct http_response {
 		*content_length, *link, *x_error_code, *x_error_message, *retry_after, *ratelimit,
 		*x_request_id;
 	enum fetch_reason net_reason; /* transport failure reason when status == 0 */
+	bool net_transient; /* that failure may pass: another attempt is worth it */
 	char error[256]; /* words for a transport failure */
 };
 
@@ -50,11 +51,8 @@ void http_response_done(struct http_response *r);
 /* libcurl's version ("7.88.1"), for user agents. Never NULL. */
 const char *http_curl_version(void);
 
-/* Maps a reply to a reason: 401 + X-Error-Code GatedRepo -> GATED, 404 RevisionNotFound ->
- * NO_REVISION, 404 -> NOT_FOUND, 401 -> TOKEN (or NOT_FOUND for RepoNotFound), 403 GatedRepo
- * -> GATED, 403 -> FORBIDDEN, 429 -> RATE_LIMITED, 408/5xx -> SERVER, 2xx/3xx -> OK,
- * other 4xx -> PROTOCOL. */
-enum fetch_reason http_status_reason(long status, const char *x_error_code);
+/* 301, 302, 303, 307 and 308: the statuses whose Location is followed. */
+bool http_status_is_redirect(long status);
 
 /* "bytes a-b/total" (total may be "*"; then *ret_total = UINT64_MAX). -EBADMSG. */
 int http_parse_content_range(const char *v, uint64_t *ret_first, uint64_t *ret_last,

@@ -15,11 +15,13 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "fetch/backoff.h"
 #include "fetch/http.h"
 #include "fetch/hub_json.h"
 #include "util/cleanup.h"
 #include "util/log.h"
 #include "util/parse.h"
+#include "util/timeutil.h"
 
 #define HUB_DEFAULT_TIMEOUT_S 10
 #define HUB_TIMEOUT_MAX_S 86400
@@ -514,7 +516,7 @@ static void describe_refusal(enum fetch_reason reason, long status, const struct
 static void describe_reply(const struct http_response *r, const char *object,
 			   const struct reply_ctx *ctx, struct hub_error *err)
 {
-	enum fetch_reason reason = http_status_reason(r->status, r->x_error_code);
+	enum fetch_reason reason = fetch_reason_from_status(r->status, r->x_error_code);
 	struct reply_words w;
 
 	reply_words_init(&w, r);
@@ -557,7 +559,8 @@ static int exchange_error(const struct http_response *resp, int r, const char *o
 	describe_reply(resp, object, ctx, err);
 	if (err)
 		return fetch_reason_errno(err->reason) ?: -EBADMSG;
-	return fetch_reason_errno(http_status_reason(resp->status, resp->x_error_code)) ?: -EBADMSG;
+	return fetch_reason_errno(fetch_reason_from_status(resp->status, resp->x_error_code)) ?:
+		       -EBADMSG;
 }
 
 static int check_online(const struct hub_config *cfg, const char *object, struct hub_error *err)
@@ -738,27 +741,22 @@ static void sleep_s(uint64_t s)
 }
 
 /* Seconds to wait before retry number attempt (1-based) of a page whose last try gave resp
- * (status 0: no reply), as Python's http_backoff (HUB_PROTOCOL.md 7): 429 with RateLimit
- * r=0 waits t + 1; a numeric Retry-After waits that + 1; else 1 s doubling, capped at 8 s. */
+ * (status 0: no reply), as Python's http_backoff (HUB_PROTOCOL.md 7): what the server asked
+ * for (backoff_server_delay()), up to HUB_SERVER_DELAY_CAP_S; else 1 s doubling, capped at
+ * 8 s, without jitter. */
 static uint64_t retry_delay_s(const struct http_response *resp, unsigned attempt)
 {
-	uint64_t remaining, reset, s;
+	uint64_t usec, s;
 
-	if (resp->status == 429 && resp->ratelimit &&
-	    http_parse_ratelimit(resp->ratelimit, &remaining, &reset) == 0 && remaining == 0)
-		return MIN(reset, HUB_SERVER_DELAY_CAP_S - 1) + 1;
-	if (resp->status && resp->retry_after && http_parse_retry_after(resp->retry_after, &s) == 0)
-		return MIN(s, HUB_SERVER_DELAY_CAP_S - 1) + 1;
+	if (backoff_server_delay(resp->status, resp->retry_after, resp->ratelimit, &usec))
+		return MIN(usec / USEC_PER_SEC, HUB_SERVER_DELAY_CAP_S);
 	s = (uint64_t)HUB_RETRY_BASE_S << MIN(attempt - 1, 16u);
 	return MIN(s, HUB_RETRY_CAP_S);
 }
 
 static bool is_retryable(int r, const struct http_response *resp)
 {
-	if (r < 0)
-		return fetch_reason_is_transient(resp->net_reason);
-	return resp->status == 408 || resp->status == 429 || resp->status == 500 ||
-	       resp->status == 502 || resp->status == 503 || resp->status == 504;
+	return r < 0 ? resp->net_transient : fetch_status_is_transient(resp->status);
 }
 
 /* GETs one page into resp, retrying transient failures when retries > 0. Returns

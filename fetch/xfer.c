@@ -147,7 +147,7 @@ static bool hop_final_headers(struct xhop *h)
 	struct xreply rep = xreply_view(&h->rep);
 
 	h->final = true;
-	if (rep.status >= 300 && rep.status < 400 && rep.location) {
+	if (http_status_is_redirect(rep.status) && rep.location) {
 		hop_learn_redirect(h);
 		return true;
 	}
@@ -383,50 +383,12 @@ fail:
 /* Words and a reason for a transfer that ended without a usable reply. */
 static void transport_failure(const struct xhop *h, CURLcode rc, struct xfailure *f)
 {
+	struct fetch_transport t = fetch_reason_from_curl(rc);
 	char origin[128];
 
-	*f = (struct xfailure){ .reason = FETCH_CONNECT,
-				.transient = true,
-				.progressed = h->got > 0 };
-	switch (rc) {
-	case CURLE_COULDNT_RESOLVE_HOST:
-		f->reason = FETCH_DNS;
-		break;
-	case CURLE_COULDNT_RESOLVE_PROXY:
-		f->reason = FETCH_PROXY;
-		break;
-	case CURLE_OPERATION_TIMEDOUT:
-		f->reason = FETCH_TIMEOUT;
-		break;
-	case CURLE_PARTIAL_FILE:
-		f->reason = FETCH_PROTOCOL; /* a short body: the next attempt resumes after it */
-		break;
-	case CURLE_SSL_CONNECT_ERROR:
-		f->reason = FETCH_TLS; /* the handshake broke off: worth another try */
-		break;
-	case CURLE_PEER_FAILED_VERIFICATION:
-	case CURLE_SSL_CERTPROBLEM:
-	case CURLE_SSL_CIPHER:
-	case CURLE_SSL_CACERT_BADFILE:
-	case CURLE_SSL_ISSUER_ERROR:
-	case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
-	case CURLE_SSL_INVALIDCERTSTATUS:
-	case CURLE_SSL_CRL_BADFILE:
-	case CURLE_SSL_ENGINE_NOTFOUND:
-	case CURLE_SSL_ENGINE_SETFAILED:
-	case CURLE_SSL_ENGINE_INITFAILED:
-	case CURLE_USE_SSL_FAILED:
-		f->reason = FETCH_TLS; /* a certificate or setup problem does not heal by itself */
-		f->transient = false;
-		break;
-	case CURLE_OUT_OF_MEMORY:
-		f->reason = FETCH_IO;
-		f->err = -ENOMEM;
-		f->transient = false;
-		break;
-	default:
-		break; /* resets, connections closed without a reply, HTTP/2 stream errors */
-	}
+	*f = (struct xfailure){
+		.reason = t.reason, .err = t.err, .transient = t.transient, .progressed = h->got > 0
+	};
 	xfailure_words(f, "%s: %s", xreply_origin(h->url, origin, sizeof(origin)),
 		       h->errbuf[0] ? h->errbuf : curl_easy_strerror(rc));
 }
@@ -588,7 +550,7 @@ static void stalls_check(struct xfer *x, uint64_t now)
 		xfailure_words(&h->stop_f, "no data from %s for %llu s",
 			       xreply_origin(h->url, origin, sizeof(origin)),
 			       (unsigned long long)(n->stall_usec / USEC_PER_SEC));
-		hop_ended(x, h, CURLE_OPERATION_TIMEDOUT);
+		hop_ended(x, h, CURLE_OK); /* h->stopped says why it ended */
 	}
 }
 

@@ -1,7 +1,8 @@
 #!/bin/sh
-# The layering of DESIGN.md, checked: FUSE only in fs/; curl only in fetch/xfer.c and
-# fetch/http.c; cJSON only in fetch/hub_json.c; lmdb.h only in cache/db.c; fetch/ and cache/
-# never include each other. Prints each violation; exits 1 if there is any.
+# The layering of DESIGN.md, checked: FUSE only in fs/; curl only in the fetch/ files that
+# drive it or name its codes; CURLE_ codes only in fetch/reason.c (the one CURLcode map);
+# cJSON only in fetch/hub_json.c; lmdb.h only in cache/db.c; fetch/ and cache/ never include
+# each other. Prints each violation; exits 1 if there is any.
 cd "$(dirname "$0")/.." || exit 2
 bad=0
 check() { # pattern allowed-files-regex description
@@ -11,7 +12,14 @@ check() { # pattern allowed-files-regex description
   fi
 }
 check '#include <fuse' '^fs/' 'FUSE headers outside fs/'
-check '#include <curl/' '^fetch/(xfer|http)\.c$' 'curl outside fetch/xfer.c and fetch/http.c'
+check '#include <curl/' '^fetch/(xfer|http|reason)\.c$' 'curl outside the fetch/ files that use it'
+# CURLE_OK only says "no error"; every other code is mapped in reason.c alone.
+hits=$(grep -rnoE 'CURLE_[A-Z0-9_]+' util cache fetch fs cli --include='*.[ch]' |
+  grep -v '^fetch/reason\.c:' | grep -v ':CURLE_OK$')
+if [ -n "$hits" ]; then
+  echo "layer violation (CURLE_ codes outside fetch/reason.c):"; echo "$hits" | sed 's/^/  /'
+  bad=1
+fi
 check '#include <cjson/' '^fetch/hub_json\.c$' 'cJSON outside fetch/hub_json.c'
 check '#include <lmdb\.h>' '^cache/db\.c$' 'lmdb.h outside cache/db.c'
 check '#include "fetch/' '^(fetch|fs|cli)/' 'fetch/ included by cache/ or util/'

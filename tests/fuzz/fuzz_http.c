@@ -73,7 +73,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			abort();
 		free(joined);
 	}
-	(void)http_status_reason((long)size, buf);
+	(void)fetch_reason_from_status((long)size, buf);
 	free(buf);
 	return 0;
 }
