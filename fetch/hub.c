@@ -17,6 +17,7 @@
 
 #include "fetch/backoff.h"
 #include "fetch/http.h"
+#include "fetch/http_exchange.h"
 #include "fetch/hub_json.h"
 #include "util/cleanup.h"
 #include "util/log.h"

@@ -22,7 +22,7 @@
 #include <curl/curl.h>
 
 #include "fetch/http.h"
-#include "fetch/http_priv.h"
+#include "fetch/http_env.h"
 #include "fetch/xfer_priv.h"
 #include "util/cleanup.h"
 #include "util/log.h"
@@ -40,8 +40,8 @@
 struct xnet {
 	/* Immutable after xfer_new(). */
 	char *endpoint, *token, *user_agent;
-	char *http_proxy; /* HTTP_PROXY, or NULL: route as http.c does (http_proxy_from_env()) */
-	struct http_ca ca; /* SSL_CERT_FILE, SSL_CERT_DIR: trust as http.c does */
+	char *http_proxy; /* HTTP_PROXY, or NULL: route as http.c does (http_env_proxy()) */
+	struct http_env_ca ca; /* SSL_CERT_FILE, SSL_CERT_DIR: trust as http.c does */
 	long connect_timeout_s;
 	uint64_t stall_usec;
 	CURLM *multi;
@@ -341,9 +341,9 @@ static int hop_setup(struct xnet *n, struct xhop *h, bool fresh)
 	(void)curl_easy_setopt(e, CURLOPT_SHARE, n->share);
 	/* After a stall the pooled connection may be the dead one. */
 	(void)curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, fresh ? 1L : 0L);
-	if (http_proxy_setopt(n->http_proxy, h->url, e) < 0)
+	if (http_env_proxy_setopt(n->http_proxy, h->url, e) < 0)
 		return -ENOMEM;
-	return http_ca_setopt(&n->ca, e);
+	return http_env_ca_setopt(&n->ca, e);
 }
 
 int xnet_hop_start(struct xfer *x, struct xreq *r, const char *url, unsigned redirects)
@@ -633,7 +633,7 @@ static struct xnet *xnet_free(struct xnet *n)
 	free(n->endpoint);
 	free(n->user_agent);
 	free(n->http_proxy);
-	http_ca_done(&n->ca);
+	http_env_ca_done(&n->ca);
 	free(n);
 	return NULL;
 }
@@ -646,9 +646,9 @@ static int xnet_new(const struct hub_config *cfg, const struct xfer_opts *o, uns
 	*ret = n;
 	if (!n)
 		return -ENOMEM;
-	/* The environment as the official client reads it (HUB_PROTOCOL.md 6; http_priv.h):
+	/* The environment as the official client reads it (HUB_PROTOCOL.md 6; http_env.h):
 	 * read once, on the caller's thread, as getenv() is not safe against a setenv(). */
-	if (http_proxy_from_env(&n->http_proxy) < 0 || http_ca_from_env(&n->ca) < 0)
+	if (http_env_proxy(&n->http_proxy) < 0 || http_env_ca(&n->ca) < 0)
 		return -ENOMEM;
 	n->endpoint = strdup(cfg->endpoint ? cfg->endpoint : "");
 	n->token = cfg->token && *cfg->token ? strdup(cfg->token) : NULL;

@@ -4,11 +4,12 @@
  * followed with the token kept, the token withheld from other origins, transport failures,
  * the proxy and CA variables. */
 #include "fetch/http.h"
+#include "fetch/http_exchange.h"
 
 #include <errno.h>
 #include <stdlib.h>
 
-#include "fetch/http_priv.h"
+#include "fetch/http_env.h"
 #include "tests/unit/check.h"
 #include "util/cleanup.h"
 #include "tests/unit/minihttp.h"
@@ -597,26 +598,26 @@ static void test_proxy_env(void)
 {
 	char *p;
 
-	ASSERT_OK(http_proxy_from_env(&p));
+	ASSERT_OK(http_env_proxy(&p));
 	ASSERT_NULL(p);
 
 	setenv("HTTP_PROXY", "http://proxy.invalid:3128", 1);
-	ASSERT_OK(http_proxy_from_env(&p));
+	ASSERT_OK(http_env_proxy(&p));
 	ASSERT_STR_EQ(p, "http://proxy.invalid:3128");
 	free(p);
 
 	setenv("http_proxy", "", 1);
-	ASSERT_OK(http_proxy_from_env(&p));
+	ASSERT_OK(http_env_proxy(&p));
 	ASSERT_NULL(p);
 	unsetenv("http_proxy");
 
 	setenv("REQUEST_METHOD", "GET", 1);
-	ASSERT_OK(http_proxy_from_env(&p));
+	ASSERT_OK(http_env_proxy(&p));
 	ASSERT_NULL(p);
 	unsetenv("REQUEST_METHOD");
 
 	setenv("HTTP_PROXY", "", 1);
-	ASSERT_OK(http_proxy_from_env(&p));
+	ASSERT_OK(http_env_proxy(&p));
 	ASSERT_NULL(p);
 	unsetenv("HTTP_PROXY");
 }
@@ -624,29 +625,29 @@ static void test_proxy_env(void)
 /* SSL_CERT_FILE and SSL_CERT_DIR, as xfer.c reads them too; empty is unset. */
 static void test_ca_env(void)
 {
-	struct http_ca ca;
+	struct http_env_ca ca;
 
 	unsetenv("SSL_CERT_FILE");
 	unsetenv("SSL_CERT_DIR");
-	ASSERT_OK(http_ca_from_env(&ca));
+	ASSERT_OK(http_env_ca(&ca));
 	ASSERT_NULL(ca.file);
 	ASSERT_NULL(ca.dir);
 
 	setenv("SSL_CERT_FILE", "/etc/hffs-test/ca.pem", 1);
 	setenv("SSL_CERT_DIR", "", 1);
-	ASSERT_OK(http_ca_from_env(&ca));
+	ASSERT_OK(http_env_ca(&ca));
 	ASSERT_STR_EQ(ca.file, "/etc/hffs-test/ca.pem");
 	ASSERT_NULL(ca.dir);
-	http_ca_done(&ca);
+	http_env_ca_done(&ca);
 	ASSERT_NULL(ca.file);
 
 	setenv("SSL_CERT_FILE", "", 1);
 	setenv("SSL_CERT_DIR", "/etc/hffs-test/certs", 1);
-	ASSERT_OK(http_ca_from_env(&ca));
+	ASSERT_OK(http_env_ca(&ca));
 	ASSERT_NULL(ca.file);
 	ASSERT_STR_EQ(ca.dir, "/etc/hffs-test/certs");
-	http_ca_done(&ca);
-	http_ca_done(NULL);
+	http_env_ca_done(&ca);
+	http_env_ca_done(NULL);
 	unsetenv("SSL_CERT_FILE");
 	unsetenv("SSL_CERT_DIR");
 }

@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <sys/stat.h>
 
-#include "fetch/http.h"
+#include "fetch/http_exchange.h"
 #include "fetch/hub_json.h"
 #include "tests/unit/check.h"
 #include "tests/unit/fixture.h"
