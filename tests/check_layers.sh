@@ -12,7 +12,8 @@ check() { # pattern allowed-files-regex description
   fi
 }
 check '#include <fuse' '^fs/' 'FUSE headers outside fs/'
-check '#include <curl/' '^fetch/(xfer|http_exchange|http_env|reason)\.c$' 'curl outside the fetch/ files that use it'
+check '#include <curl/' '^fetch/(http_exchange\.c|http_env\.c|reason\.c|xfer_engine\.c|xfer_hop\.[ch])$' \
+  'curl outside the fetch/ files that use it'
 # CURLE_OK only says "no error"; every other code is mapped in reason.c alone.
 hits=$(grep -rnoE 'CURLE_[A-Z0-9_]+' util cache fetch fs cli --include='*.[ch]' |
   grep -v '^fetch/reason\.c:' | grep -v ':CURLE_OK$')
@@ -25,5 +26,14 @@ check '#include <lmdb\.h>' '^cache/db\.c$' 'lmdb.h outside cache/db.c'
 check '#include "fetch/' '^(fetch|fs|cli)/' 'fetch/ included by cache/ or util/'
 check '#include "cache/' '^(cache|fs|cli)/' 'cache/ included by fetch/ or util/'
 check '#include "fs/' '^(fs|cli)/' 'fs/ included below it'
+# A file holds one concern and stays under 700 lines (STYLE.md). Every offender is listed;
+# for now only fetch/ and util/ ones fail the check: cache/db.c and fs/sched.c are being
+# split on other branches, and the integrator makes every layer fail once they land.
+long=$(find util fetch cache fs cli -name '*.[ch]' -exec wc -l {} + | grep -v ' total$' |
+  awk '$1 > 700 { print $2 " (" $1 " lines)" }')
+if [ -n "$long" ]; then
+  echo "files over 700 lines:"; echo "$long" | sed 's/^/  /'
+  echo "$long" | grep -qE '^(fetch|util)/' && bad=1
+fi
 [ $bad -eq 0 ] && echo "layers: ok"
 exit $bad

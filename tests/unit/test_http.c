@@ -200,6 +200,27 @@ static void join_case(const char *base, const char *loc, const char *want)
 	free(got);
 }
 
+static void test_url_host_and_relative(void)
+{
+	char buf[64];
+
+	http_url_host("https://huggingface.co/api/models/x", buf, sizeof(buf));
+	ASSERT_STR_EQ(buf, "huggingface.co");
+	http_url_host("http://127.0.0.1:8080/x?y", buf, sizeof(buf));
+	ASSERT_STR_EQ(buf, "127.0.0.1:8080");
+	http_url_host("http://Host.Example:80/", buf, sizeof(buf));
+	ASSERT_STR_EQ(buf, "host.example");
+	http_url_host("not a url", buf, sizeof(buf));
+	ASSERT_STR_EQ(buf, "(malformed URL)");
+	ASSERT_TRUE(http_url_is_relative("/api/resolve-cache/x"));
+	ASSERT_TRUE(http_url_is_relative("other.json"));
+	ASSERT_TRUE(http_url_is_relative("?q=1"));
+	ASSERT_FALSE(http_url_is_relative("https://cdn.example/x"));
+	ASSERT_FALSE(http_url_is_relative("//cdn.example/x"));
+	ASSERT_FALSE(http_url_is_relative(""));
+	ASSERT_FALSE(http_url_is_relative(NULL));
+}
+
 static void test_url_join(void)
 {
 	const char *b = "http://127.0.0.1:8080/org/model/resolve/main/config.json?x=1";
@@ -707,6 +728,7 @@ int main(void)
 	RUN(test_link_next);
 	RUN(test_etag_normalize);
 	RUN(test_same_origin);
+	RUN(test_url_host_and_relative);
 	RUN(test_url_join);
 	RUN(test_signed_url_expiry);
 	RUN(test_escape);
