@@ -5,6 +5,7 @@
 #include <stddef.h>
 
 #include "fetch/http.h"
+#include "fetch/reason.h"
 #include "util/timeutil.h"
 
 void backoff_rng_init(struct backoff_rng *rng, uint64_t seed)
@@ -67,7 +68,9 @@ int backoff_server_delay(long status, const char *retry_after, const char *ratel
 {
 	uint64_t remaining, reset, secs;
 
-	if ((status == 429 || status == 503) && ratelimit &&
+	if (!fetch_status_is_transient(status))
+		return 0;
+	if (status == 429 && ratelimit &&
 	    http_parse_ratelimit(ratelimit, &remaining, &reset) == 0 && remaining == 0) {
 		*ret_usec = seconds_plus_one_usec(reset);
 		return 1;

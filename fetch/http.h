@@ -1,60 +1,13 @@
-/* http.h: one blocking HTTP exchange for metadata (revision, tree pages), and the parsers of
- * the headers the Hub protocol uses. The transfer engine (xfer) uses the parsers too.
- * Any thread; http_request() blocks for up to its timeout. One of two curl users. */
+/* http.h: the parsers of the headers and URLs the Hub protocol uses, for the metadata exchange
+ * (http_exchange.h) and the transfer engine (xfer) alike. Pure; any thread. */
 #pragma once
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
-#include "fetch/reason.h"
-
-struct http_request {
-	const char *method; /* "GET" or "HEAD" */
-	const char *url;
-	const char *token; /* Authorization: Bearer, sent only when auth_origin matches url */
-	const char *auth_origin; /* URL whose scheme://host:port may receive the token */
-	const char *user_agent;
-	const char *range; /* "a-b" or NULL */
-	long timeout_s; /* whole exchange; connect timeout is min(timeout_s, 10) */
-	bool follow_relative; /* follow redirects whose Location has no host (token kept) */
-};
-
-struct http_response {
-	long status; /* 0 when no reply arrived */
-	char *body; /* NUL-terminated, malloc'd (may be empty, never NULL on 0) */
-	size_t body_len;
-	char *effective_url; /* after relative redirects */
-	/* Headers (malloc'd, NULL when absent), quotes and W/ kept as sent. */
-	char *location, *etag, *x_repo_commit, *x_linked_etag, *x_linked_size, *content_range,
-		*content_length, *link, *x_error_code, *x_error_message, *retry_after, *ratelimit,
-		*x_request_id;
-	enum fetch_reason net_reason; /* transport failure reason when status == 0 */
-	char error[256]; /* words for a transport failure */
-};
-
-/* Performs req on its own curl easy handle, with Accept-Encoding: identity, and the proxy and
- * CA variables as the official client reads them, read at each call (HUB_PROTOCOL.md 6:
- * HTTP_PROXY too, unless REQUEST_METHOD is set; SSL_CERT_FILE and SSL_CERT_DIR), by the
- * helpers of http_priv.h that xfer uses too. Follows at most 5 relative redirects when asked
- * (more: -EBADMSG); ret's headers are the final reply's, names matched case-insensitively,
- * the last value of a repeated header kept; x_request_id falls back to X-Amzn-Trace-Id, then
- * X-Amz-Cf-Id. Returns 0 when a reply arrived (any status), else -errno of net_reason
- * (-EHOSTUNREACH, -ETIMEDOUT, -EBADMSG, -EIO) with ret->error set (words naming the host,
- * and the proxy when it is HTTP_PROXY's and could not be reached), or -ENOMEM, -EINVAL (no
- * URL, or a token with control characters, which is never sent). Bodies above 64 MiB are
- * -EBADMSG. ret must be released with http_response_done() either way. */
-int http_request(const struct http_request *req, struct http_response *ret);
-/* Frees r's strings; r may then be reused. Takes NULL. */
-void http_response_done(struct http_response *r);
-/* libcurl's version ("7.88.1"), for user agents. Never NULL. */
-const char *http_curl_version(void);
-
-/* Maps a reply to a reason: 401 + X-Error-Code GatedRepo -> GATED, 404 RevisionNotFound ->
- * NO_REVISION, 404 -> NOT_FOUND, 401 -> TOKEN (or NOT_FOUND for RepoNotFound), 403 GatedRepo
- * -> GATED, 403 -> FORBIDDEN, 429 -> RATE_LIMITED, 408/5xx -> SERVER, 2xx/3xx -> OK,
- * other 4xx -> PROTOCOL. */
-enum fetch_reason http_status_reason(long status, const char *x_error_code);
+/* 301, 302, 303, 307 and 308: the statuses whose Location is followed. */
+bool http_status_is_redirect(long status);
 
 /* "bytes a-b/total" (total may be "*"; then *ret_total = UINT64_MAX). -EBADMSG. */
 int http_parse_content_range(const char *v, uint64_t *ret_first, uint64_t *ret_last,
@@ -75,6 +28,12 @@ int http_etag_normalize(const char *etag, char *buf, size_t len);
 
 /* True when both URLs have the same scheme, host and port (default ports filled in). */
 bool http_same_origin(const char *a, const char *b);
+/* "host", or "host:port" when the port is not the scheme's default, of an absolute URL into
+ * buf (for words); "(malformed URL)" when url cannot be parsed. */
+void http_url_host(const char *url, char *buf, size_t len);
+/* True for a Location with neither a scheme nor a host ("/path", "path", "?q"): a redirect
+ * on the same origin. False for NULL or "". */
+bool http_url_is_relative(const char *location);
 /* Resolves a Location against base: an absolute Location is copied, a path-only one keeps
  * base's scheme://host:port and (as the official client does, HUB_PROTOCOL.md 4.1) its own
  * query; "//host/p" takes base's scheme; "p", "../p" and "?q" resolve as RFC 3986 5.2 (dot

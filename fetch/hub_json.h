@@ -4,7 +4,7 @@
 
 #include <stddef.h>
 
-#include "fetch/hub.h"
+#include "fetch/hub_tree.h"
 
 /* "sha" of a revision reply into ret_sha (41 bytes). -EBADMSG when missing or not 40 hex. */
 int hub_json_revision(const char *json, size_t len, char *ret_sha);

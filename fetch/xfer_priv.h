@@ -1,8 +1,9 @@
-/* xfer_priv.h: the transfer engine's internals, in three files: xfer.c is the network side
- * (the engine thread's loop, libcurl, exchanges, rate limiting, the public calls); xfer_queue.c
- * is the request side (queues by priority, slots and preemption, one resolve per blob,
- * retries, cancels); xfer_reply.c says what an HTTP reply means for a ranged read.
- * Module-internal; no curl here (check_layers.sh keeps curl in xfer.c). */
+/* xfer_priv.h: the transfer engine's internals, shared by its files: xfer.c (the public
+ * calls), xfer_engine.c (the engine thread's loop), xfer_hop.c (one exchange on a curl easy
+ * handle), xfer_limit.c (the rate limiter), xfer_queue.c (the request side: queues by
+ * priority, slots and preemption, one resolve per blob, retries, cancels) and xfer_reply.c
+ * (what an HTTP reply means for a ranged read). Calls go one way: xfer -> engine -> queue ->
+ * hop -> limit, reply. Module-internal; no curl here (only xfer_hop.h carries it). */
 #pragma once
 
 #include <pthread.h>
@@ -14,8 +15,8 @@
 #include "fetch/resolve.h"
 #include "fetch/xfer.h"
 
-struct xhop; /* xfer.c: one HTTP exchange on a curl easy handle */
-struct xnet; /* xfer.c: the curl multi handle and what goes with it */
+struct xhop; /* xfer_hop.h: one HTTP exchange on a curl easy handle */
+struct xnet; /* xfer_hop.h: the curl multi handle and what goes with it */
 
 enum xreq_state {
 	XREQ_INBOX, /* submitted; on x->inbox until the engine takes it */
@@ -174,7 +175,7 @@ void xq_publish(struct xfer *x);
 /* Ends every request with -ECANCELED (x->stopping is set). */
 void xq_cancel_all(struct xfer *x);
 
-/* xfer.c: what the request side asks of the network side. */
+/* xfer_hop.c: what the request side asks of the network side. */
 /* Starts the exchange of r's missing bytes with url (copied); r is XREQ_RUNNING. -ENOMEM. */
 int xnet_hop_start(struct xfer *x, struct xreq *r, const char *url, unsigned redirects);
 /* Takes h off the wire and frees it; r->hop becomes NULL. */

@@ -404,7 +404,7 @@ static void attempt_start(struct xfer *x, struct xreq *r)
  * connection now. The price is the bytes in flight on the cut connection (socket buffers)
  * and a new connection later (a TLS resumption, thanks to the shared session cache).
  * Bandwidth, as opposed to slots, is shared by TCP unless a rate cap is set; then the token
- * bucket serves demand first (xfer.c). */
+ * bucket serves demand first (xfer_limit.h). */
 static struct xreq *preempt_victim(struct xfer *x)
 {
 	struct xreq *best = NULL;

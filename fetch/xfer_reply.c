@@ -206,18 +206,6 @@ int xreply_check_body(const struct xreply *rep, const char *url, uint64_t first,
 	return fail(f, "HTTP %ld from %s has no body for a range", rep->status, origin);
 }
 
-static bool is_redirect(long s)
-{
-	return s == 301 || s == 302 || s == 303 || s == 307 || s == 308;
-}
-
-/* 408, 429 and 5xx: the statuses Python's http_backoff retries (HUB_PROTOCOL.md 7), plus the
- * rest of 5xx, which a CDN uses for its own transient trouble. */
-static bool status_is_transient(long s)
-{
-	return s == 408 || s == 429 || (s >= 500 && s <= 599);
-}
-
 static void status_words(const struct xreply *rep, const char *origin, struct xfailure *f)
 {
 	const char *code = rep->x_error_code, *msg = rep->x_error_message;
@@ -237,9 +225,9 @@ enum xverdict xreply_classify(const struct xreply *rep, const char *url, bool fr
 	char origin[128];
 
 	xreply_origin(url, origin, sizeof(origin));
-	*f = (struct xfailure){ .reason = http_status_reason(s, rep->x_error_code) };
+	*f = (struct xfailure){ .reason = fetch_reason_from_status(s, rep->x_error_code) };
 	status_words(rep, origin, f);
-	if (is_redirect(s)) {
+	if (http_status_is_redirect(s)) {
 		if (rep->location && *rep->location)
 			return XVERDICT_REDIRECT;
 		f->reason = FETCH_PROTOCOL;
@@ -257,9 +245,8 @@ enum xverdict xreply_classify(const struct xreply *rep, const char *url, bool fr
 	}
 	if (s >= 200 && s < 300)
 		f->reason = FETCH_PROTOCOL;
-	f->transient = status_is_transient(s);
-	if (f->transient)
-		f->has_server_delay = backoff_server_delay(s, rep->retry_after, rep->ratelimit,
-							   &f->server_delay_usec) == 1;
+	f->transient = fetch_status_is_transient(s);
+	f->has_server_delay = backoff_server_delay(s, rep->retry_after, rep->ratelimit,
+						   &f->server_delay_usec) == 1;
 	return XVERDICT_FAIL;
 }

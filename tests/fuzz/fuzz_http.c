@@ -1,5 +1,6 @@
 /* fuzz_http.c: untrusted header values and URLs into http.h's parsers (Content-Range,
- * Retry-After, RateLimit, Link, ETag, origins, URL joins, signed-URL expiry, escaping). The
+ * Retry-After, RateLimit, Link, ETag, origins, hosts, URL joins, signed-URL expiry, escaping)
+ * and the status map of reason.h, with a server's X-Error-Code. The
  * input is split at its first newline into two strings where a parser takes two (base and
  * Location, two origins). Invariants abort; memory errors are the sanitizers'. */
 #include <stdint.h>
@@ -8,6 +9,7 @@
 #include <strings.h>
 
 #include "fetch/http.h"
+#include "fetch/reason.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -32,7 +34,7 @@ static void check_escape(const char *in, bool slash)
 static void one(const char *v)
 {
 	uint64_t a, b, c;
-	char etag[65], *s;
+	char etag[65], host[64], *s;
 
 	if (http_parse_content_range(v, &a, &b, &c) == 0 && (a > b || (c != UINT64_MAX && b >= c)))
 		abort();
@@ -45,6 +47,11 @@ static void one(const char *v)
 	if (http_etag_normalize(v, etag, sizeof(etag)) == 0 && !etag[0])
 		abort();
 	(void)http_signed_url_expiry(v, &a);
+	http_url_host(v, host, sizeof(host));
+	if (strlen(host) >= sizeof(host))
+		abort();
+	if (http_url_is_relative(v) && !strncmp(v, "//", 2))
+		abort();
 	check_escape(v, true);
 	check_escape(v, false);
 }
@@ -73,7 +80,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			abort();
 		free(joined);
 	}
-	(void)http_status_reason((long)size, buf);
+	(void)fetch_reason_from_status((long)size, buf);
 	free(buf);
 	return 0;
 }

@@ -5,8 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "fetch/hub.h"
 #include "fetch/hub_json.h"
+#include "fetch/hub_tree.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -1,6 +1,6 @@
 """Proxies, as the official client reads them (HUB_PROTOCOL.md 6): HTTP_PROXY routes both the
 metadata calls (fetch/http.c) and the transfers (fetch/xfer.c); a lowercase http_proxy beats
-it, even empty (fetch/http_priv.h); NO_PROXY lets hosts bypass it; a proxy that refuses fails
+it, even empty (fetch/http_env.h); NO_PROXY lets hosts bypass it; a proxy that refuses fails
 the mount in words. The proxy is a small forwarding one in this file, on 127.0.0.1."""
 import http.client
 import http.server

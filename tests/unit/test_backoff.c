@@ -81,7 +81,7 @@ static void test_server_delay(void)
 	/* 429 with RateLimit r=0: t + 1 s, and it wins over Retry-After. */
 	ASSERT_EQ(backoff_server_delay(429, "30", "\"resolvers\";r=0;t=5", &d), 1);
 	ASSERT_U64_EQ(d, 6 * USEC_PER_SEC);
-	ASSERT_EQ(backoff_server_delay(503, NULL, "\"api\";r=0;t=0", &d), 1);
+	ASSERT_EQ(backoff_server_delay(429, NULL, "\"api\";r=0;t=0", &d), 1);
 	ASSERT_U64_EQ(d, 1 * USEC_PER_SEC);
 	/* Quota left: RateLimit says nothing; Retry-After + 1 s applies. */
 	ASSERT_EQ(backoff_server_delay(429, "3", "\"resolvers\";r=12;t=5", &d), 1);
@@ -90,9 +90,19 @@ static void test_server_delay(void)
 	ASSERT_U64_EQ(d, 8 * USEC_PER_SEC);
 	ASSERT_EQ(backoff_server_delay(500, "0", NULL, &d), 1);
 	ASSERT_U64_EQ(d, 1 * USEC_PER_SEC);
-	/* RateLimit is read on 429 and 503 only. */
+	/* RateLimit is read on 429 only, as the official client does: a 503 waits for its
+	 * Retry-After, and without one backs off as it would anyway. */
 	d = 99;
 	ASSERT_EQ(backoff_server_delay(500, NULL, "\"api\";r=0;t=9", &d), 0);
+	ASSERT_EQ(backoff_server_delay(503, NULL, "\"api\";r=0;t=9", &d), 0);
+	ASSERT_U64_EQ(d, 99);
+	ASSERT_EQ(backoff_server_delay(503, "2", "\"api\";r=0;t=9", &d), 1);
+	ASSERT_U64_EQ(d, 3 * USEC_PER_SEC);
+	/* Only a retried status asks for a delay: a 501 or a 404 is not retried. */
+	d = 99;
+	ASSERT_EQ(backoff_server_delay(501, "5", NULL, &d), 0);
+	ASSERT_EQ(backoff_server_delay(404, "5", "\"api\";r=0;t=9", &d), 0);
+	ASSERT_EQ(backoff_server_delay(0, "5", NULL, &d), 0);
 	ASSERT_U64_EQ(d, 99);
 	/* The HTTP-date form and junk are ignored, as the official client does. */
 	ASSERT_EQ(backoff_server_delay(503, "Wed, 21 Oct 2015 07:28:00 GMT", NULL, &d), 0);

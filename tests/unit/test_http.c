@@ -1,54 +1,28 @@
 /* test_http.c: the header and URL parsers of http.h against the forms HUB_PROTOCOL.md quotes
- * (and hostile variants), the status mapping, and http_request() against a tiny HTTP server
+ * (and hostile variants), the redirect statuses, and http_request() against a tiny HTTP server
  * forked from the test (tests/unit/minihttp.h): headers collected, relative redirects
  * followed with the token kept, the token withheld from other origins, transport failures,
  * the proxy and CA variables. */
 #include "fetch/http.h"
+#include "fetch/http_exchange.h"
 
 #include <errno.h>
 #include <stdlib.h>
 
-#include "fetch/http_priv.h"
+#include "fetch/http_env.h"
 #include "tests/unit/check.h"
+#include "util/cleanup.h"
 #include "tests/unit/minihttp.h"
 
-static void test_status_reason(void)
+static void test_is_redirect(void)
 {
-	static const struct {
-		long status;
-		const char *code;
-		enum fetch_reason want;
-	} table[] = {
-		{ 200, NULL, FETCH_OK },
-		{ 206, NULL, FETCH_OK },
-		{ 302, NULL, FETCH_OK },
-		{ 307, NULL, FETCH_OK },
-		{ 401, NULL, FETCH_TOKEN },
-		{ 401, "RepoNotFound", FETCH_NOT_FOUND },
-		{ 401, "GatedRepo", FETCH_GATED },
-		{ 403, NULL, FETCH_FORBIDDEN },
-		{ 403, "GatedRepo", FETCH_GATED },
-		{ 404, NULL, FETCH_NOT_FOUND },
-		{ 404, "RepoNotFound", FETCH_NOT_FOUND },
-		{ 404, "EntryNotFound", FETCH_NOT_FOUND },
-		{ 404, "RevisionNotFound", FETCH_NO_REVISION },
-		{ 408, NULL, FETCH_SERVER },
-		{ 429, NULL, FETCH_RATE_LIMITED },
-		{ 500, NULL, FETCH_SERVER },
-		{ 503, NULL, FETCH_SERVER },
-		{ 599, NULL, FETCH_SERVER },
-		{ 400, NULL, FETCH_PROTOCOL },
-		{ 416, NULL, FETCH_PROTOCOL },
-		{ 0, NULL, FETCH_PROTOCOL },
-		{ 600, NULL, FETCH_PROTOCOL },
-	};
+	static const long yes[] = { 301, 302, 303, 307, 308 };
+	static const long no[] = { 0, 200, 206, 300, 304, 305, 306, 309, 400, 503 };
 
-	for (size_t i = 0; i < sizeof(table) / sizeof(table[0]); i++)
-		if (http_status_reason(table[i].status, table[i].code) != table[i].want)
-			CHECK_FAIL("status %ld code %s: got %d want %d", table[i].status,
-				   table[i].code ? table[i].code : "-",
-				   http_status_reason(table[i].status, table[i].code),
-				   table[i].want);
+	for (size_t i = 0; i < ARRAY_SIZE(yes); i++)
+		ASSERT_TRUE(http_status_is_redirect(yes[i]));
+	for (size_t i = 0; i < ARRAY_SIZE(no); i++)
+		ASSERT_FALSE(http_status_is_redirect(no[i]));
 }
 
 static void test_content_range(void)
@@ -224,6 +198,27 @@ static void join_case(const char *base, const char *loc, const char *want)
 	else if (got)
 		CHECK_FAIL("join(\"%s\", \"%s\"): got \"%s\", want NULL", base, loc, got);
 	free(got);
+}
+
+static void test_url_host_and_relative(void)
+{
+	char buf[64];
+
+	http_url_host("https://huggingface.co/api/models/x", buf, sizeof(buf));
+	ASSERT_STR_EQ(buf, "huggingface.co");
+	http_url_host("http://127.0.0.1:8080/x?y", buf, sizeof(buf));
+	ASSERT_STR_EQ(buf, "127.0.0.1:8080");
+	http_url_host("http://Host.Example:80/", buf, sizeof(buf));
+	ASSERT_STR_EQ(buf, "host.example");
+	http_url_host("not a url", buf, sizeof(buf));
+	ASSERT_STR_EQ(buf, "(malformed URL)");
+	ASSERT_TRUE(http_url_is_relative("/api/resolve-cache/x"));
+	ASSERT_TRUE(http_url_is_relative("other.json"));
+	ASSERT_TRUE(http_url_is_relative("?q=1"));
+	ASSERT_FALSE(http_url_is_relative("https://cdn.example/x"));
+	ASSERT_FALSE(http_url_is_relative("//cdn.example/x"));
+	ASSERT_FALSE(http_url_is_relative(""));
+	ASSERT_FALSE(http_url_is_relative(NULL));
 }
 
 static void test_url_join(void)
@@ -624,26 +619,26 @@ static void test_proxy_env(void)
 {
 	char *p;
 
-	ASSERT_OK(http_proxy_from_env(&p));
+	ASSERT_OK(http_env_proxy(&p));
 	ASSERT_NULL(p);
 
 	setenv("HTTP_PROXY", "http://proxy.invalid:3128", 1);
-	ASSERT_OK(http_proxy_from_env(&p));
+	ASSERT_OK(http_env_proxy(&p));
 	ASSERT_STR_EQ(p, "http://proxy.invalid:3128");
 	free(p);
 
 	setenv("http_proxy", "", 1);
-	ASSERT_OK(http_proxy_from_env(&p));
+	ASSERT_OK(http_env_proxy(&p));
 	ASSERT_NULL(p);
 	unsetenv("http_proxy");
 
 	setenv("REQUEST_METHOD", "GET", 1);
-	ASSERT_OK(http_proxy_from_env(&p));
+	ASSERT_OK(http_env_proxy(&p));
 	ASSERT_NULL(p);
 	unsetenv("REQUEST_METHOD");
 
 	setenv("HTTP_PROXY", "", 1);
-	ASSERT_OK(http_proxy_from_env(&p));
+	ASSERT_OK(http_env_proxy(&p));
 	ASSERT_NULL(p);
 	unsetenv("HTTP_PROXY");
 }
@@ -651,29 +646,29 @@ static void test_proxy_env(void)
 /* SSL_CERT_FILE and SSL_CERT_DIR, as xfer.c reads them too; empty is unset. */
 static void test_ca_env(void)
 {
-	struct http_ca ca;
+	struct http_env_ca ca;
 
 	unsetenv("SSL_CERT_FILE");
 	unsetenv("SSL_CERT_DIR");
-	ASSERT_OK(http_ca_from_env(&ca));
+	ASSERT_OK(http_env_ca(&ca));
 	ASSERT_NULL(ca.file);
 	ASSERT_NULL(ca.dir);
 
 	setenv("SSL_CERT_FILE", "/etc/hffs-test/ca.pem", 1);
 	setenv("SSL_CERT_DIR", "", 1);
-	ASSERT_OK(http_ca_from_env(&ca));
+	ASSERT_OK(http_env_ca(&ca));
 	ASSERT_STR_EQ(ca.file, "/etc/hffs-test/ca.pem");
 	ASSERT_NULL(ca.dir);
-	http_ca_done(&ca);
+	http_env_ca_done(&ca);
 	ASSERT_NULL(ca.file);
 
 	setenv("SSL_CERT_FILE", "", 1);
 	setenv("SSL_CERT_DIR", "/etc/hffs-test/certs", 1);
-	ASSERT_OK(http_ca_from_env(&ca));
+	ASSERT_OK(http_env_ca(&ca));
 	ASSERT_NULL(ca.file);
 	ASSERT_STR_EQ(ca.dir, "/etc/hffs-test/certs");
-	http_ca_done(&ca);
-	http_ca_done(NULL);
+	http_env_ca_done(&ca);
+	http_env_ca_done(NULL);
 	unsetenv("SSL_CERT_FILE");
 	unsetenv("SSL_CERT_DIR");
 }
@@ -726,13 +721,14 @@ static void minihttp_tests(void)
 
 int main(void)
 {
-	RUN(test_status_reason);
+	RUN(test_is_redirect);
 	RUN(test_content_range);
 	RUN(test_retry_after);
 	RUN(test_ratelimit);
 	RUN(test_link_next);
 	RUN(test_etag_normalize);
 	RUN(test_same_origin);
+	RUN(test_url_host_and_relative);
 	RUN(test_url_join);
 	RUN(test_signed_url_expiry);
 	RUN(test_escape);

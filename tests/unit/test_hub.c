@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <sys/stat.h>
 
-#include "fetch/http.h"
+#include "fetch/http_exchange.h"
 #include "fetch/hub_json.h"
 #include "tests/unit/check.h"
 #include "tests/unit/fixture.h"
@@ -407,7 +407,7 @@ static void error_case(long status, const char *code, const char *xmsg, const ch
 	};
 	struct hub_error err;
 
-	hub_error_from_response(&r, "repo 'org/m'", &err);
+	hub_reply_words(&r, "repo 'org/m'", &err);
 	ASSERT_EQ(err.reason, want);
 	ASSERT_EQ(err.status, status);
 	ASSERT_CONTAINS(err.message, words);
