@@ -16,20 +16,6 @@
 #include "util/log.h"
 #include "util/timeutil.h"
 
-/* One range request in flight for blocks [first, first + count) of a blob. */
-struct sched_fetch {
-	struct sched_fetch *next; /* on b->fetches */
-	struct sched_fetch *todo_next; /* between planning and submitting */
-	struct sched *s;
-	struct sched_blob *b;
-	uint64_t first, count; /* blocks */
-	uint64_t landed; /* blocks [first, first + landed) are written (engine thread) */
-	uint64_t id;
-	enum xfer_prio prio;
-	bool background; /* s->lock: counted in s->nbackground */
-	uint64_t granted; /* bytes the budget granted (settled at done) */
-};
-
 static int blob_cmp(const void *a, const void *b)
 {
 	return strcmp(((const struct sched_blob *)a)->cid, ((const struct sched_blob *)b)->cid);
@@ -43,7 +29,7 @@ static struct sched_blob *blob_find(struct sched *s, const char *cid)
 	return bsearch(&key, s->blobs, s->nblobs, sizeof(key), blob_cmp);
 }
 
-static void advance_prefix_locked(struct sched_blob *b)
+void sched_advance_prefix_locked(struct sched_blob *b)
 {
 	b->prefix = bitmap_next_clear(b->present, b->prefix, b->nblocks);
 }
@@ -76,7 +62,7 @@ static void merge_rec_locked(struct sched *s, struct sched_blob *b, const struct
 		return;
 	for (uint64_t i = 0; i < bitmap_bytes(b->nblocks); i++)
 		b->present[i] |= map[i] & (uint8_t)~b->inflight[i];
-	advance_prefix_locked(b);
+	sched_advance_prefix_locked(b);
 	if (rec->state == BLOB_VERIFIED && b->prefix == b->nblocks)
 		b->state = BLOB_VERIFIED; /* hashed by another process: nothing to do here */
 	else if (b->prefix > prefix)
@@ -167,8 +153,6 @@ static int build_blobs(struct sched *s, const struct sched_opts *o)
 	return 0;
 }
 
-/* ---- waiters */
-
 /* Whether a read of blocks [.., last] of b must wait for the whole blob to verify. */
 static bool needs_whole(const struct sched *s, const struct sched_blob *b, uint64_t last)
 {
@@ -215,9 +199,7 @@ struct sched_waiter *sched_take_all_locked(struct sched_blob *b)
 	return TAKE_PTR(b->waiters);
 }
 
-/* Removes and returns the waiters of b that need a block neither present nor in flight:
- * nothing will ever answer them. */
-static struct sched_waiter *take_orphans_locked(struct sched_blob *b)
+struct sched_waiter *sched_take_orphans_locked(struct sched_blob *b)
 {
 	struct sched_waiter *dead = NULL, **pp = &b->waiters;
 
@@ -243,278 +225,6 @@ void sched_answer(struct sched_waiter *list, int err, int fd)
 		list->ready(list->ud, err, err ? -1 : fd);
 		free(list);
 		list = next;
-	}
-}
-
-/* ---- the engine's sink */
-
-/* Engine thread: bytes of f's range, in order. Data reaches the file first; only then is a
- * block marked present and queued for its bit to be committed. */
-static int sched_fetch_write(void *ud, uint64_t offset, const void *data, size_t len)
-{
-	struct sched_fetch *f = ud;
-	struct sched *s = f->s;
-	struct sched_blob *b = f->b;
-	uint64_t end = offset + len, limit, prefix;
-	struct sched_waiter *ready = NULL, *failed = NULL;
-	bool cut = false;
-	int r;
-
-	/* A demand read may have cut this (background) fetch short: its tail belongs to another
-	 * fetch now, so stop the transfer at the cut. */
-	pthread_mutex_lock(&s->lock);
-	limit = MIN((f->first + f->count) * s->bs, b->size);
-	pthread_mutex_unlock(&s->lock);
-	if (offset >= limit)
-		return -ECANCELED;
-	if (end > limit) {
-		len = limit - offset;
-		end = limit;
-		cut = true;
-	}
-	r = blob_pwrite_all(b->fd, data, len, offset);
-	if (r < 0)
-		return r;
-	pthread_mutex_lock(&s->lock);
-	prefix = b->prefix;
-	while (f->landed < f->count) {
-		uint64_t k = f->first + f->landed;
-		uint64_t block_end = k * s->bs + block_len(b->size, s->bs, k);
-
-		if (end < block_end)
-			break;
-		bitmap_set(b->present, k);
-		bitmap_clear(b->inflight, k);
-		if (sched_queue_push_locked(s, b, k) < 0)
-			log_warn(
-				"out of memory: block %llu of '%s' will be fetched again next time",
-				(unsigned long long)k, b->path);
-		f->landed++;
-	}
-	advance_prefix_locked(b);
-	if (b->prefix > prefix)
-		sched_verify_push_locked(s, b);
-	sched_take_answerable_locked(b, &ready, &failed);
-	pthread_cond_broadcast(&s->cond);
-	pthread_mutex_unlock(&s->lock);
-	sched_answer(ready, 0, b->fd);
-	sched_answer(failed, -EIO, -1);
-	return cut ? -ECANCELED : 0;
-}
-
-/* Engine thread, once per fetch. Blocks the fetch did not land are given up; reads that
- * needed them fail (the engine already spent the retry budget). */
-static void sched_fetch_done(void *ud, int err, enum fetch_reason reason, const char *why,
-			     uint64_t written)
-{
-	struct sched_fetch *f = ud;
-	struct sched *s = f->s;
-	struct sched_blob *b = f->b;
-	struct sched_waiter *dead = NULL;
-	struct sched_fetch **pp;
-	bool quiet, disk_full = false;
-
-	budget_settle(s->budget, f->granted, written);
-	pthread_mutex_lock(&s->lock);
-	for (pp = &b->fetches; *pp && *pp != f; pp = &(*pp)->next)
-		;
-	if (*pp)
-		*pp = f->next;
-	for (uint64_t i = f->landed; i < f->count; i++)
-		bitmap_clear(b->inflight, f->first + i);
-	if (f->background)
-		s->nbackground--;
-	if (f->landed < f->count) {
-		dead = take_orphans_locked(b);
-		if (!err) {
-			err = -EIO;
-			reason = FETCH_PROTOCOL;
-		}
-	} else if (err == -ECANCELED) {
-		err = 0; /* cut short by a demand read, after landing all it still owned */
-	}
-	s->nfetches--;
-	/* A range the budget refused for no reader: background completion says so once. */
-	quiet = err == -ENOSPC && !f->granted && f->prio != XFER_PRIO_DEMAND && !dead;
-	pthread_cond_broadcast(&s->cond);
-	pthread_mutex_unlock(&s->lock);
-
-	/* The disk filled behind the budget's back: it measures again. */
-	if (err == -ENOSPC && f->granted) {
-		budget_disk_full(s->budget);
-		disk_full = true;
-	}
-	/* A fetch cut to nothing by a demand read owned no block: nothing failed. */
-	if (err && err != -ECANCELED && f->count && !quiet)
-		log_warn("fetching '%s' bytes %llu-%llu failed: %s%s%s", b->path,
-			 (unsigned long long)(f->first * s->bs),
-			 (unsigned long long)MIN((f->first + f->count) * s->bs, b->size) - 1,
-			 disk_full ? "the cache's disk is full (" : "",
-			 why && *why ? why : fetch_reason_str(reason),
-			 disk_full ? "); what is cached is still served" : "");
-	sched_answer(dead, err == -ENOSPC ? -ENOSPC : -EIO, -1);
-	free(f);
-}
-
-/* ---- planning */
-
-/* Creates the fetch of blocks [first, first + count) of b and marks them in flight. */
-static struct sched_fetch *fetch_new_locked(struct sched *s, struct sched_blob *b, uint64_t first,
-					    uint64_t count, enum xfer_prio prio)
-{
-	struct sched_fetch *f = calloc(1, sizeof(*f));
-
-	if (!f)
-		return NULL;
-	*f = (struct sched_fetch){ .s = s, .b = b, .first = first, .count = count, .prio = prio };
-	bitmap_set_range(b->inflight, first, count);
-	f->next = b->fetches;
-	b->fetches = f;
-	s->nfetches++;
-	f->background = prio == XFER_PRIO_BACKGROUND;
-	s->nbackground += f->background;
-	return f;
-}
-
-/* Hands f to the engine (after asking the budget for room). No sched lock held. */
-static void fetch_submit(struct sched_fetch *f)
-{
-	struct sched *s = f->s;
-	struct sched_blob *b = f->b;
-	uint64_t off = f->first * s->bs;
-	uint64_t end = MIN((f->first + f->count) * s->bs, b->size);
-	struct xfer_req req = {
-		.url = b->url,
-		.blob_key = b->cid,
-		.blob_size = b->size,
-		.offset = off,
-		.len = end - off,
-		.prio = f->prio,
-		.sink = { .write = sched_fetch_write, .done = sched_fetch_done, .ud = f },
-	};
-	uint64_t id = 0;
-	char why[320];
-	int r;
-
-	if (budget_admit(s->budget, req.len) < 0) {
-		budget_why(s->budget, why, sizeof(why));
-		sched_fetch_done(f, -ENOSPC, FETCH_DISK_FULL, why, 0);
-		return;
-	}
-	f->granted = req.len;
-	/* The engine may call the sink before xfer_submit() returns; the id it looks up (a cut)
-	 * must be there first, so it is written under the lock, with the engine's queue lock
-	 * (innermost) taken inside. */
-	pthread_mutex_lock(&s->lock);
-	r = xfer_submit(s->x, &req, &id);
-	f->id = id;
-	pthread_mutex_unlock(&s->lock);
-	if (r < 0)
-		sched_fetch_done(f, r, r == -ECANCELED ? FETCH_CANCELED : FETCH_IO, "not submitted",
-				 0);
-}
-
-/* Submits what plan_locked() stacked, in the order it was planned (demand first). */
-static void submit_all(struct sched_fetch *todo)
-{
-	struct sched_fetch *fifo = NULL;
-
-	while (todo) {
-		struct sched_fetch *next = todo->todo_next;
-
-		todo->todo_next = fifo;
-		fifo = todo;
-		todo = next;
-	}
-	todo = fifo;
-	while (todo) {
-		struct sched_fetch *next = todo->todo_next;
-
-		fetch_submit(todo);
-		todo = next;
-	}
-}
-
-/* Adds to *todo one fetch (at most max_blocks long) per run of blocks of [first, last] that
- * are neither present nor in flight. Returns how many (fewer on out of memory). */
-static size_t plan_locked(struct sched *s, struct sched_blob *b, uint64_t first, uint64_t last,
-			  uint64_t max_blocks, enum xfer_prio prio, struct sched_fetch **todo)
-{
-	size_t n = 0;
-
-	for (uint64_t i = first; i <= last;) {
-		struct sched_fetch *f;
-		uint64_t end;
-
-		i = bitmap_next_clear(b->present, i, last + 1);
-		while (i <= last && bitmap_test(b->inflight, i))
-			i = bitmap_next_clear(b->present, i + 1, last + 1);
-		if (i > last)
-			break;
-		for (end = i; end <= last && end - i < max_blocks &&
-			      !bitmap_test(b->present, end) && !bitmap_test(b->inflight, end);
-		     end++)
-			;
-		f = fetch_new_locked(s, b, i, end - i, prio);
-		if (!f)
-			break;
-		f->todo_next = *todo;
-		*todo = f;
-		n++;
-		i = end;
-	}
-	return n;
-}
-
-/* A demand read never waits behind background traffic: a background or read-ahead fetch
- * that must deliver two or more blocks before the read's first gives up the rest (it is cut
- * where the read begins) and the read fetches its blocks itself; what lies past the read is
- * fetched again by whoever wants it. A fetch about to deliver the read's blocks is raised to
- * demand priority instead. ret_cancel receives the ids of fetches cut to nothing (at most
- * ncancel). Returns how many. */
-static size_t cut_locked(struct sched *s, struct sched_blob *b, uint64_t first, uint64_t last,
-			 uint64_t *ret_cancel, size_t ncancel)
-{
-	size_t n = 0;
-
-	for (struct sched_fetch *f = b->fetches; f; f = f->next) {
-		uint64_t reached = f->first + f->landed, end = f->first + f->count;
-
-		if (f->prio == XFER_PRIO_DEMAND || f->first > last || end <= first)
-			continue;
-		/* Its bytes come in order: if it must deliver two or more other blocks before
-		 * the read's first, take the read's blocks away; else it is about to deliver them
-		 * and a raise is enough (a cut would throw away what is in flight). */
-		if (reached + 2 <= first) {
-			uint64_t cut = first;
-
-			for (uint64_t i = cut; i < end; i++)
-				bitmap_clear(b->inflight, i);
-			f->count = cut - f->first;
-			if (!f->count && n < ncancel)
-				ret_cancel[n++] = f->id;
-			continue;
-		}
-		f->prio = XFER_PRIO_DEMAND;
-		if (f->background) {
-			f->background = false;
-			s->nbackground--;
-		}
-		(void)xfer_set_prio(s->x, f->id, XFER_PRIO_DEMAND);
-	}
-	return n;
-}
-
-/* What a parked read needs fetched: its own blocks at demand priority and, when it waits for
- * the whole blob, the rest in read-ahead sized pieces. Every parked read of the blob is
- * planned again: a cut may have released blocks another one waits for. */
-static void plan_waiters_locked(struct sched *s, struct sched_blob *b, struct sched_fetch **todo)
-{
-	for (struct sched_waiter *p = b->waiters; p; p = p->next) {
-		plan_locked(s, b, p->first, p->last, UINT64_MAX, XFER_PRIO_DEMAND, todo);
-		if (p->whole)
-			plan_locked(s, b, 0, b->nblocks - 1, MAX(1, (8U << 20) / s->bs),
-				    XFER_PRIO_READAHEAD, todo);
 	}
 }
 
@@ -594,15 +304,15 @@ int sched_read(struct sched *s, const struct inode *f, uint64_t offset, uint64_t
 	s->hot_off = offset + len;
 	w->next = b->waiters;
 	b->waiters = w;
-	ncancel = cut_locked(s, b, first, last, cancel, ARRAY_SIZE(cancel));
-	plan_waiters_locked(s, b, &todo);
+	ncancel = sched_cut_locked(s, b, first, last, cancel, ARRAY_SIZE(cancel));
+	sched_plan_waiters_locked(s, b, &todo);
 	/* Complete already, waiting for its hash: make sure the verifier has it. */
 	if (w->whole && b->prefix == b->nblocks)
 		sched_verify_push_locked(s, b);
 	pthread_mutex_unlock(&s->lock);
 	for (size_t i = 0; i < ncancel; i++)
 		(void)xfer_cancel(s->x, cancel[i]);
-	submit_all(todo);
+	sched_submit_all(todo);
 	return 0;
 }
 
@@ -624,9 +334,9 @@ int sched_prefetch(struct sched *s, const struct inode *f, uint64_t offset, uint
 		return s->stopping ? -ECANCELED : 0;
 	merge_from_db(s, b);
 	pthread_mutex_lock(&s->lock);
-	n = b->given_up ? 0 : plan_locked(s, b, first, last, max_blocks, prio, &todo);
+	n = b->given_up ? 0 : sched_plan_locked(s, b, first, last, max_blocks, prio, &todo);
 	pthread_mutex_unlock(&s->lock);
-	submit_all(todo);
+	sched_submit_all(todo);
 	return (int)n;
 }
 

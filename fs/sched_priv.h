@@ -15,6 +15,7 @@
 
 #include <pthread.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "cache/verify.h"
@@ -120,6 +121,32 @@ struct sched_waiter *sched_take_all_locked(struct sched_blob *b);
 /* Drops present blocks [first, first + count) of b from memory (not those in flight): raises
  * the epoch so the hasher starts over, and lowers the prefix. */
 void sched_drop_locked(struct sched_blob *b, uint64_t first, uint64_t count);
+
+/* Removes and returns the waiters of b that need a block neither present nor in flight:
+ * nothing will ever answer them. */
+struct sched_waiter *sched_take_orphans_locked(struct sched_blob *b);
+/* Moves b->prefix past the blocks now present. */
+void sched_advance_prefix_locked(struct sched_blob *b);
+
+/* sched_fetch.c */
+/* Stacks on *todo one fetch (at most max_blocks long) per run of blocks of [first, last] of b
+ * that are neither present nor in flight, and marks them in flight. Returns how many (fewer
+ * on out of memory). */
+size_t sched_plan_locked(struct sched *s, struct sched_blob *b, uint64_t first, uint64_t last,
+			 uint64_t max_blocks, enum xfer_prio prio, struct sched_fetch **todo);
+/* What b's parked reads need fetched: their own blocks at demand priority and, for those that
+ * wait for the whole blob, the rest in read-ahead sized pieces. */
+void sched_plan_waiters_locked(struct sched *s, struct sched_blob *b, struct sched_fetch **todo);
+/* A demand read of [first, last] never waits behind background traffic: a background or
+ * read-ahead fetch that must deliver two or more blocks before first is cut where the read
+ * begins; one about to deliver them is raised to demand priority. ret_cancel receives the ids
+ * of fetches cut to nothing (at most ncancel; the caller cancels them after unlocking).
+ * Returns how many. */
+size_t sched_cut_locked(struct sched *s, struct sched_blob *b, uint64_t first, uint64_t last,
+			uint64_t *ret_cancel, size_t ncancel);
+/* Hands the stacked fetches to the engine, in the order they were planned (demand first),
+ * each after asking the budget for room. No sched lock held. */
+void sched_submit_all(struct sched_fetch *todo);
 
 /* sched_verify.c */
 /* Queues b for the verifier (hash its new prefix, finish it, or invalidate after a drop). */
