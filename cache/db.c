@@ -698,8 +698,9 @@ int db_codec_bitmap_check(const struct blob_rec *rec, const void *data, size_t l
 {
 	uint64_t n = block_count(rec->size, rec->block_size);
 
-	(void)data;
-	if (len != bitmap_bytes(n))
+	/* Also what add_run() asserts before it writes: the bits and the count agree. */
+	if (len != bitmap_bytes(n) || !bitmap_is_sane(data, n) ||
+	    bitmap_count(data, n) != rec->blocks_present)
 		return -EBADMSG;
 	return 0;
 }
@@ -1289,7 +1290,8 @@ int db_codec_key_split(const void *data, size_t len, char *buf, const char **ret
 	if (buf[0] == DB_HASHED_KEY_MARK)
 		return 0;
 	sep = memchr(buf, '\0', len);
-	if (!sep || sep == buf || sep + 1 == buf + len)
+	if (!sep || sep == buf || sep + 1 == buf + len ||
+	    memchr(sep + 1, '\0', (size_t)(buf + len - (sep + 1))))
 		return -EBADMSG;
 	*ret_a = buf;
 	*ret_b = sep + 1;
@@ -1404,7 +1406,7 @@ static int get_str(const uint8_t **p, const uint8_t *end, char *dst, size_t size
 	if (end - *p < 2)
 		return -EBADMSG;
 	n = (size_t)get_le(*p, 2);
-	if ((size_t)(end - *p - 2) < n || n >= size)
+	if ((size_t)(end - *p - 2) < n || n >= size || memchr(*p + 2, '\0', n))
 		return -EBADMSG;
 	memcpy(dst, *p + 2, n);
 	dst[n] = '\0';
@@ -1453,7 +1455,8 @@ int db_codec_mount_decode(const void *data, size_t len, struct db_mount *m)
 	    get_str(&p, end, m->repo_key, sizeof(m->repo_key)) < 0 ||
 	    get_str(&p, end, m->revision, sizeof(m->revision)) < 0 ||
 	    get_str(&p, end, m->commit, sizeof(m->commit)) < 0 ||
-	    get_str(&p, end, m->endpoint, sizeof(m->endpoint)) < 0 || end - p != 16)
+	    get_str(&p, end, m->endpoint, sizeof(m->endpoint)) < 0 || end - p != 16 ||
+	    !m->mountpoint[0])
 		return -EBADMSG;
 	m->pid = (int32_t)(uint32_t)get_le(p, 4);
 	m->started = get_le(p + 4, 8);

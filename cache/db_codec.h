@@ -21,18 +21,19 @@ void db_codec_blob_rec_encode(const struct blob_rec *rec, uint8_t *buf);
 /* -EBADMSG: not DB_BLOB_REC_LEN bytes, another version, block size 0, unknown hash or state,
  * more blocks present than the blob has. */
 int db_codec_blob_rec_decode(const void *data, size_t len, struct blob_rec *ret);
-/* Whether data is a readable bitmap of rec: bitmap_bytes(block count) bytes. 0 or -EBADMSG. */
+/* Whether data is a readable bitmap of rec: bitmap_bytes(block count) bytes, no bit set past
+ * the last block, and as many bits set as rec->blocks_present says. 0 or -EBADMSG. */
 int db_codec_bitmap_check(const struct blob_rec *rec, const void *data, size_t len);
 /* A ref's value: 40 lowercase hex digits into ret_commit (41 bytes). -EBADMSG. */
 int db_codec_ref_decode(const void *data, size_t len, char *ret_commit);
 /* Splits a "a\0b" key (refs, trees) into a and b, each NUL-terminated in buf (DB_KEY_BUF + 1
  * bytes). 1 when split, 0 for a key stored under its hash (its parts are gone), -EBADMSG for
- * a key of neither form (empty, too long, without its NUL, an empty part). */
+ * a key of neither form (empty, too long, without its NUL, an empty part, a second NUL). */
 int db_codec_key_split(const void *data, size_t len, char *buf, const char **ret_a,
 		       const char **ret_b);
 /* A mount record into buf (DB_MOUNT_REC_MAX bytes); returns its length. m's strings must be
  * NUL-terminated within their fields. */
 size_t db_codec_mount_encode(const struct db_mount *m, uint8_t *buf);
-/* -EBADMSG: another version, a string that overruns the record or does not fit its field, or
- * bytes left over. *ret is zeroed first. */
+/* -EBADMSG: another version, a string that overruns the record, does not fit its field or
+ * holds a NUL, an empty mountpoint, or bytes left over. *ret is zeroed first. */
 int db_codec_mount_decode(const void *data, size_t len, struct db_mount *ret);
