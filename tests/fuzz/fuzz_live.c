@@ -10,6 +10,22 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
+/* Zeroes what follows a string's NUL: a key given twice leaves the longer value's tail there,
+ * which no reader sees, so the comparison below must not either. */
+static void scrub(char *s, size_t size)
+{
+	size_t n = strnlen(s, size);
+
+	memset(s + n, 0, size - n);
+}
+
+static void scrub_all(struct live *l)
+{
+	scrub(l->phase, sizeof(l->phase));
+	scrub(l->last_error, sizeof(l->last_error));
+	scrub(l->paused, sizeof(l->paused));
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct live a, b;
@@ -26,7 +42,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	len = live_encode(&a, buf, sizeof(buf));
 	if (len >= sizeof(buf) - 1) /* truncated: "4 KiB holds every field" broke */
 		abort();
-	if (live_decode(buf, len, &b) != 0 || memcmp(&a, &b, sizeof(a)))
+	if (live_decode(buf, len, &b) != 0)
+		abort();
+	scrub_all(&a);
+	scrub_all(&b);
+	if (memcmp(&a, &b, sizeof(a)))
 		abort();
 	return 0;
 }
