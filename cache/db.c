@@ -21,6 +21,7 @@
 #include <lmdb.h>
 
 #include "cache/bitmap.h"
+#include "cache/db_codec.h"
 #include "cache/db_priv.h"
 #include "util/cleanup.h"
 #include "util/log.h"
@@ -35,12 +36,10 @@
 /* Record layouts: explicit little-endian fields after a version byte, never raw structs.
  * Bitmaps are plain bytes in bitmap.h's bit order, their length fixed by the blob record. */
 #define DB_REC_VERSION 1
-#define DB_BLOB_REC_LEN 39 /* ver, size 8, bs 4, hash, state, present 8, access 8, bad 8 */
 #define DB_SCHEMA_KEY "schema_version"
 /* Keys longer than LMDB's limit (511 bytes) are stored as this byte and the hex sha256 of
  * the key; no raw key starts with it (paths start with '/', repo keys with a letter). */
 #define DB_HASHED_KEY_MARK '\x01'
-#define DB_KEY_BUF 512
 /* Beside LMDB's files: every process holding the environment open holds a shared flock() on
  * it, so db_compact() can tell that it is alone (an exclusive lock) and keep newcomers out
  * until the compacted file is in place. */
@@ -657,7 +656,7 @@ const char *blob_state_str(enum blob_state s)
 	return "unknown";
 }
 
-static void blob_rec_encode(const struct blob_rec *rec, uint8_t *p)
+void db_codec_blob_rec_encode(const struct blob_rec *rec, uint8_t *p)
 {
 	p[0] = DB_REC_VERSION;
 	put_le(p + 1, rec->size, 8);
@@ -669,11 +668,11 @@ static void blob_rec_encode(const struct blob_rec *rec, uint8_t *p)
 	put_le(p + 31, rec->bad_count, 8);
 }
 
-static int blob_rec_decode(const MDB_val *v, struct blob_rec *rec)
+int db_codec_blob_rec_decode(const void *data, size_t len, struct blob_rec *rec)
 {
-	const uint8_t *p = v->mv_data;
+	const uint8_t *p = data;
 
-	if (v->mv_size != DB_BLOB_REC_LEN || p[0] != DB_REC_VERSION)
+	if (len != DB_BLOB_REC_LEN || p[0] != DB_REC_VERSION)
 		return -EBADMSG;
 	*rec = (struct blob_rec){
 		.size = get_le(p + 1, 8),
@@ -690,13 +689,29 @@ static int blob_rec_decode(const MDB_val *v, struct blob_rec *rec)
 	return 0;
 }
 
+static int blob_rec_decode(const MDB_val *v, struct blob_rec *rec)
+{
+	return db_codec_blob_rec_decode(v->mv_data, v->mv_size, rec);
+}
+
+int db_codec_bitmap_check(const struct blob_rec *rec, const void *data, size_t len)
+{
+	uint64_t n = block_count(rec->size, rec->block_size);
+
+	/* Also what add_run() asserts before it writes: the bits and the count agree. */
+	if (len != bitmap_bytes(n) || !bitmap_is_sane(data, n) ||
+	    bitmap_count(data, n) != rec->blocks_present)
+		return -EBADMSG;
+	return 0;
+}
+
 static int blob_rec_put(struct cache_db *db, MDB_txn *txn, struct db_key *k,
 			const struct blob_rec *rec)
 {
 	uint8_t buf[DB_BLOB_REC_LEN];
 	MDB_val v = { .mv_size = sizeof(buf), .mv_data = buf };
 
-	blob_rec_encode(rec, buf);
+	db_codec_blob_rec_encode(rec, buf);
 	return mdb_put(txn, db->dbi[DBI_BLOBS], &k->val, &v, 0);
 }
 
@@ -721,11 +736,7 @@ static int bitmap_get(struct cache_db *db, MDB_txn *txn, struct db_key *k,
 
 	if (r == MDB_NOTFOUND)
 		return -EBADMSG; /* a record without its bitmap */
-	if (r)
-		return r;
-	if (ret->mv_size != bitmap_bytes(block_count(rec->size, rec->block_size)))
-		return -EBADMSG;
-	return 0;
+	return r ? r : db_codec_bitmap_check(rec, ret->mv_data, ret->mv_size);
 }
 
 /* Stores map (nbytes) as the bitmap of k; with map NULL, stores zeros. */
@@ -1187,6 +1198,20 @@ static bool is_commit(const char *s)
 	return blob_cid_is_valid(s) && strlen(s) == 40;
 }
 
+int db_codec_ref_decode(const void *data, size_t len, char *ret_commit)
+{
+	char commit[41];
+
+	if (len != 40)
+		return -EBADMSG;
+	memcpy(commit, data, 40);
+	commit[40] = '\0';
+	if (!is_commit(commit))
+		return -EBADMSG;
+	memcpy(ret_commit, commit, 41);
+	return 0;
+}
+
 int db_ref_put(struct cache_db *db, const char *repo_key, const char *revision, const char *commit)
 {
 	struct kv_ctx c = {
@@ -1208,12 +1233,7 @@ int db_ref_get(struct cache_db *db, const char *repo_key, const char *revision, 
 	if (!*revision)
 		return -EINVAL;
 	r = kv_get(db, &c, (void **)&v, &len);
-	if (r < 0)
-		return r;
-	if (len != 40 || !is_commit(v))
-		return -EBADMSG;
-	memcpy(ret_commit, v, 41);
-	return 0;
+	return r < 0 ? r : db_codec_ref_decode(v, len, ret_commit);
 }
 
 int db_tree_put(struct cache_db *db, const char *repo_key, const char *commit, const void *data,
@@ -1258,23 +1278,30 @@ int db_tree_del(struct cache_db *db, const char *repo_key, const char *commit)
 
 /* Splits a "a\0b" key into a and b (each NUL-terminated in buf). 1 when split, 0 for a key
  * stored under its hash (its parts are gone), -EBADMSG for a key of neither form. */
-static int key_split(const MDB_val *k, char buf[DB_KEY_BUF + 1], const char **ret_a,
-		     const char **ret_b)
+int db_codec_key_split(const void *data, size_t len, char *buf, const char **ret_a,
+		       const char **ret_b)
 {
 	const char *sep;
 
-	if (k->mv_size == 0 || k->mv_size > DB_KEY_BUF)
+	if (len == 0 || len > DB_KEY_BUF)
 		return -EBADMSG;
-	memcpy(buf, k->mv_data, k->mv_size);
-	buf[k->mv_size] = '\0';
+	memcpy(buf, data, len);
+	buf[len] = '\0';
 	if (buf[0] == DB_HASHED_KEY_MARK)
 		return 0;
-	sep = memchr(buf, '\0', k->mv_size);
-	if (!sep || sep == buf || sep + 1 == buf + k->mv_size)
+	sep = memchr(buf, '\0', len);
+	if (!sep || sep == buf || sep + 1 == buf + len ||
+	    memchr(sep + 1, '\0', (size_t)(buf + len - (sep + 1))))
 		return -EBADMSG;
 	*ret_a = buf;
 	*ret_b = sep + 1;
 	return 1;
+}
+
+static int key_split(const MDB_val *k, char buf[DB_KEY_BUF + 1], const char **ret_a,
+		     const char **ret_b)
+{
+	return db_codec_key_split(k->mv_data, k->mv_size, buf, ret_a, ret_b);
 }
 
 struct ref_foreach_ctx {
@@ -1293,13 +1320,8 @@ static int ref_one(void *ud, const MDB_val *k, const MDB_val *v)
 
 	if (r <= 0)
 		return r;
-	if (v->mv_size != 40)
-		return -EBADMSG;
-	memcpy(commit, v->mv_data, 40);
-	commit[40] = '\0';
-	if (!is_commit(commit))
-		return -EBADMSG;
-	return stop_if_negative(c->fn(c->ud, a, b, commit));
+	r = db_codec_ref_decode(v->mv_data, v->mv_size, commit);
+	return r < 0 ? r : stop_if_negative(c->fn(c->ud, a, b, commit));
 }
 
 int db_ref_foreach(struct cache_db *db,
@@ -1365,8 +1387,7 @@ int db_live_del(struct cache_db *db, const char *mountpoint)
 /* ---- mount records ---- */
 
 /* Layout: version, then mountpoint, repo_key, revision, commit, endpoint as (u16 length,
- * bytes), then pid i32, started u64, flags u32. */
-#define MOUNT_REC_MAX (1 + 5 * 2 + 2 * DB_MOUNT_STR + 256 + 256 + 41 + 4 + 8 + 4)
+ * bytes), then pid i32, started u64, flags u32 (DB_MOUNT_REC_MAX). */
 
 static size_t put_str(uint8_t *p, const char *s)
 {
@@ -1385,7 +1406,7 @@ static int get_str(const uint8_t **p, const uint8_t *end, char *dst, size_t size
 	if (end - *p < 2)
 		return -EBADMSG;
 	n = (size_t)get_le(*p, 2);
-	if ((size_t)(end - *p - 2) < n || n >= size)
+	if ((size_t)(end - *p - 2) < n || n >= size || memchr(*p + 2, '\0', n))
 		return -EBADMSG;
 	memcpy(dst, *p + 2, n);
 	dst[n] = '\0';
@@ -1407,7 +1428,7 @@ static bool mount_strings_ok(const struct db_mount *m)
 	       str_fits(m->commit, sizeof(m->commit)) && str_fits(m->endpoint, sizeof(m->endpoint));
 }
 
-static size_t mount_encode(const struct db_mount *m, uint8_t *p)
+size_t db_codec_mount_encode(const struct db_mount *m, uint8_t *p)
 {
 	uint8_t *start = p;
 
@@ -1423,23 +1444,29 @@ static size_t mount_encode(const struct db_mount *m, uint8_t *p)
 	return (size_t)(p + 16 - start);
 }
 
-static int mount_decode(const MDB_val *v, struct db_mount *m)
+int db_codec_mount_decode(const void *data, size_t len, struct db_mount *m)
 {
-	const uint8_t *p = v->mv_data, *end = p + v->mv_size;
+	const uint8_t *p = data, *end = p + len;
 
 	memset(m, 0, sizeof(*m));
-	if (v->mv_size < 1 || *p++ != DB_REC_VERSION)
+	if (len < 1 || *p++ != DB_REC_VERSION)
 		return -EBADMSG;
 	if (get_str(&p, end, m->mountpoint, sizeof(m->mountpoint)) < 0 ||
 	    get_str(&p, end, m->repo_key, sizeof(m->repo_key)) < 0 ||
 	    get_str(&p, end, m->revision, sizeof(m->revision)) < 0 ||
 	    get_str(&p, end, m->commit, sizeof(m->commit)) < 0 ||
-	    get_str(&p, end, m->endpoint, sizeof(m->endpoint)) < 0 || end - p != 16)
+	    get_str(&p, end, m->endpoint, sizeof(m->endpoint)) < 0 || end - p != 16 ||
+	    !m->mountpoint[0])
 		return -EBADMSG;
 	m->pid = (int32_t)(uint32_t)get_le(p, 4);
 	m->started = get_le(p + 4, 8);
 	m->flags = (uint32_t)get_le(p + 12, 4);
 	return 0;
+}
+
+static int mount_decode(const MDB_val *v, struct db_mount *m)
+{
+	return db_codec_mount_decode(v->mv_data, v->mv_size, m);
 }
 
 struct mount_ctx {
@@ -1453,8 +1480,8 @@ struct mount_ctx {
 static int mount_put_fn(struct cache_db *db, MDB_txn *txn, void *ud)
 {
 	struct mount_ctx *c = ud;
-	uint8_t buf[MOUNT_REC_MAX];
-	MDB_val v = { .mv_size = mount_encode(c->in, buf), .mv_data = buf };
+	uint8_t buf[DB_MOUNT_REC_MAX];
+	MDB_val v = { .mv_size = db_codec_mount_encode(c->in, buf), .mv_data = buf };
 	struct db_key k;
 	int r = key_make(db, &k, c->in->mountpoint, NULL);
 

@@ -59,14 +59,33 @@ static uint64_t tree_total_size(const struct hub_tree *t)
 	return sum;
 }
 
+/* Whatever may still answer a FUSE request or feed what does, stopped by serve_stop(). */
+struct serve_threads {
+	struct live_pub *lp;
+	struct prefetch *pf;
+	struct xfer *x;
+	struct sched *s;
+};
+
+/* Stops the threads of st (those set), in an order where nothing feeds a stopped part; safe
+ * to call again. Runs before the FUSE session is destroyed: the engine's cancellations and
+ * sched_free() answer parked requests through it. */
+static void serve_stop(void *ud)
+{
+	struct serve_threads *st = ud;
+
+	st->lp = live_stop(st->lp);
+	st->pf = prefetch_stop(st->pf);
+	/* The engine goes first: its cancellations answer the scheduler's fetches. */
+	st->x = xfer_free(st->x);
+	st->s = sched_free(st->s);
+}
+
 static int serve(const struct mount_opts *o, struct hub_config *cfg, struct cache_db *db,
 		 struct snapshot *snap)
 {
 	struct inode_table *t = NULL;
-	struct xfer *x = NULL;
-	struct sched *s = NULL;
-	struct prefetch *pf = NULL;
-	struct live_pub *lp = NULL;
+	struct serve_threads st = { 0 };
 	struct budget *bu = NULL;
 	struct budget_opts bo = {
 		.cache_dir = o->cache_dir,
@@ -113,6 +132,8 @@ static int serve(const struct mount_opts *o, struct hub_config *cfg, struct cach
 		.debug = o->debug,
 		.ready = on_ready,
 		.ready_ud = &rud,
+		.stopped = serve_stop,
+		.stopped_ud = &st,
 	};
 	int lock_fd = -1, r;
 
@@ -123,7 +144,7 @@ static int serve(const struct mount_opts *o, struct hub_config *cfg, struct cach
 		log_err("cannot build the file tree of '%s': %s", snap->repo.id, strerror(-r));
 		goto out;
 	}
-	r = xfer_new(cfg, &xo, &x);
+	r = xfer_new(cfg, &xo, &st.x);
 	if (r < 0) {
 		log_err("cannot start the transfer engine: %s", strerror(-r));
 		goto out;
@@ -142,11 +163,11 @@ static int serve(const struct mount_opts *o, struct hub_config *cfg, struct cach
 		log_err("cannot take the eviction lock of '%s': %s", o->cache_dir, strerror(-r));
 		goto out;
 	}
-	r = sched_new(&so, db, x, t, &s);
+	r = sched_new(&so, db, st.x, t, &st.s);
 	if (r < 0)
 		goto out;
 	m.t = t;
-	m.sched = s;
+	m.sched = st.s;
 	snprintf(fsname, sizeof(fsname), "hffs:%s", snap->repo.id);
 	snprintf(rec.mountpoint, sizeof(rec.mountpoint), "%s", o->mountpoint);
 	snprintf(rec.repo_key, sizeof(rec.repo_key), "%s", snap->repo_key);
@@ -162,25 +183,21 @@ static int serve(const struct mount_opts *o, struct hub_config *cfg, struct cach
 	log_info("serving '%s' revision '%s' (commit %s) at '%s'", snap->repo.id, snap->revision,
 		 snap->commit, o->mountpoint);
 	if (o->prefetch && !cfg->offline) {
-		r = prefetch_start(s, t, &po, &pf);
+		r = prefetch_start(st.s, t, &po, &st.pf);
 		if (r < 0)
 			log_warn("background completion did not start (%s); files are fetched as "
 				 "they are read",
 				 strerror(-r));
 	}
-	if (live_start(db, o->mountpoint, x, s, pf, bu, &lp) < 0)
+	if (live_start(db, o->mountpoint, st.x, st.s, st.pf, bu, &st.lp) < 0)
 		log_warn("live figures will not be published for 'hffs status'");
 	r = session_run(&se, &m);
 	log_info("unmounted '%s'", o->mountpoint);
-	lp = live_stop(lp);
-	pf = prefetch_stop(pf);
 	(void)db_mount_del(db, o->mountpoint);
 out:
-	/* The engine goes first: its cancellations answer the scheduler's fetches. */
 	if (lock_fd >= 0)
 		close(lock_fd);
-	x = xfer_free(x);
-	s = sched_free(s);
+	serve_stop(&st); /* session_run() stopped them already unless it failed to mount */
 	bu = budget_free(bu);
 	inode_table_free(t);
 	pthread_mutex_destroy(&m.se_lock);

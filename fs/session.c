@@ -111,6 +111,8 @@ int session_run(const struct session_opts *o, struct mount_ctx *m)
 	fuse_session_unmount(se);
 	if (ready_started)
 		pthread_join(ready_thread, NULL);
+	if (o->stopped)
+		o->stopped(o->stopped_ud);
 	fuse_remove_signal_handlers(se);
 	fuse_session_destroy(se);
 	return r < 0 ? r : 0;

@@ -15,6 +15,12 @@ struct session_opts {
 	 * succeeded and the kernel read-ahead is set). May be NULL. */
 	void (*ready)(void *ud);
 	void *ready_ud;
+	/* Called once, on the mount thread, after the loop ended and the mountpoint is unmounted
+	 * but before the session is destroyed: it must stop every thread that may still answer a
+	 * request (a parked read is answered through the session, so the session outlives them).
+	 * May be NULL. Not called when mounting failed (no request was taken). */
+	void (*stopped)(void *ud);
+	void *stopped_ud;
 };
 
 /* Mounts, serves, unmounts. Returns 0 after a clean unmount, -errno when mounting failed

@@ -19,7 +19,8 @@ sys.path.insert(0, str(ROOT / "tests" / "fakehub"))
 import hubctl  # noqa: E402  (tests/integration/hubctl.py: the fake Hub as a test object)
 
 HFFS = os.environ.get("HFFS_BIN", str(ROOT / "build" / "cli" / "hffs"))
-SANITIZER_MARKS = ("==ERROR", "runtime error:", "LeakSanitizer", "AddressSanitizer")
+SANITIZER_MARKS = ("==ERROR", "runtime error:", "LeakSanitizer", "AddressSanitizer",
+                   "ThreadSanitizer")
 TOKEN = "hf_validtoken_alice"
 TOKEN_UNAPPROVED = "hf_validtoken_bob"
 
@@ -44,9 +45,15 @@ def hub(hub_data, tmp_path):
 
 @pytest.fixture
 def cache_dir(tmp_path):
+    """A cache directory. At teardown, the logs that background daemons (mounts started
+    without --foreground) wrote into it must hold no sanitizer report: their stderr is that
+    log, not a pipe the test reads."""
     d = tmp_path / "cache"
     d.mkdir()
-    return d
+    yield d
+    for log in sorted((d / "logs").glob("*.log")):
+        text = log.read_text(errors="replace")
+        assert not any(m in text for m in SANITIZER_MARKS), f"{log}:\n{text}"
 
 
 def clean_env(**extra):
