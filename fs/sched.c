@@ -58,8 +58,16 @@ static void merge_rec_locked(struct sched *s, struct sched_blob *b, const struct
 	}
 	uint64_t prefix = b->prefix;
 
-	if (rec->bad_count < b->gen || !map || b->given_up)
+	if (rec->bad_count < b->gen || !map)
 		return;
+	if (b->given_up) {
+		if (rec->state == BLOB_BAD)
+			return;
+		/* The index no longer calls it bad (`hffs cache verify`, or another process
+		 * fetched it since): try again. */
+		b->given_up = false;
+		b->failures = 0;
+	}
 	for (uint64_t i = 0; i < bitmap_bytes(b->nblocks); i++)
 		b->present[i] |= map[i] & (uint8_t)~b->inflight[i];
 	sched_advance_prefix_locked(b);
@@ -263,6 +271,7 @@ int sched_read(struct sched *s, const struct inode *f, uint64_t offset, uint64_t
 	size_t ncancel;
 	uint64_t first, last;
 	struct sched_waiter *w;
+	bool given_up;
 	int r;
 
 	if (!b || !block_span(b->size, s->bs, offset, len, &first, &last)) {
@@ -272,9 +281,12 @@ int sched_read(struct sched *s, const struct inode *f, uint64_t offset, uint64_t
 	pthread_mutex_lock(&s->lock);
 	b->accessed = true;
 	r = servable_locked(s, b, first, last, gen);
+	given_up = b->given_up;
 	pthread_mutex_unlock(&s->lock);
-	if (r == 0) {
-		merge_from_db(s, b); /* another process may have fetched them */
+	/* Another process may have fetched the blocks; `hffs cache verify` may have asked for
+	 * another try of a blob given up. */
+	if (r == 0 || given_up) {
+		merge_from_db(s, b);
 		pthread_mutex_lock(&s->lock);
 		r = servable_locked(s, b, first, last, gen);
 		pthread_mutex_unlock(&s->lock);
