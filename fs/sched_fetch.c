@@ -151,25 +151,36 @@ static struct sched_fetch *fetch_new_locked(struct sched *s, struct sched_blob *
 }
 
 /* Hands f to the engine (after asking the budget for room). No sched lock held. */
-static void fetch_submit(struct sched_fetch *f)
+/* The request for what f still owns. A cut by another reader may shrink f and raise its
+ * priority until it is submitted: read only under s->lock. */
+static void fetch_req_locked(const struct sched_fetch *f, struct xfer_req *ret)
 {
-	struct sched *s = f->s;
-	struct sched_blob *b = f->b;
-	uint64_t off = f->first * s->bs;
-	uint64_t end = MIN((f->first + f->count) * s->bs, b->size);
-	struct xfer_req req = {
+	const struct sched_blob *b = f->b;
+	uint64_t off = f->first * f->s->bs;
+	uint64_t end = MIN((f->first + f->count) * f->s->bs, b->size);
+
+	*ret = (struct xfer_req){
 		.url = b->url,
 		.blob_key = b->cid,
 		.blob_size = b->size,
 		.offset = off,
-		.len = end - off,
+		.len = end > off ? end - off : 0,
 		.prio = f->prio,
-		.sink = { .write = sched_fetch_write, .done = sched_fetch_done, .ud = f },
+		.sink = { .write = sched_fetch_write, .done = sched_fetch_done, .ud = (void *)f },
 	};
+}
+
+static void fetch_submit(struct sched_fetch *f)
+{
+	struct sched *s = f->s;
+	struct xfer_req req;
 	uint64_t id = 0;
 	char why[320];
 	int r;
 
+	pthread_mutex_lock(&s->lock);
+	fetch_req_locked(f, &req);
+	pthread_mutex_unlock(&s->lock);
 	if (budget_admit(s->budget, req.len) < 0) {
 		budget_why(s->budget, why, sizeof(why));
 		sched_fetch_done(f, -ENOSPC, FETCH_DISK_FULL, why, 0);
@@ -178,14 +189,15 @@ static void fetch_submit(struct sched_fetch *f)
 	f->granted = req.len;
 	/* The engine may call the sink before xfer_submit() returns; the id it looks up (a cut)
 	 * must be there first, so it is written under the lock, with the engine's queue lock
-	 * (innermost) taken inside. */
+	 * (innermost) taken inside. What f owns is read again: a cut may have come since. */
 	pthread_mutex_lock(&s->lock);
-	r = xfer_submit(s->x, &req, &id);
+	fetch_req_locked(f, &req);
+	r = req.len ? xfer_submit(s->x, &req, &id) : -ECANCELED;
 	f->id = id;
 	pthread_mutex_unlock(&s->lock);
 	if (r < 0)
-		sched_fetch_done(f, r, r == -ECANCELED ? FETCH_CANCELED : FETCH_IO, "not submitted",
-				 0);
+		sched_fetch_done(f, r, r == -ECANCELED ? FETCH_CANCELED : FETCH_IO,
+				 req.len ? "not submitted" : "", 0);
 }
 
 void sched_submit_all(struct sched_fetch *todo)
