@@ -504,7 +504,9 @@ def meta(args, hffs, why, nginx):
     if hffs:
         version = clients.tool_version([str(hffs), "--version"])
     return {"date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "commit": git("rev-parse", "--short", "HEAD"),
+            # The commit the binary was built from (HEAD may have moved during the run).
+            "commit": (Path(hffs).parents[2].name[:7] if hffs and not args.hffs else
+                       git("rev-parse", "--short", "HEAD")),
             "hffs": str(hffs) if hffs else None, "hffs_version": version, "hffs_missing": why,
             "hffs_built_from_head": not args.hffs,
             "command": " ".join(["bench/run.py", *sys.argv[1:]]), "mode": args.mode,
