@@ -52,12 +52,12 @@ void sched_drop_locked(struct sched_blob *b, uint64_t first, uint64_t count)
 static void merge_rec_locked(struct sched *s, struct sched_blob *b, const struct blob_rec *rec,
 			     const uint8_t *map)
 {
+	uint64_t prefix = b->prefix;
+
 	if (rec->bad_count > b->gen) {
 		sched_blob_failed_elsewhere_locked(s, b, rec->bad_count);
 		return;
 	}
-	uint64_t prefix = b->prefix;
-
 	if (rec->bad_count < b->gen || !map)
 		return;
 	if (b->given_up) {
