@@ -30,7 +30,7 @@ enum blob_state {
 	BLOB_BAD, /* hashed and different: blocks dropped, to be refetched */
 };
 
-const char *blob_state_str(enum blob_state s); /* "partial", "complete", "verified", "bad" */
+const char *db_blob_state_str(enum blob_state s); /* "partial", "complete", "verified", "bad" */
 
 struct blob_rec {
 	uint64_t size;

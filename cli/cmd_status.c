@@ -87,7 +87,7 @@ static void blob_status(struct cache_db *db, const struct hub_entry *e, struct f
 		fs->cached -= rec.block_size - block_len(rec.size, rec.block_size, n - 1);
 	fs->state = !rec.blocks_present && rec.state == BLOB_PARTIAL ?
 			    "missing" :
-			    blob_state_str((enum blob_state)rec.state);
+			    db_blob_state_str((enum blob_state)rec.state);
 }
 
 static bool is_complete(const struct file_status *f)
