@@ -11,7 +11,7 @@
 
 #include "cache/db.h"
 #include "cache/evict.h"
-#include "fs/pins.h"
+#include "cache/pins.h"
 #include "util/jsonw.h"
 #include "util/log.h"
 #include "util/parse.h"

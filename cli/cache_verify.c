@@ -16,8 +16,7 @@
 #include "cache/db.h"
 #include "cache/evict.h"
 #include "cache/verify.h"
-#include "fetch/hub.h"
-#include "fs/pins.h"
+#include "cache/pins.h"
 #include "util/cleanup.h"
 #include "util/jsonw.h"
 #include "util/log.h"
@@ -130,8 +129,7 @@ static const struct db_mount *verify_user(struct cache_view *v, const char *cid)
 		if (!t || t->unreadable)
 			return m; /* unknown: treat as used */
 		for (size_t k = 0; k < t->tree.n; k++)
-			if (hub_entry_has_data(&t->tree.v[k]) &&
-			    !strcmp(hub_entry_cid(&t->tree.v[k]), cid))
+			if (tree_entry_has_data(&t->tree.v[k]) && !strcmp(t->tree.v[k].cid, cid))
 				return m;
 	}
 	return NULL;
@@ -182,8 +180,7 @@ static const char *blob_name(const struct cache_view *v, const char *cid, char *
 		const struct cache_view_tree *t = &v->trees[i];
 
 		for (size_t k = 0; k < t->tree.n; k++) {
-			if (!hub_entry_has_data(&t->tree.v[k]) ||
-			    strcmp(hub_entry_cid(&t->tree.v[k]), cid))
+			if (!tree_entry_has_data(&t->tree.v[k]) || strcmp(t->tree.v[k].cid, cid))
 				continue;
 			snprintf(buf, len, "%s: %s", cache_view_repo_display(t->repo_key),
 				 t->tree.v[k].path);

@@ -11,7 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "fs/pins.h"
+#include "cache/pins.h"
 #include "util/cleanup.h"
 #include "util/log.h"
 #include "util/parse.h"
@@ -65,9 +65,14 @@ static bool fits_locked(const struct budget *b, uint64_t n)
 /* The pins: this mount's files and every live mount's. -EBADMSG with why filled. */
 static int collect_pins(struct budget *b, struct evict_pins *pins, char *why, size_t len)
 {
-	int r = b->own ? pins_add_tree(pins, b->own) : 0;
+	for (size_t i = 0; b->own && i < b->own->n; i++) {
+		const struct hub_entry *e = &b->own->v[i];
+		int r = hub_entry_has_data(e) ? evict_pins_add(pins, hub_entry_cid(e)) : 0;
 
-	return r < 0 ? r : pins_live_mounts(b->db, pins, why, len);
+		if (r < 0)
+			return r;
+	}
+	return pins_live_mounts(b->db, pins, why, len);
 }
 
 /* Says why n bytes cannot be had, from the figures after a scan. */
