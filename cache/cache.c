@@ -1,10 +1,62 @@
-/* cache.c: a cache directory as a whole. Any thread. */
+/* cache.c: the cache handle (a directory and its index) and the mounts a cache serves. Any
+ * thread. */
 #include "cache/cache.h"
 
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 
+#include "cache/blob.h"
 #include "util/proc.h"
+
+/* Invariant: dir and db are set for the handle's life. */
+struct cache {
+	char *dir;
+	struct cache_db *db;
+};
+
+int cache_open(const char *dir, struct cache **ret)
+{
+	struct cache *c = calloc(1, sizeof(*c));
+	int r;
+
+	if (!c)
+		return -ENOMEM;
+	c->dir = strdup(dir);
+	r = c->dir ? db_open(dir, &c->db) : -ENOMEM;
+	if (r < 0) {
+		free(c->dir);
+		free(c);
+		return r;
+	}
+	*ret = c;
+	return 0;
+}
+
+struct cache *cache_close(struct cache *c)
+{
+	if (!c)
+		return NULL;
+	db_close(c->db);
+	free(c->dir);
+	free(c);
+	return NULL;
+}
+
+const char *cache_dir(const struct cache *c)
+{
+	return c->dir;
+}
+
+struct cache_db *cache_index(const struct cache *c)
+{
+	return c->db;
+}
+
+int cache_blob_path(const struct cache *c, const char *cid, char *buf, size_t len)
+{
+	return blob_path(c->dir, cid, buf, len);
+}
 
 struct cache_mount_list {
 	struct db_mount *v;

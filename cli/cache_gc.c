@@ -43,12 +43,12 @@ static int gc_evict(struct cache_view *v, struct gc_report *g)
 	if (r >= 0)
 		r = cache_view_pins(v, &pins);
 	if (r >= 0) {
-		r = evict_orphans(v->db, v->dir, &pins, &g->orphans);
+		r = evict_orphans(v->cache, &pins, &g->orphans);
 		if (r < 0)
 			log_err("cannot remove orphaned data in '%s': %s", v->dir, strerror(-r));
 	}
 	if (r >= 0) {
-		r = evict_to_budget(v->db, v->dir, &g->budget, &pins, &g->plan, &g->res);
+		r = evict_to_budget(v->cache, &g->budget, &pins, &g->plan, &g->res);
 		if (r < 0)
 			log_err("eviction stopped: %s", strerror(-r));
 	}

@@ -139,7 +139,7 @@ static int rm_apply(struct cache_view *v, const struct cache_target *t, struct r
 
 		if (evict_pins_has(&keep, p->drop.v[i]))
 			continue;
-		r = evict_remove(v->db, v->dir, p->drop.v[i], &freed);
+		r = evict_remove(v->cache, p->drop.v[i], &freed);
 		if (r == -ENOENT)
 			continue;
 		if (r < 0) {

@@ -62,7 +62,7 @@ static int verify_one(const struct verify_ctx *c, const struct cache_view_blob *
 
 	memset(ret, 0, sizeof(*ret));
 	ret->row = b;
-	r = blob_path(c->v->dir, b->cid, path, sizeof(path));
+	r = cache_blob_path(c->v->cache, b->cid, path, sizeof(path));
 	if (r < 0)
 		return r;
 	fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -161,7 +161,7 @@ static int verify_drop(struct verify_ctx *c)
 			break;
 		}
 		b->dropped = true;
-		if (blob_path(c->v->dir, b->row->cid, path, sizeof(path)) < 0)
+		if (cache_blob_path(c->v->cache, b->row->cid, path, sizeof(path)) < 0)
 			continue;
 		bfd = open(path, O_WRONLY | O_CLOEXEC);
 		if (bfd >= 0) {

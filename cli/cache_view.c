@@ -24,7 +24,9 @@ int cache_view_open(struct cache_view *v, const char *dir)
 		return -ENAMETOOLONG;
 	if (access(path, F_OK) < 0)
 		return errno == ENOENT || errno == ENOTDIR ? 0 : -errno;
-	r = db_open(dir, &v->db);
+	r = cache_open(dir, &v->cache);
+	if (r >= 0)
+		v->db = cache_index(v->cache);
 	if (r == -EPROTONOSUPPORT)
 		log_err("the cache index in '%s' was written by another version of hffs (this one "
 			"reads schema %u); it was not touched: use that version, or remove the "
@@ -104,7 +106,8 @@ void cache_view_done(struct cache_view *v)
 	free(v->blobs);
 	v->blobs = NULL;
 	v->nblobs = v->blobs_cap = 0;
-	v->db = db_close(v->db);
+	v->db = NULL;
+	v->cache = cache_close(v->cache);
 }
 
 int cache_view_load(struct cache_view *v)

@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "cache/blob.h"
+#include "cache/cache.h"
 #include "cache/db.h"
 #include "cache/evict.h"
 #include "cache/tree.h"
@@ -39,7 +40,8 @@ struct cache_view_blob {
  * order, as the index keeps them. Blob records only after cache_view_load_blobs(). */
 struct cache_view {
 	const char *dir; /* borrowed */
-	struct cache_db *db;
+	struct cache *cache;
+	struct cache_db *db; /* cache_index(cache) */
 	struct cache_view_ref *refs;
 	size_t nrefs;
 	struct cache_view_tree *trees;

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cache/cache.h"
 #include "cache/pins.h"
 #include "util/cleanup.h"
 #include "util/log.h"
@@ -23,8 +24,8 @@
 #define MEASURE_MAX_AGE_USEC (5 * USEC_PER_SEC)
 
 struct budget {
-	struct cache_db *db;
-	const char *dir;
+	struct cache *cache;
+	const char *dir; /* cache_dir(cache) */
 	struct evict_budget limits;
 	const struct hub_tree *own;
 	uint64_t fs_total; /* the cache's file system size, for the eviction slack */
@@ -72,7 +73,7 @@ static int collect_pins(struct budget *b, struct evict_pins *pins, char *why, si
 		if (r < 0)
 			return r;
 	}
-	return pins_live_mounts(b->db, pins, why, len);
+	return pins_live_mounts(cache_index(b->cache), pins, why, len);
 }
 
 /* Says why n bytes cannot be had, from the figures after a scan. */
@@ -128,7 +129,7 @@ static int measure(struct budget *b)
 	int r;
 
 	if (b->limits.max_size != EVICT_NO_LIMIT) {
-		r = evict_plan(b->db, b->dir, &none, NULL, &plan);
+		r = evict_plan(b->cache, &none, NULL, &plan);
 		evict_plan_done(&plan);
 		if (r < 0)
 			return r;
@@ -170,7 +171,7 @@ static void evict_for(struct budget *b, uint64_t n)
 	}
 	r = collect_pins(b, &pins, why, sizeof(why));
 	if (r == 0)
-		r = evict_to_budget(b->db, b->dir, &want, &pins, &plan, &res);
+		r = evict_to_budget(b->cache, &want, &pins, &plan, &res);
 	close(fd);
 	evict_pins_done(&pins);
 	if (r == -EBADMSG && why[0])
@@ -318,7 +319,7 @@ uint64_t budget_capacity(struct budget *b, uint64_t n)
 	pthread_mutex_lock(&b->scan);
 	fd = evict_lock(b->dir, false);
 	if (fd >= 0 && collect_pins(b, &pins, NULL, 0) == 0 &&
-	    evict_plan(b->db, b->dir, &want, &pins, &plan) == 0) {
+	    evict_plan(b->cache, &want, &pins, &plan) == 0) {
 		room = sub0(plan.avail, b->limits.min_free);
 		if (b->limits.max_size != EVICT_NO_LIMIT)
 			room = MIN(room, sub0(b->limits.max_size, plan.usage));
@@ -332,14 +333,16 @@ uint64_t budget_capacity(struct budget *b, uint64_t n)
 	return cap;
 }
 
-int budget_new(const struct budget_opts *o, struct cache_db *db, struct budget **ret)
+int budget_new(const struct budget_opts *o, struct cache *cache, struct budget **ret)
 {
 	_cleanup_free_ struct budget *b = calloc(1, sizeof(*b));
 	int r;
 
 	if (!b)
 		return -ENOMEM;
-	*b = (struct budget){ .db = db, .dir = o->cache_dir, .limits = o->limits, .own = o->own };
+	*b = (struct budget){
+		.cache = cache, .dir = cache_dir(cache), .limits = o->limits, .own = o->own
+	};
 	r = evict_fs_space(b->dir, &b->fs_total, &b->avail0);
 	if (r < 0)
 		return r;
