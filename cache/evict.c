@@ -97,7 +97,7 @@ uint64_t evict_default_min_free(uint64_t fs_total)
 	return pct < EVICT_MIN_FREE_CAP_DEFAULT ? pct : EVICT_MIN_FREE_CAP_DEFAULT;
 }
 
-uint64_t evict_need(const struct evict_budget *b, uint64_t usage, uint64_t avail)
+uint64_t evict_need(const struct evict_limits *b, uint64_t usage, uint64_t avail)
 {
 	uint64_t over = usage > b->max_size ? usage - b->max_size : 0;
 	uint64_t under = b->min_free > avail ? b->min_free - avail : 0;
@@ -171,7 +171,7 @@ static int choose(const struct cand_list *l, struct evict_plan *p)
 	return 0;
 }
 
-int evict_plan(struct cache *cache, const struct evict_budget *b, struct evict_pins *pins,
+int evict_plan(struct cache *cache, const struct evict_limits *b, struct evict_pins *pins,
 	       struct evict_plan *ret)
 {
 	struct cand_list l = { 0 };
@@ -270,7 +270,7 @@ int evict_run(struct cache *cache, const struct evict_plan *plan, struct evict_r
 	return r;
 }
 
-int evict_to_budget(struct cache *cache, const struct evict_budget *b, struct evict_pins *pins,
+int evict_to_budget(struct cache *cache, const struct evict_limits *b, struct evict_pins *pins,
 		    struct evict_plan *ret_plan, struct evict_result *ret_res)
 {
 	struct evict_plan plan;

@@ -30,7 +30,7 @@ struct cache;
 #define EVICT_MIN_FREE_PCT_DEFAULT 5U
 #define EVICT_MIN_FREE_CAP_DEFAULT ((uint64_t)5 << 30)
 
-struct evict_budget {
+struct evict_limits {
 	uint64_t max_size; /* bytes the data files may occupy on disk; EVICT_NO_LIMIT */
 	uint64_t min_free; /* bytes to keep available on the cache's file system; 0: none */
 };
@@ -58,7 +58,7 @@ int evict_fs_space(const char *cache_dir, uint64_t *ret_total, uint64_t *ret_ava
 uint64_t evict_default_min_free(uint64_t fs_total);
 /* Bytes to free so that usage <= max_size and avail >= min_free, where freeing a byte of blob
  * data lowers usage and raises avail by one each: the larger of the two shortfalls. Pure. */
-uint64_t evict_need(const struct evict_budget *b, uint64_t usage, uint64_t avail);
+uint64_t evict_need(const struct evict_limits *b, uint64_t usage, uint64_t avail);
 
 struct evict_victim {
 	char cid[CID_MAX];
@@ -85,7 +85,7 @@ struct evict_plan {
 /* Plans: one walk of the blob records (db_blob_foreach), a stat of each data file and a
  * statvfs of the cache. pins may be NULL. Fills ret (evict_plan_done() frees it, also after a
  * failure). -ENOMEM, -EBADMSG (an unreadable record), -errno of statvfs. */
-int evict_plan(struct cache *cache, const struct evict_budget *b, struct evict_pins *pins,
+int evict_plan(struct cache *cache, const struct evict_limits *b, struct evict_pins *pins,
 	       struct evict_plan *ret);
 void evict_plan_done(struct evict_plan *p);
 
@@ -105,7 +105,7 @@ int evict_remove(struct cache *cache, const char *cid, uint64_t *ret_freed);
 int evict_run(struct cache *cache, const struct evict_plan *plan, struct evict_result *ret);
 /* evict_plan() then evict_run(): the one call for a cache that must fit b. ret_plan
  * (optional; else freed here) describes the cache before; ret_res what was removed. */
-int evict_to_budget(struct cache *cache, const struct evict_budget *b, struct evict_pins *pins,
+int evict_to_budget(struct cache *cache, const struct evict_limits *b, struct evict_pins *pins,
 		    struct evict_plan *ret_plan, struct evict_result *ret_res);
 
 struct evict_orphans {

@@ -21,7 +21,7 @@ struct gc_report {
 	struct evict_orphans orphans;
 	struct evict_plan plan;
 	struct evict_result res;
-	struct evict_budget budget;
+	struct evict_limits budget;
 	uint64_t avail_after;
 	bool compacted;
 	uint64_t index_before, index_after;
@@ -142,7 +142,7 @@ static void gc_report_json(const struct cache_view *v, const struct gc_report *g
 	jsonw_end_object(&w);
 }
 
-int cache_gc(struct cache_view *v, const char *max_size, const char *min_free, bool json)
+int cli_cache_gc(struct cache_view *v, const char *max_size, const char *min_free, bool json)
 {
 	struct gc_report g = { .plan.met = true };
 	uint64_t total;

@@ -318,7 +318,7 @@ static void ls_totals(const struct ls_ctx *c, struct jsonw *w, size_t nrows, siz
 	putchar('\n');
 }
 
-int cache_ls(struct cache_view *v, bool json)
+int cli_cache_ls(struct cache_view *v, bool json)
 {
 	struct ls_ctx c = { .v = v };
 	struct jsonw w;

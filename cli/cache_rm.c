@@ -183,7 +183,7 @@ static void rm_report(const struct cache_target *t, const struct rm_plan *p, siz
 	jsonw_end_object(&w);
 }
 
-int cache_rm(struct cache_view *v, const struct cache_target *t, bool json)
+int cli_cache_rm(struct cache_view *v, const struct cache_target *t, bool json)
 {
 	struct rm_plan p;
 	const struct db_mount *m;

@@ -286,7 +286,7 @@ static int verify_select(struct verify_ctx *c, const struct cache_target *t)
 	return 0;
 }
 
-int cache_verify(struct cache_view *v, const struct cache_target *t, bool json)
+int cli_cache_verify(struct cache_view *v, const struct cache_target *t, bool json)
 {
 	struct verify_ctx c = { .v = v };
 	int r = t ? verify_select(&c, t) : 0;

@@ -26,7 +26,7 @@
 struct budget {
 	struct cache *cache;
 	const char *dir; /* cache_dir(cache) */
-	struct evict_budget limits;
+	struct evict_limits limits;
 	const struct hub_tree *own;
 	uint64_t fs_total; /* the cache's file system size, for the eviction slack */
 
@@ -123,7 +123,7 @@ static uint64_t landed_now(struct budget *b)
  * is a max size. Called with scan held, lock not held. */
 static int measure(struct budget *b)
 {
-	struct evict_budget none = { .max_size = EVICT_NO_LIMIT };
+	struct evict_limits none = { .max_size = EVICT_NO_LIMIT };
 	struct evict_plan plan = { 0 };
 	uint64_t total, avail, landed0 = landed_now(b);
 	int r;
@@ -149,7 +149,7 @@ static void evict_for(struct budget *b, uint64_t n)
 	struct evict_pins pins = { 0 };
 	struct evict_plan plan = { 0 };
 	struct evict_result res = { 0 };
-	struct evict_budget want = b->limits;
+	struct evict_limits want = b->limits;
 	uint64_t total, avail, extra, slack, landed0;
 	char why[320] = "";
 	int fd, r;
@@ -309,7 +309,7 @@ uint64_t budget_capacity(struct budget *b, uint64_t n)
 {
 	struct evict_pins pins = { 0 };
 	struct evict_plan plan = { 0 };
-	struct evict_budget want = b->limits;
+	struct evict_limits want = b->limits;
 	uint64_t room, cap = 0;
 	int fd;
 

@@ -19,7 +19,7 @@
 #include "fetch/hub.h"
 
 struct budget_opts {
-	struct evict_budget limits; /* max_size (EVICT_NO_LIMIT: none), min_free (bytes) */
+	struct evict_limits limits; /* max_size (EVICT_NO_LIMIT: none), min_free (bytes) */
 	const struct hub_tree *own; /* this mount's files: pinned even before its record */
 };
 
@@ -48,7 +48,7 @@ bool budget_room(struct budget *b, uint64_t n);
 void budget_why(struct budget *b, char *buf, size_t len);
 
 struct budget_stats {
-	struct evict_budget limits;
+	struct evict_limits limits;
 	uint64_t usage; /* estimated bytes of the cache's data files (0: not measured) */
 	uint64_t avail; /* estimated bytes free on the cache's file system */
 	uint64_t evicted_blobs; /* by this mount */

@@ -42,7 +42,7 @@ static bool has_file(const char *dir, const char *cid)
 
 static void test_need(void)
 {
-	struct evict_budget b = { .max_size = EVICT_NO_LIMIT, .min_free = 0 };
+	struct evict_limits b = { .max_size = EVICT_NO_LIMIT, .min_free = 0 };
 
 	ASSERT_U64_EQ(evict_need(&b, UINT64_MAX, 0), 0);
 	b.max_size = 100;
@@ -65,7 +65,7 @@ static void test_need(void)
 static void test_lru_order(void)
 {
 	const char *dir = fixture_cache_dir("lru");
-	struct evict_budget b = { .min_free = 0 };
+	struct evict_limits b = { .min_free = 0 };
 	struct evict_result res;
 	struct evict_plan p;
 	struct cache_db *db;
@@ -125,7 +125,7 @@ static void test_lru_order(void)
 static void test_ties(void)
 {
 	const char *dir = fixture_cache_dir("ties");
-	struct evict_budget b = { .max_size = 0 };
+	struct evict_limits b = { .max_size = 0 };
 	struct evict_plan p;
 	struct cache_db *db;
 	struct cache *cache;
@@ -149,7 +149,7 @@ static void test_ties(void)
 static void test_pinned(void)
 {
 	const char *dir = fixture_cache_dir("pinned");
-	struct evict_budget b = { .max_size = 0 };
+	struct evict_limits b = { .max_size = 0 };
 	struct evict_pins pins = { 0 };
 	struct evict_result res;
 	struct evict_plan p;
@@ -184,7 +184,7 @@ static void test_pinned(void)
 
 	/* A floor beyond the disk: every unpinned blob goes, and it is still not met. */
 	fixture_put_blob(db, dir, CID("d"), 1, 1, 9);
-	b = (struct evict_budget){ .max_size = EVICT_NO_LIMIT, .min_free = UINT64_MAX / 2 };
+	b = (struct evict_limits){ .max_size = EVICT_NO_LIMIT, .min_free = UINT64_MAX / 2 };
 	ASSERT_OK(evict_plan(cache, &b, &pins, &p));
 	ASSERT_EQ(p.n, 1);
 	ASSERT_STR_EQ(p.v[0].cid, CID("d"));
