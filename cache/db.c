@@ -171,7 +171,7 @@ int db_key_cid(struct db_key *k, const char *cid)
 /* Under resize exclusive: maps size bytes. LMDB unmaps before it maps again, so a failed
  * mmap (RLIMIT_AS, say) would leave no map at all: the old size is mapped back, and only if
  * that fails too is the environment given up (every later call is -EIO). */
-static int remap_locked(struct cache_db *db, size_t size, size_t old)
+static int db_remap_locked(struct cache_db *db, size_t size, size_t old)
 {
 	int r = mdb_env_set_mapsize(db->env, size);
 
@@ -193,13 +193,14 @@ static int db_grow(struct cache_db *db, size_t seen, bool adopt)
 	if (db->broken)
 		r = EIO;
 	else if (adopt)
-		r = remap_locked(db, 0, db->mapsize);
+		r = db_remap_locked(db, 0, db->mapsize);
 	else if (db->mapsize != seen)
 		r = 0; /* another thread grew it meanwhile */
 	else if (seen >= DB_MAPSIZE_MAX)
 		r = MDB_MAP_FULL;
 	else
-		r = remap_locked(db, seen > DB_MAPSIZE_MAX / 2 ? DB_MAPSIZE_MAX : seen * 2, seen);
+		r = db_remap_locked(db, seen > DB_MAPSIZE_MAX / 2 ? DB_MAPSIZE_MAX : seen * 2,
+				    seen);
 	if (!db->broken && mdb_env_info(db->env, &info) == 0)
 		db->mapsize = info.me_mapsize;
 	pthread_rwlock_unlock(&db->resize);
@@ -332,7 +333,7 @@ int db_walk(struct cache_db *db, enum db_dbi dbi,
 /* Inside the opening write transaction: checks the schema of an existing index, or lays out
  * a new one. An index of another version (or a foreign LMDB environment) is left untouched:
  * the caller aborts. */
-static int schema_setup(struct cache_db *db, MDB_txn *txn)
+static int db_schema_setup(struct cache_db *db, MDB_txn *txn)
 {
 	MDB_val key = { .mv_size = strlen(DB_SCHEMA_KEY), .mv_data = (void *)DB_SCHEMA_KEY };
 	uint8_t vbuf[4];
@@ -392,7 +393,7 @@ static int schema_setup(struct cache_db *db, MDB_txn *txn)
  * MDB_NOMETASYNC). Bits are committed in batches every 50-100 ms after the data files are
  * fdatasync'ed, so one more fsync per batch is cheap, and a committed bit then survives a
  * power loss together with the data it claims. */
-static int env_open(struct cache_db *db, const char *path, size_t mapsize)
+static int db_env_open(struct cache_db *db, const char *path, size_t mapsize)
 {
 	MDB_envinfo info;
 	MDB_txn *txn;
@@ -431,7 +432,7 @@ static int env_open(struct cache_db *db, const char *path, size_t mapsize)
 		log_debug("db: cannot begin a transaction in '%s': %s", path, mdb_strerror(r));
 		return db_error(r);
 	}
-	r = schema_setup(db, txn);
+	r = db_schema_setup(db, txn);
 	if (r) {
 		mdb_txn_abort(txn);
 		return db_error(r);
@@ -462,7 +463,7 @@ static struct cache_db *db_free(struct cache_db *db)
 /* Opens DB_LOCK_FILE in the index directory and takes it shared, before LMDB opens anything:
  * this waits while another process compacts the index, so that process's new data file is
  * the one opened here. */
-static int lock_open(struct cache_db *db, const char *dir)
+static int db_lock_open(struct cache_db *db, const char *dir)
 {
 	char path[PATH_MAX];
 	int n = snprintf(path, sizeof(path), "%s/" DB_LOCK_FILE, dir);
@@ -525,9 +526,9 @@ int db_open_with_mapsize(const char *cache_dir, size_t mapsize, struct cache_db 
 	pthread_rwlockattr_setkind_np(&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
 	pthread_rwlock_init(&db->resize, &attr);
 	pthread_rwlockattr_destroy(&attr);
-	r = lock_open(db, path);
+	r = db_lock_open(db, path);
 	if (r == 0)
-		r = env_open(db, path, mapsize);
+		r = db_env_open(db, path, mapsize);
 	if (r < 0) {
 		pthread_mutex_unlock(&db_registry_lock);
 		db_free(db);
@@ -583,7 +584,7 @@ size_t db_priv_mapsize(struct cache_db *db)
 
 /* ---- compaction ---- */
 
-static int file_size(const char *path, uint64_t *ret)
+static int db_file_size(const char *path, uint64_t *ret)
 {
 	struct stat st;
 
@@ -596,8 +597,8 @@ static int file_size(const char *path, uint64_t *ret)
 /* With the index lock exclusive and resize held exclusive: writes a compacted copy beside
  * data.mdb, makes it durable, renames it over data.mdb (atomic: a crash leaves the old file
  * or the new one, never half of either) and opens the environment again on it. */
-static int compact_locked(struct cache_db *db, const char *dir, uint64_t *ret_before,
-			  uint64_t *ret_after)
+static int db_compact_locked(struct cache_db *db, const char *dir, uint64_t *ret_before,
+			     uint64_t *ret_after)
 {
 	char data[PATH_MAX], tmp[PATH_MAX];
 	_cleanup_close_ int fd = -1, dfd = -1;
@@ -607,7 +608,7 @@ static int compact_locked(struct cache_db *db, const char *dir, uint64_t *ret_be
 	if (n < 0 || (size_t)n >= sizeof(data) ||
 	    snprintf(tmp, sizeof(tmp), "%s/data.mdb.compact", dir) >= (int)sizeof(tmp))
 		return -ENAMETOOLONG;
-	r = file_size(data, ret_before);
+	r = db_file_size(data, ret_before);
 	if (r < 0)
 		return r;
 	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
@@ -629,13 +630,13 @@ static int compact_locked(struct cache_db *db, const char *dir, uint64_t *ret_be
 	/* The environment still maps the old, now unlinked file. */
 	mdb_env_close(db->env);
 	db->env = NULL;
-	r = env_open(db, dir, db->mapsize);
+	r = db_env_open(db, dir, db->mapsize);
 	if (r < 0) {
 		log_debug("db: cannot open the compacted index '%s': %s", data, strerror(-r));
 		db->broken = true;
 		return r;
 	}
-	return file_size(data, ret_after);
+	return db_file_size(data, ret_after);
 }
 
 int db_compact(struct cache_db *db, uint64_t *ret_before, uint64_t *ret_after)
@@ -656,7 +657,7 @@ int db_compact(struct cache_db *db, uint64_t *ret_before, uint64_t *ret_after)
 		r = errno == EWOULDBLOCK ? -EBUSY : -errno;
 	} else {
 		pthread_rwlock_wrlock(&db->resize);
-		r = db->broken ? -EIO : compact_locked(db, dir, &before, &after);
+		r = db->broken ? -EIO : db_compact_locked(db, dir, &before, &after);
 		pthread_rwlock_unlock(&db->resize);
 	}
 	while (flock(db->lock_fd, LOCK_SH) < 0 && errno == EINTR)
