@@ -72,6 +72,14 @@ int blob_path(const char *cache_dir, const char *cid, char *buf, size_t len)
 	return 0;
 }
 
+int blob_dir(const char *cache_dir, const char *fanout, char *buf, size_t len)
+{
+	int n = fanout ? snprintf(buf, len, "%s/blobs/%s", cache_dir, fanout) :
+			 snprintf(buf, len, "%s/blobs", cache_dir);
+
+	return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
+}
+
 int blob_open(const char *cache_dir, const char *cid, uint64_t size)
 {
 	char path[PATH_MAX];

@@ -20,6 +20,9 @@ int blob_mkdir_p(const char *path);
 
 /* Writes "<cache_dir>/blobs/<cid[0..1]>/<cid>" into buf. -ENAMETOOLONG, -EINVAL bad cid. */
 int blob_path(const char *cache_dir, const char *cid, char *buf, size_t len);
+/* Writes the directory of the data files, "<cache_dir>/blobs", or with fanout one of its
+ * fan-out directories, "<cache_dir>/blobs/<fanout>", into buf. -ENAMETOOLONG. */
+int blob_dir(const char *cache_dir, const char *fanout, char *buf, size_t len);
 
 /* Opens (creating directories and the file, and sizing a new file to size) the data file of
  * cid, O_RDWR|O_CLOEXEC. An existing file of another size is resized to size (its data is

@@ -1,9 +1,10 @@
-/* db.h: the cache index, the only user of lmdb.h. One LMDB environment in <cache_dir>/index
- * holds, under a schema version:
+/* db.h: the cache index (cache/db*.c; of them only db.c includes lmdb.h). One LMDB
+ * environment in <cache_dir>/index holds, under a schema version:
  *   blob records   cid -> size, block size, hash kind, state, present-block count, access time
  *   blob bitmaps   cid -> presence bitmap (bit i set: block i is in the data file)
  *   refs           "<repo_key>\0<revision>" -> 40-hex commit
- *   trees          "<repo_key>\0<commit>" -> the serialized tree (opaque bytes)
+ *   trees          "<repo_key>\0<commit>" -> the tree record (cache/tree.h gives its bytes
+ *                  their meaning; db_tree_* store them as they come)
  *   mounts         mountpoint -> struct db_mount (active mounts, for `hffs status`)
  *   live           mountpoint -> opaque bytes a running mount publishes (rates, errors)
  * Several processes and threads share one environment (LMDB's lock file); every call is its
@@ -30,7 +31,7 @@ enum blob_state {
 	BLOB_BAD, /* hashed and different: blocks dropped, to be refetched */
 };
 
-const char *blob_state_str(enum blob_state s); /* "partial", "complete", "verified", "bad" */
+const char *db_blob_state_str(enum blob_state s); /* "partial", "complete", "verified", "bad" */
 
 struct blob_rec {
 	uint64_t size;

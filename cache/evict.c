@@ -16,6 +16,7 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
+#include "cache/cache.h"
 #include "cache/db.h"
 #include "util/cleanup.h"
 #include "util/log.h"
@@ -96,7 +97,7 @@ uint64_t evict_default_min_free(uint64_t fs_total)
 	return pct < EVICT_MIN_FREE_CAP_DEFAULT ? pct : EVICT_MIN_FREE_CAP_DEFAULT;
 }
 
-uint64_t evict_need(const struct evict_budget *b, uint64_t usage, uint64_t avail)
+uint64_t evict_need(const struct evict_limits *b, uint64_t usage, uint64_t avail)
 {
 	uint64_t over = usage > b->max_size ? usage - b->max_size : 0;
 	uint64_t under = b->min_free > avail ? b->min_free - avail : 0;
@@ -170,17 +171,17 @@ static int choose(const struct cand_list *l, struct evict_plan *p)
 	return 0;
 }
 
-int evict_plan(struct cache_db *db, const char *cache_dir, const struct evict_budget *b,
-	       struct evict_pins *pins, struct evict_plan *ret)
+int evict_plan(struct cache *cache, const struct evict_limits *b, struct evict_pins *pins,
+	       struct evict_plan *ret)
 {
 	struct cand_list l = { 0 };
 	int r;
 
 	*ret = (struct evict_plan){ .met = true };
-	r = evict_fs_space(cache_dir, &ret->fs_total, &ret->avail);
+	r = evict_fs_space(cache_dir(cache), &ret->fs_total, &ret->avail);
 	if (r < 0)
 		return r;
-	r = db_blob_foreach(db, collect_cand, &l);
+	r = db_blob_foreach(cache_index(cache), collect_cand, &l);
 	if (r < 0) {
 		free(l.v);
 		return r;
@@ -189,7 +190,7 @@ int evict_plan(struct cache_db *db, const char *cache_dir, const struct evict_bu
 	for (size_t i = 0; i < l.n; i++) {
 		struct cand *c = &l.v[i];
 
-		c->disk = blob_disk_usage(cache_dir, c->cid);
+		c->disk = blob_disk_usage(cache_dir(cache), c->cid);
 		c->pinned = evict_pins_has(pins, c->cid);
 		ret->usage += c->disk;
 		if (c->pinned && c->disk) {
@@ -219,7 +220,7 @@ void evict_plan_done(struct evict_plan *p)
 
 /* ---- removal ---- */
 
-int evict_remove(struct cache_db *db, const char *cache_dir, const char *cid, uint64_t *ret_freed)
+int evict_remove(struct cache *cache, const char *cid, uint64_t *ret_freed)
 {
 	uint64_t disk;
 	int r, u;
@@ -228,13 +229,13 @@ int evict_remove(struct cache_db *db, const char *cache_dir, const char *cid, ui
 		return -EINVAL;
 	/* The record goes first: from then on no bit claims the file's bytes, and a crash
 	 * before the unlink leaves an orphan file, which evict_orphans() removes. */
-	r = db_blob_delete(db, cid);
+	r = db_blob_delete(cache_index(cache), cid);
 	if (r < 0 && r != -ENOENT) {
 		log_debug("evict: cannot drop the record of '%s': %s", cid, strerror(-r));
 		return r;
 	}
-	disk = blob_disk_usage(cache_dir, cid);
-	u = blob_unlink(cache_dir, cid);
+	disk = blob_disk_usage(cache_dir(cache), cid);
+	u = blob_unlink(cache_dir(cache), cid);
 	if (u < 0 && u != -ENOENT) {
 		log_debug("evict: cannot remove the data file of '%s': %s", cid, strerror(-u));
 		return u;
@@ -246,8 +247,7 @@ int evict_remove(struct cache_db *db, const char *cache_dir, const char *cid, ui
 	return 0;
 }
 
-int evict_run(struct cache_db *db, const char *cache_dir, const struct evict_plan *plan,
-	      struct evict_result *ret)
+int evict_run(struct cache *cache, const struct evict_plan *plan, struct evict_result *ret)
 {
 	struct evict_result res = { 0 };
 	int r = 0;
@@ -255,7 +255,7 @@ int evict_run(struct cache_db *db, const char *cache_dir, const struct evict_pla
 	for (size_t i = 0; i < plan->n; i++) {
 		uint64_t freed = 0;
 
-		r = evict_remove(db, cache_dir, plan->v[i].cid, &freed);
+		r = evict_remove(cache, plan->v[i].cid, &freed);
 		if (r == -ENOENT) {
 			r = 0;
 			continue;
@@ -270,18 +270,17 @@ int evict_run(struct cache_db *db, const char *cache_dir, const struct evict_pla
 	return r;
 }
 
-int evict_to_budget(struct cache_db *db, const char *cache_dir, const struct evict_budget *b,
-		    struct evict_pins *pins, struct evict_plan *ret_plan,
-		    struct evict_result *ret_res)
+int evict_to_budget(struct cache *cache, const struct evict_limits *b, struct evict_pins *pins,
+		    struct evict_plan *ret_plan, struct evict_result *ret_res)
 {
 	struct evict_plan plan;
 	int r;
 
 	if (ret_res)
 		*ret_res = (struct evict_result){ 0 };
-	r = evict_plan(db, cache_dir, b, pins, &plan);
+	r = evict_plan(cache, b, pins, &plan);
 	if (r == 0)
-		r = evict_run(db, cache_dir, &plan, ret_res);
+		r = evict_run(cache, &plan, ret_res);
 	if (ret_plan)
 		*ret_plan = plan;
 	else
@@ -292,16 +291,17 @@ int evict_to_budget(struct cache_db *db, const char *cache_dir, const struct evi
 /* ---- orphans ---- */
 
 /* Removes the files of one fan-out directory (<blobs>/<xx>) whose cid has no record. */
-static int orphan_files_in(struct cache_db *db, const char *cache_dir, const char *sub,
-			   struct evict_pins *pins, struct evict_orphans *ret)
+static int orphan_files_in(struct cache *cache, const char *sub, struct evict_pins *pins,
+			   struct evict_orphans *ret)
 {
 	char path[PATH_MAX];
 	struct dirent *de;
 	DIR *d;
 	int r = 0;
 
-	if (snprintf(path, sizeof(path), "%s/blobs/%s", cache_dir, sub) >= (int)sizeof(path))
-		return -ENAMETOOLONG;
+	r = blob_dir(cache_dir(cache), sub, path, sizeof(path));
+	if (r < 0)
+		return r;
 	d = opendir(path);
 	if (!d)
 		return errno == ENOENT || errno == ENOTDIR ? 0 : -errno;
@@ -313,14 +313,14 @@ static int orphan_files_in(struct cache_db *db, const char *cache_dir, const cha
 		/* Only files hffs would have written: a cid in the directory of its prefix. */
 		if (!blob_cid_is_valid(de->d_name) || strncmp(de->d_name, sub, 2))
 			continue;
-		g = db_blob_get(db, de->d_name, &rec, NULL);
+		g = db_blob_get(cache_index(cache), de->d_name, &rec, NULL);
 		if (g != -ENOENT || evict_pins_has(pins, de->d_name)) {
 			if (g < 0 && g != -ENOENT && r == 0)
 				r = g;
 			continue;
 		}
-		disk = blob_disk_usage(cache_dir, de->d_name);
-		u = blob_unlink(cache_dir, de->d_name);
+		disk = blob_disk_usage(cache_dir(cache), de->d_name);
+		u = blob_unlink(cache_dir(cache), de->d_name);
 		if (u == 0) {
 			ret->files++;
 			ret->file_bytes += disk;
@@ -340,16 +340,16 @@ static bool is_fanout_name(const char *name)
 	return name[0] && name[1] && !name[2] && strchr(hex, name[0]) && strchr(hex, name[1]);
 }
 
-static int orphan_files(struct cache_db *db, const char *cache_dir, struct evict_pins *pins,
-			struct evict_orphans *ret)
+static int orphan_files(struct cache *cache, struct evict_pins *pins, struct evict_orphans *ret)
 {
 	char path[PATH_MAX];
 	struct dirent *de;
 	DIR *d;
 	int r = 0;
 
-	if (snprintf(path, sizeof(path), "%s/blobs", cache_dir) >= (int)sizeof(path))
-		return -ENAMETOOLONG;
+	r = blob_dir(cache_dir(cache), NULL, path, sizeof(path));
+	if (r < 0)
+		return r;
 	d = opendir(path);
 	if (!d)
 		return errno == ENOENT ? 0 : -errno;
@@ -358,7 +358,7 @@ static int orphan_files(struct cache_db *db, const char *cache_dir, struct evict
 
 		if (!is_fanout_name(de->d_name))
 			continue;
-		s = orphan_files_in(db, cache_dir, de->d_name, pins, ret);
+		s = orphan_files_in(cache, de->d_name, pins, ret);
 		if (s < 0 && r == 0)
 			r = s;
 	}
@@ -391,11 +391,10 @@ static int collect_claims(void *ud, const char *cid, const struct blob_rec *rec)
 }
 
 /* Drops the records whose bits claim blocks of a data file that is gone. */
-static int orphan_records(struct cache_db *db, const char *cache_dir, struct evict_pins *pins,
-			  struct evict_orphans *ret)
+static int orphan_records(struct cache *cache, struct evict_pins *pins, struct evict_orphans *ret)
 {
 	struct claim_list l = { 0 };
-	int r = db_blob_foreach(db, collect_claims, &l);
+	int r = db_blob_foreach(cache_index(cache), collect_claims, &l);
 
 	for (size_t i = 0; r == 0 && i < l.n; i++) {
 		char path[PATH_MAX];
@@ -403,10 +402,10 @@ static int orphan_records(struct cache_db *db, const char *cache_dir, struct evi
 
 		if (evict_pins_has(pins, l.v[i]))
 			continue;
-		r = blob_path(cache_dir, l.v[i], path, sizeof(path));
+		r = blob_path(cache_dir(cache), l.v[i], path, sizeof(path));
 		if (r < 0 || stat(path, &st) == 0 || errno != ENOENT)
 			continue;
-		r = db_blob_delete(db, l.v[i]);
+		r = db_blob_delete(cache_index(cache), l.v[i]);
 		if (r == 0)
 			ret->records++;
 		else if (r == -ENOENT)
@@ -416,14 +415,13 @@ static int orphan_records(struct cache_db *db, const char *cache_dir, struct evi
 	return r;
 }
 
-int evict_orphans(struct cache_db *db, const char *cache_dir, struct evict_pins *pins,
-		  struct evict_orphans *ret)
+int evict_orphans(struct cache *cache, struct evict_pins *pins, struct evict_orphans *ret)
 {
 	int r, s;
 
 	*ret = (struct evict_orphans){ 0 };
-	r = orphan_files(db, cache_dir, pins, ret);
-	s = orphan_records(db, cache_dir, pins, ret);
+	r = orphan_files(cache, pins, ret);
+	s = orphan_records(cache, pins, ret);
 	log_debug("evict: %zu orphan files (%llu bytes) removed, %zu orphan records dropped",
 		  ret->files, (unsigned long long)ret->file_bytes, ret->records);
 	return r < 0 ? r : s;

@@ -1,8 +1,8 @@
 /* evict.h: keeping the cache within its budget. Chooses the least recently used blobs that no
  * live mount pins until the data files fit max_size and the file system keeps min_free free,
  * and removes them (index record first, then data file); finds orphans both ways. Works over
- * cache/db and cache/blob only: which blobs the live mounts use is the caller's to say (pins),
- * from the mount records whose daemon is alive and their trees.
+ * a cache handle (cache/cache.h: its index and blob files) only: which blobs the live mounts
+ * use is the caller's to say (cache/pins.h, from the live mount records and their trees).
  *
  * Protocol: whoever removes blobs holds evict_lock() exclusive from computing its pins until
  * its last removal; a mount holds it shared from registering its blobs (db_blob_ensure) until
@@ -11,7 +11,7 @@
  *
  * A daemon staying within budget during background completion calls, every so often:
  *     fd = evict_lock(cache_dir, true); <pins: every live mount's cids, its own included>;
- *     evict_to_budget(db, cache_dir, &budget, &pins, &plan, &res); close(fd);
+ *     evict_to_budget(cache, &budget, &pins, &plan, &res); close(fd);
  * and pauses completion while plan.met is false (its own blobs are what fills the budget).
  * Blocking (stat, statvfs, unlink); any thread; no state of its own. */
 #pragma once
@@ -22,7 +22,7 @@
 
 #include "cache/blob.h"
 
-struct cache_db;
+struct cache;
 
 /* No max_size. */
 #define EVICT_NO_LIMIT UINT64_MAX
@@ -30,7 +30,7 @@ struct cache_db;
 #define EVICT_MIN_FREE_PCT_DEFAULT 5U
 #define EVICT_MIN_FREE_CAP_DEFAULT ((uint64_t)5 << 30)
 
-struct evict_budget {
+struct evict_limits {
 	uint64_t max_size; /* bytes the data files may occupy on disk; EVICT_NO_LIMIT */
 	uint64_t min_free; /* bytes to keep available on the cache's file system; 0: none */
 };
@@ -58,7 +58,7 @@ int evict_fs_space(const char *cache_dir, uint64_t *ret_total, uint64_t *ret_ava
 uint64_t evict_default_min_free(uint64_t fs_total);
 /* Bytes to free so that usage <= max_size and avail >= min_free, where freeing a byte of blob
  * data lowers usage and raises avail by one each: the larger of the two shortfalls. Pure. */
-uint64_t evict_need(const struct evict_budget *b, uint64_t usage, uint64_t avail);
+uint64_t evict_need(const struct evict_limits *b, uint64_t usage, uint64_t avail);
 
 struct evict_victim {
 	char cid[CID_MAX];
@@ -85,8 +85,8 @@ struct evict_plan {
 /* Plans: one walk of the blob records (db_blob_foreach), a stat of each data file and a
  * statvfs of the cache. pins may be NULL. Fills ret (evict_plan_done() frees it, also after a
  * failure). -ENOMEM, -EBADMSG (an unreadable record), -errno of statvfs. */
-int evict_plan(struct cache_db *db, const char *cache_dir, const struct evict_budget *b,
-	       struct evict_pins *pins, struct evict_plan *ret);
+int evict_plan(struct cache *cache, const struct evict_limits *b, struct evict_pins *pins,
+	       struct evict_plan *ret);
 void evict_plan_done(struct evict_plan *p);
 
 struct evict_result {
@@ -98,17 +98,15 @@ struct evict_result {
  * two leaves an orphan file (evict_orphans() removes it), never a bit that claims data that
  * is gone. *ret_freed (optional) receives the bytes the file held. -ENOENT when there was
  * neither record nor file, -EINVAL bad cid, else the -errno of the step that failed. */
-int evict_remove(struct cache_db *db, const char *cache_dir, const char *cid, uint64_t *ret_freed);
+int evict_remove(struct cache *cache, const char *cid, uint64_t *ret_freed);
 /* Removes plan's victims in order with evict_remove(), stopping at the first failure other
  * than -ENOENT (a victim someone else removed meanwhile), which it returns; ret (optional)
  * counts what was done either way. */
-int evict_run(struct cache_db *db, const char *cache_dir, const struct evict_plan *plan,
-	      struct evict_result *ret);
+int evict_run(struct cache *cache, const struct evict_plan *plan, struct evict_result *ret);
 /* evict_plan() then evict_run(): the one call for a cache that must fit b. ret_plan
  * (optional; else freed here) describes the cache before; ret_res what was removed. */
-int evict_to_budget(struct cache_db *db, const char *cache_dir, const struct evict_budget *b,
-		    struct evict_pins *pins, struct evict_plan *ret_plan,
-		    struct evict_result *ret_res);
+int evict_to_budget(struct cache *cache, const struct evict_limits *b, struct evict_pins *pins,
+		    struct evict_plan *ret_plan, struct evict_result *ret_res);
 
 struct evict_orphans {
 	size_t files; /* data files with no record, removed */
@@ -121,8 +119,7 @@ struct evict_orphans {
  * Pinned cids are left alone both ways; files whose names are not cids, and records of blobs
  * with no blocks and no file yet, are not orphans. Counts into ret even on failure.
  * -ENOMEM, -EBADMSG, or the -errno of the first removal that failed. */
-int evict_orphans(struct cache_db *db, const char *cache_dir, struct evict_pins *pins,
-		  struct evict_orphans *ret);
+int evict_orphans(struct cache *cache, struct evict_pins *pins, struct evict_orphans *ret);
 
 /* Takes the eviction lock of cache_dir (the flock of <cache_dir>/evict.lock, created if
  * missing): exclusive or shared, waiting for it. Returns the fd whose close() releases it

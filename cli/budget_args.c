@@ -7,7 +7,7 @@
 #include "util/parse.h"
 
 int cli_budget(const char *max_flag, const char *max_size, const char *min_free, const char *dir,
-	       struct evict_budget *b)
+	       struct evict_limits *b)
 {
 	uint64_t total = 0, avail = 0;
 	unsigned pct;

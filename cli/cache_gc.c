@@ -21,7 +21,7 @@ struct gc_report {
 	struct evict_orphans orphans;
 	struct evict_plan plan;
 	struct evict_result res;
-	struct evict_budget budget;
+	struct evict_limits budget;
 	uint64_t avail_after;
 	bool compacted;
 	uint64_t index_before, index_after;
@@ -43,12 +43,12 @@ static int gc_evict(struct cache_view *v, struct gc_report *g)
 	if (r >= 0)
 		r = cache_view_pins(v, &pins);
 	if (r >= 0) {
-		r = evict_orphans(v->db, v->dir, &pins, &g->orphans);
+		r = evict_orphans(v->cache, &pins, &g->orphans);
 		if (r < 0)
 			log_err("cannot remove orphaned data in '%s': %s", v->dir, strerror(-r));
 	}
 	if (r >= 0) {
-		r = evict_to_budget(v->db, v->dir, &g->budget, &pins, &g->plan, &g->res);
+		r = evict_to_budget(v->cache, &g->budget, &pins, &g->plan, &g->res);
 		if (r < 0)
 			log_err("eviction stopped: %s", strerror(-r));
 	}
@@ -142,7 +142,7 @@ static void gc_report_json(const struct cache_view *v, const struct gc_report *g
 	jsonw_end_object(&w);
 }
 
-int cache_gc(struct cache_view *v, const char *max_size, const char *min_free, bool json)
+int cli_cache_gc(struct cache_view *v, const char *max_size, const char *min_free, bool json)
 {
 	struct gc_report g = { .plan.met = true };
 	uint64_t total;

@@ -11,4 +11,4 @@
  * JSON. Takes the eviction lock itself and loads v again under it. Returns the exit status:
  * 0 (also when only live mounts stand in the way of the budget), 1 on an error (logged), 2
  * for a bad size (said why). */
-int cache_gc(struct cache_view *v, const char *max_size, const char *min_free, bool json);
+int cli_cache_gc(struct cache_view *v, const char *max_size, const char *min_free, bool json);

@@ -14,7 +14,6 @@
 #include "cache/blob.h"
 #include "cache/db.h"
 #include "cache/evict.h"
-#include "fetch/hub.h"
 #include "util/cleanup.h"
 #include "util/jsonw.h"
 #include "util/parse.h"
@@ -102,17 +101,17 @@ static int tree_stats(const struct ls_ctx *c, const struct cache_view_tree *t, s
 		return -ENOMEM;
 	memset(s, 0, sizeof(*s));
 	for (size_t i = 0; i < t->tree.n; i++) {
-		const struct hub_entry *e = &t->tree.v[i];
+		const struct tree_entry *e = &t->tree.v[i];
 		const struct cache_view_blob *b;
 
 		if (e->is_dir)
 			continue;
 		s->files++;
 		s->total += e->size;
-		if (!hub_entry_has_data(e))
+		if (!tree_entry_has_data(e))
 			continue;
-		cids[n++] = hub_entry_cid(e);
-		b = cache_view_find_blob(c->v, hub_entry_cid(e));
+		cids[n++] = e->cid;
+		b = cache_view_find_blob(c->v, e->cid);
 		if (b)
 			s->cached += MIN(c->cached[b - c->v->blobs], e->size);
 	}
@@ -139,8 +138,8 @@ static int repo_stats(const struct ls_ctx *c, const char *repo_key, struct tree_
 		if (strcmp(t->repo_key, repo_key))
 			continue;
 		for (size_t k = 0; k < t->tree.n; k++)
-			if (hub_entry_has_data(&t->tree.v[k]))
-				cids[n++] = hub_entry_cid(&t->tree.v[k]);
+			if (tree_entry_has_data(&t->tree.v[k]))
+				cids[n++] = t->tree.v[k].cid;
 	}
 	cids_stats(c, cids, n, s);
 	return 0;
@@ -319,7 +318,7 @@ static void ls_totals(const struct ls_ctx *c, struct jsonw *w, size_t nrows, siz
 	putchar('\n');
 }
 
-int cache_ls(struct cache_view *v, bool json)
+int cli_cache_ls(struct cache_view *v, bool json)
 {
 	struct ls_ctx c = { .v = v };
 	struct jsonw w;

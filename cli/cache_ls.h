@@ -8,4 +8,4 @@
 /* Prints the listing of v (loaded by cache_view_load()) on stdout, as text or JSON; reads its
  * blob records. Returns the exit status: 0, or 1 when they could not be read (logged) or
  * memory ran out. */
-int cache_ls(struct cache_view *v, bool json);
+int cli_cache_ls(struct cache_view *v, bool json);

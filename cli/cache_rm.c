@@ -11,7 +11,7 @@
 
 #include "cache/db.h"
 #include "cache/evict.h"
-#include "fs/pins.h"
+#include "cache/pins.h"
 #include "util/jsonw.h"
 #include "util/log.h"
 #include "util/parse.h"
@@ -139,7 +139,7 @@ static int rm_apply(struct cache_view *v, const struct cache_target *t, struct r
 
 		if (evict_pins_has(&keep, p->drop.v[i]))
 			continue;
-		r = evict_remove(v->db, v->dir, p->drop.v[i], &freed);
+		r = evict_remove(v->cache, p->drop.v[i], &freed);
 		if (r == -ENOENT)
 			continue;
 		if (r < 0) {
@@ -183,7 +183,7 @@ static void rm_report(const struct cache_target *t, const struct rm_plan *p, siz
 	jsonw_end_object(&w);
 }
 
-int cache_rm(struct cache_view *v, const struct cache_target *t, bool json)
+int cli_cache_rm(struct cache_view *v, const struct cache_target *t, bool json)
 {
 	struct rm_plan p;
 	const struct db_mount *m;

@@ -11,4 +11,4 @@
  * (cache_view_load()) until this returns: the pins and the removals must see one state.
  * Returns the exit status: 0, or 1 (said why) when t is not in the cache, a live mount uses
  * what would go, the index could not be changed, or memory ran out. */
-int cache_rm(struct cache_view *v, const struct cache_target *t, bool json);
+int cli_cache_rm(struct cache_view *v, const struct cache_target *t, bool json);

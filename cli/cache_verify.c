@@ -16,8 +16,7 @@
 #include "cache/db.h"
 #include "cache/evict.h"
 #include "cache/verify.h"
-#include "fetch/hub.h"
-#include "fs/pins.h"
+#include "cache/pins.h"
 #include "util/cleanup.h"
 #include "util/jsonw.h"
 #include "util/log.h"
@@ -63,7 +62,7 @@ static int verify_one(const struct verify_ctx *c, const struct cache_view_blob *
 
 	memset(ret, 0, sizeof(*ret));
 	ret->row = b;
-	r = blob_path(c->v->dir, b->cid, path, sizeof(path));
+	r = cache_blob_path(c->v->cache, b->cid, path, sizeof(path));
 	if (r < 0)
 		return r;
 	fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -130,8 +129,7 @@ static const struct db_mount *verify_user(struct cache_view *v, const char *cid)
 		if (!t || t->unreadable)
 			return m; /* unknown: treat as used */
 		for (size_t k = 0; k < t->tree.n; k++)
-			if (hub_entry_has_data(&t->tree.v[k]) &&
-			    !strcmp(hub_entry_cid(&t->tree.v[k]), cid))
+			if (tree_entry_has_data(&t->tree.v[k]) && !strcmp(t->tree.v[k].cid, cid))
 				return m;
 	}
 	return NULL;
@@ -163,7 +161,7 @@ static int verify_drop(struct verify_ctx *c)
 			break;
 		}
 		b->dropped = true;
-		if (blob_path(c->v->dir, b->row->cid, path, sizeof(path)) < 0)
+		if (cache_blob_path(c->v->cache, b->row->cid, path, sizeof(path)) < 0)
 			continue;
 		bfd = open(path, O_WRONLY | O_CLOEXEC);
 		if (bfd >= 0) {
@@ -182,8 +180,7 @@ static const char *blob_name(const struct cache_view *v, const char *cid, char *
 		const struct cache_view_tree *t = &v->trees[i];
 
 		for (size_t k = 0; k < t->tree.n; k++) {
-			if (!hub_entry_has_data(&t->tree.v[k]) ||
-			    strcmp(hub_entry_cid(&t->tree.v[k]), cid))
+			if (!tree_entry_has_data(&t->tree.v[k]) || strcmp(t->tree.v[k].cid, cid))
 				continue;
 			snprintf(buf, len, "%s: %s", cache_view_repo_display(t->repo_key),
 				 t->tree.v[k].path);
@@ -289,7 +286,7 @@ static int verify_select(struct verify_ctx *c, const struct cache_target *t)
 	return 0;
 }
 
-int cache_verify(struct cache_view *v, const struct cache_target *t, bool json)
+int cli_cache_verify(struct cache_view *v, const struct cache_target *t, bool json)
 {
 	struct verify_ctx c = { .v = v };
 	int r = t ? verify_select(&c, t) : 0;

@@ -12,4 +12,4 @@
  * eviction lock for that and loading v again under it; reports on stdout, as text or JSON.
  * Returns the exit status: 0, or 1 when a blob was bad or unreadable, t is not in the cache,
  * or on an error (logged). */
-int cache_verify(struct cache_view *v, const struct cache_target *t, bool json);
+int cli_cache_verify(struct cache_view *v, const struct cache_target *t, bool json);

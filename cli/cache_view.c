@@ -10,10 +10,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "fetch/hub_json.h"
-#include "fs/pins.h"
+#include "cache/cache.h"
+#include "cache/pins.h"
 #include "util/log.h"
-#include "util/proc.h"
 
 int cache_view_open(struct cache_view *v, const char *dir)
 {
@@ -25,7 +24,9 @@ int cache_view_open(struct cache_view *v, const char *dir)
 		return -ENAMETOOLONG;
 	if (access(path, F_OK) < 0)
 		return errno == ENOENT || errno == ENOTDIR ? 0 : -errno;
-	r = db_open(dir, &v->db);
+	r = cache_open(dir, &v->cache);
+	if (r >= 0)
+		v->db = cache_index(v->cache);
 	if (r == -EPROTONOSUPPORT)
 		log_err("the cache index in '%s' was written by another version of hffs (this one "
 			"reads schema %u); it was not touched: use that version, or remove the "
@@ -74,23 +75,8 @@ static int collect_tree(void *ud, const char *repo_key, const char *commit, cons
 	if (!p->repo_key)
 		return -ENOMEM;
 	snprintf(p->commit, sizeof(p->commit), "%s", commit);
-	p->unreadable = hub_json_tree_page(data, len, &p->tree) < 0;
+	p->unreadable = tree_decode(data, len, &p->tree) < 0;
 	v->ntrees++;
-	return 0;
-}
-
-static int collect_mount(void *ud, const struct db_mount *m)
-{
-	struct cache_view *v = ud;
-	struct db_mount *p;
-
-	if (!proc_hffs_alive(m->pid))
-		return 0;
-	p = reallocarray(v->mounts, v->nmounts + 1, sizeof(*p));
-	if (!p)
-		return -ENOMEM;
-	v->mounts = p;
-	v->mounts[v->nmounts++] = *m;
 	return 0;
 }
 
@@ -103,7 +89,7 @@ static void view_clear(struct cache_view *v)
 	}
 	for (size_t i = 0; i < v->ntrees; i++) {
 		free(v->trees[i].repo_key);
-		hub_tree_done(&v->trees[i].tree);
+		tree_done(&v->trees[i].tree);
 	}
 	free(v->refs);
 	free(v->trees);
@@ -120,7 +106,8 @@ void cache_view_done(struct cache_view *v)
 	free(v->blobs);
 	v->blobs = NULL;
 	v->nblobs = v->blobs_cap = 0;
-	v->db = db_close(v->db);
+	v->db = NULL;
+	v->cache = cache_close(v->cache);
 }
 
 int cache_view_load(struct cache_view *v)
@@ -132,7 +119,7 @@ int cache_view_load(struct cache_view *v)
 	if (r >= 0)
 		r = db_tree_foreach(v->db, collect_tree, v);
 	if (r >= 0)
-		r = db_mount_foreach(v->db, collect_mount, v);
+		r = cache_live_mounts(v->db, false, &v->mounts, &v->nmounts);
 	if (r < 0)
 		log_err("cannot read the cache index in '%s': %s", v->dir, strerror(-r));
 	return r;

@@ -1,6 +1,6 @@
 /* cache_view.h: what the `hffs cache` subcommands read of a cache directory: its index, opened
  * without creating one; its refs, trees and live mounts, read once; its blob records, when
- * asked; the pins of the live mounts (fs/pins). Single thread; blocking (LMDB, /proc). Logs
+ * asked; the pins of the live mounts (cache/pins). Single thread; blocking (LMDB, /proc). Logs
  * what it could not read; prints nothing else and knows no subcommand. */
 #pragma once
 
@@ -9,9 +9,10 @@
 #include <stdint.h>
 
 #include "cache/blob.h"
+#include "cache/cache.h"
 #include "cache/db.h"
 #include "cache/evict.h"
-#include "fetch/hub.h"
+#include "cache/tree.h"
 
 /* A ref of the index: revision of repo_key names commit. */
 struct cache_view_ref {
@@ -25,7 +26,7 @@ struct cache_view_ref {
 struct cache_view_tree {
 	char *repo_key;
 	char commit[41];
-	struct hub_tree tree; /* empty when unreadable */
+	struct tree tree; /* empty when unreadable */
 	bool unreadable;
 };
 
@@ -39,7 +40,8 @@ struct cache_view_blob {
  * order, as the index keeps them. Blob records only after cache_view_load_blobs(). */
 struct cache_view {
 	const char *dir; /* borrowed */
-	struct cache_db *db;
+	struct cache *cache;
+	struct cache_db *db; /* cache_index(cache) */
 	struct cache_view_ref *refs;
 	size_t nrefs;
 	struct cache_view_tree *trees;

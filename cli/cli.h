@@ -26,4 +26,4 @@ int cli_fusermount(const char *flag, const char *path);
  * percentage of dir's file system; NULL: the default floor). 0, or 2 after saying what is
  * wrong with which flag (max_flag names the first). */
 int cli_budget(const char *max_flag, const char *max_size, const char *min_free, const char *dir,
-	       struct evict_budget *b);
+	       struct evict_limits *b);

@@ -132,12 +132,12 @@ static int run_sub(const char *sub, struct cache_view *v, const struct cache_opt
 		   const struct cache_target *t)
 {
 	if (!strcmp(sub, "ls"))
-		return cache_ls(v, o->json);
+		return cli_cache_ls(v, o->json);
 	if (!strcmp(sub, "gc"))
-		return cache_gc(v, o->max_size, o->min_free, o->json);
+		return cli_cache_gc(v, o->max_size, o->min_free, o->json);
 	if (!strcmp(sub, "verify"))
-		return cache_verify(v, t, o->json);
-	return cache_rm(v, t, o->json);
+		return cli_cache_verify(v, t, o->json);
+	return cli_cache_rm(v, t, o->json);
 }
 
 /* rm takes the eviction lock for its whole run: its pins and its removals must see one

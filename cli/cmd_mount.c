@@ -195,7 +195,7 @@ int cmd_mount(int argc, char **argv)
 	const char *include[MAX_PATTERNS], *exclude[MAX_PATTERNS];
 	_cleanup_free_ char *cache_dir = NULL, *mountpoint = NULL, *log_path = NULL;
 	const char *cache_arg = NULL, *log_arg = NULL, *max_size_arg = NULL, *min_free_arg = NULL;
-	struct evict_budget budget;
+	struct evict_limits budget;
 	bool foreground = false;
 	uint64_t v;
 	pid_t pid = 0;

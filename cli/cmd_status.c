@@ -13,15 +13,14 @@
 #include <unistd.h>
 
 #include "cache/bitmap.h"
+#include "cache/cache.h"
 #include "cache/db.h"
-#include "fetch/hub.h"
-#include "fetch/hub_json.h"
+#include "cache/tree.h"
 #include "fs/live.h"
 #include "util/cleanup.h"
 #include "util/jsonw.h"
 #include "util/log.h"
 #include "util/parse.h"
-#include "util/proc.h"
 #include "util/timeutil.h"
 
 static const char status_usage[] =
@@ -41,25 +40,8 @@ struct file_status {
 	const char *state;
 };
 
-struct mount_list {
-	struct db_mount *v;
-	size_t n;
-};
-
-static int collect_mount(void *ud, const struct db_mount *m)
-{
-	struct mount_list *l = ud;
-	struct db_mount *v = realloc(l->v, (l->n + 1) * sizeof(*v));
-
-	if (!v)
-		return -ENOMEM;
-	l->v = v;
-	l->v[l->n++] = *m;
-	return 0;
-}
-
 /* Bytes of cid in the cache and its state word. */
-static void blob_status(struct cache_db *db, const struct hub_entry *e, struct file_status *fs)
+static void blob_status(struct cache_db *db, const struct tree_entry *e, struct file_status *fs)
 {
 	static const char empty_sha1[] = "e69de29bb2d1d6434b8b29ae775ad8c2e48c5391";
 	static const char empty_sha256[] =
@@ -72,12 +54,12 @@ static void blob_status(struct cache_db *db, const struct hub_entry *e, struct f
 	fs->size = e->size;
 	fs->cached = 0;
 	if (!e->size) {
-		bool ok = !strcmp(hub_entry_cid(e), e->is_lfs ? empty_sha256 : empty_sha1);
+		bool ok = !strcmp(e->cid, e->hash == BLOB_HASH_SHA256 ? empty_sha256 : empty_sha1);
 
 		fs->state = ok ? "verified" : "bad";
 		return;
 	}
-	if (db_blob_get(db, hub_entry_cid(e), &rec, &map) < 0 || !map) {
+	if (db_blob_get(db, e->cid, &rec, &map) < 0 || !map) {
 		fs->state = "missing";
 		return;
 	}
@@ -87,7 +69,7 @@ static void blob_status(struct cache_db *db, const struct hub_entry *e, struct f
 		fs->cached -= rec.block_size - block_len(rec.size, rec.block_size, n - 1);
 	fs->state = !rec.blocks_present && rec.state == BLOB_PARTIAL ?
 			    "missing" :
-			    blob_state_str((enum blob_state)rec.state);
+			    db_blob_state_str((enum blob_state)rec.state);
 }
 
 static bool is_complete(const struct file_status *f)
@@ -272,20 +254,17 @@ static void ask_flush(struct cache_db *db, const struct db_mount *m)
 
 static int show_mount(struct cache_db *db, const struct db_mount *m, struct jsonw *w)
 {
-	_cleanup_free_ char *json = NULL;
 	_cleanup_free_ struct file_status *fs = NULL;
-	struct hub_tree tree = { 0 };
+	struct tree tree;
 	struct live live;
 	bool has_live;
 	uint64_t total = 0, cached = 0;
-	size_t len, n = 0, complete = 0;
+	size_t n = 0, complete = 0;
 	int r;
 
 	ask_flush(db, m);
 	has_live = load_live(db, m->mountpoint, &live);
-	r = db_tree_get(db, m->repo_key, m->commit, &json, &len);
-	if (r >= 0)
-		r = hub_json_tree_page(json, len, &tree);
+	r = tree_get(db, m->repo_key, m->commit, &tree);
 	if (r < 0) {
 		log_err("the file list of %s at %.12s is not readable in the cache: %s",
 			m->repo_key, m->commit, strerror(-r));
@@ -293,7 +272,7 @@ static int show_mount(struct cache_db *db, const struct db_mount *m, struct json
 	}
 	fs = calloc(tree.n + 1, sizeof(*fs));
 	if (!fs) {
-		hub_tree_done(&tree);
+		tree_done(&tree);
 		return -ENOMEM;
 	}
 	for (size_t i = 0; i < tree.n; i++) {
@@ -314,19 +293,21 @@ static int show_mount(struct cache_db *db, const struct db_mount *m, struct json
 		print_json(w, m, has_live ? &live : NULL, fs, n, total, cached, complete);
 	else
 		print_text(m, has_live ? &live : NULL, fs, n, total, cached, complete);
-	hub_tree_done(&tree);
+	tree_done(&tree);
 	return 0;
 }
 
 /* One report of every matching mount. Returns how many were shown, or -1 when one failed. */
 static int show_all(struct cache_db *db, const char *cache_dir, const char *only, bool json)
 {
-	struct mount_list l = { 0 };
+	struct db_mount *mounts = NULL;
+	size_t nmounts = 0;
 	struct jsonw w;
 	int shown = 0, r;
 	bool failed = false;
 
-	r = db_mount_foreach(db, collect_mount, &l);
+	/* A record whose daemon is gone is stale: it is dropped. */
+	r = cache_live_mounts(db, true, &mounts, &nmounts);
 	if (r < 0)
 		log_err("cannot list the mounts: %s", strerror(-r));
 	if (json) {
@@ -335,16 +316,10 @@ static int show_all(struct cache_db *db, const char *cache_dir, const char *only
 		jsonw_string(&w, "cache_dir", cache_dir);
 		jsonw_begin_array(&w, "mounts");
 	}
-	for (size_t i = 0; i < l.n; i++) {
-		if (only && strcmp(only, l.v[i].mountpoint))
+	for (size_t i = 0; i < nmounts; i++) {
+		if (only && strcmp(only, mounts[i].mountpoint))
 			continue;
-		if (!proc_hffs_alive(l.v[i].pid)) {
-			/* Its daemon is gone: the record is stale; drop it. */
-			(void)db_mount_del(db, l.v[i].mountpoint);
-			(void)db_live_del(db, l.v[i].mountpoint);
-			continue;
-		}
-		if (show_mount(db, &l.v[i], json ? &w : NULL) < 0)
+		if (show_mount(db, &mounts[i], json ? &w : NULL) < 0)
 			failed = true;
 		shown++;
 	}
@@ -355,7 +330,7 @@ static int show_all(struct cache_db *db, const char *cache_dir, const char *only
 		printf(only ? "no hffs mount at %s\n" : "no active hffs mounts%s\n",
 		       only ? only : "");
 	}
-	free(l.v);
+	free(mounts);
 	fflush(stdout);
 	return failed ? -1 : shown;
 }

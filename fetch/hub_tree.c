@@ -104,7 +104,8 @@ static const char *entry_problem(const struct hub_entry *e)
 	if (e->is_dir)
 		return e->oid[0] && !is_lower_hex(e->oid, 40) ? "a git oid that is not 40 hex" :
 								NULL;
-	if (!is_lower_hex(e->oid, 40))
+	/* An LFS file's content id is its sha256; a tree from the cache keeps no pointer oid. */
+	if ((!e->is_lfs || e->oid[0]) && !is_lower_hex(e->oid, 40))
 		return "a git oid that is not 40 hex";
 	if (e->is_lfs && !is_lower_hex(e->sha256, 64))
 		return "an LFS sha256 that is not 64 hex";

@@ -14,7 +14,7 @@ struct hub_entry {
 	uint64_t size;
 	bool is_dir;
 	bool is_lfs;
-	char oid[41]; /* git oid (for LFS: of the pointer); "" for a directory listed without */
+	char oid[41]; /* git oid (LFS: of the pointer, "" from the cache); "" for some directories */
 	char sha256[65]; /* lfs.oid, when is_lfs */
 };
 
@@ -27,7 +27,8 @@ struct hub_tree {
  * or empty segments (so no trailing '/'), control characters (0x01-0x1f, 0x7f), a segment over
  * 255 bytes or a path over 4095, duplicate paths (a file and a directory of one path too), a
  * file whose parent is a file, an LFS entry without a valid sha256, a file oid that is not 40
- * lowercase hex (a directory's may be ""). An empty tree is valid. -EBADMSG with the offending
+ * lowercase hex (a directory's, or an LFS file's, may be "": a tree from the cache keeps only
+ * content ids). An empty tree is valid. -EBADMSG with the offending
  * path, quoted and escaped to one line, in err; -ENOMEM. O(n log n). */
 int hub_tree_validate(const struct hub_tree *tree, struct hub_error *err);
 /* Content id of an entry: sha256 for LFS, else the git oid. */

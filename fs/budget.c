@@ -11,7 +11,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "fs/pins.h"
+#include "cache/cache.h"
+#include "cache/pins.h"
 #include "util/cleanup.h"
 #include "util/log.h"
 #include "util/parse.h"
@@ -23,9 +24,9 @@
 #define MEASURE_MAX_AGE_USEC (5 * USEC_PER_SEC)
 
 struct budget {
-	struct cache_db *db;
-	const char *dir;
-	struct evict_budget limits;
+	struct cache *cache;
+	const char *dir; /* cache_dir(cache) */
+	struct evict_limits limits;
 	const struct hub_tree *own;
 	uint64_t fs_total; /* the cache's file system size, for the eviction slack */
 
@@ -65,9 +66,14 @@ static bool fits_locked(const struct budget *b, uint64_t n)
 /* The pins: this mount's files and every live mount's. -EBADMSG with why filled. */
 static int collect_pins(struct budget *b, struct evict_pins *pins, char *why, size_t len)
 {
-	int r = b->own ? pins_add_tree(pins, b->own) : 0;
+	for (size_t i = 0; b->own && i < b->own->n; i++) {
+		const struct hub_entry *e = &b->own->v[i];
+		int r = hub_entry_has_data(e) ? evict_pins_add(pins, hub_entry_cid(e)) : 0;
 
-	return r < 0 ? r : pins_live_mounts(b->db, pins, why, len);
+		if (r < 0)
+			return r;
+	}
+	return pins_live_mounts(cache_index(b->cache), pins, why, len);
 }
 
 /* Says why n bytes cannot be had, from the figures after a scan. */
@@ -117,13 +123,13 @@ static uint64_t landed_now(struct budget *b)
  * is a max size. Called with scan held, lock not held. */
 static int measure(struct budget *b)
 {
-	struct evict_budget none = { .max_size = EVICT_NO_LIMIT };
+	struct evict_limits none = { .max_size = EVICT_NO_LIMIT };
 	struct evict_plan plan = { 0 };
 	uint64_t total, avail, landed0 = landed_now(b);
 	int r;
 
 	if (b->limits.max_size != EVICT_NO_LIMIT) {
-		r = evict_plan(b->db, b->dir, &none, NULL, &plan);
+		r = evict_plan(b->cache, &none, NULL, &plan);
 		evict_plan_done(&plan);
 		if (r < 0)
 			return r;
@@ -143,7 +149,7 @@ static void evict_for(struct budget *b, uint64_t n)
 	struct evict_pins pins = { 0 };
 	struct evict_plan plan = { 0 };
 	struct evict_result res = { 0 };
-	struct evict_budget want = b->limits;
+	struct evict_limits want = b->limits;
 	uint64_t total, avail, extra, slack, landed0;
 	char why[320] = "";
 	int fd, r;
@@ -165,7 +171,7 @@ static void evict_for(struct budget *b, uint64_t n)
 	}
 	r = collect_pins(b, &pins, why, sizeof(why));
 	if (r == 0)
-		r = evict_to_budget(b->db, b->dir, &want, &pins, &plan, &res);
+		r = evict_to_budget(b->cache, &want, &pins, &plan, &res);
 	close(fd);
 	evict_pins_done(&pins);
 	if (r == -EBADMSG && why[0])
@@ -303,7 +309,7 @@ uint64_t budget_capacity(struct budget *b, uint64_t n)
 {
 	struct evict_pins pins = { 0 };
 	struct evict_plan plan = { 0 };
-	struct evict_budget want = b->limits;
+	struct evict_limits want = b->limits;
 	uint64_t room, cap = 0;
 	int fd;
 
@@ -313,7 +319,7 @@ uint64_t budget_capacity(struct budget *b, uint64_t n)
 	pthread_mutex_lock(&b->scan);
 	fd = evict_lock(b->dir, false);
 	if (fd >= 0 && collect_pins(b, &pins, NULL, 0) == 0 &&
-	    evict_plan(b->db, b->dir, &want, &pins, &plan) == 0) {
+	    evict_plan(b->cache, &want, &pins, &plan) == 0) {
 		room = sub0(plan.avail, b->limits.min_free);
 		if (b->limits.max_size != EVICT_NO_LIMIT)
 			room = MIN(room, sub0(b->limits.max_size, plan.usage));
@@ -327,14 +333,16 @@ uint64_t budget_capacity(struct budget *b, uint64_t n)
 	return cap;
 }
 
-int budget_new(const struct budget_opts *o, struct cache_db *db, struct budget **ret)
+int budget_new(const struct budget_opts *o, struct cache *cache, struct budget **ret)
 {
 	_cleanup_free_ struct budget *b = calloc(1, sizeof(*b));
 	int r;
 
 	if (!b)
 		return -ENOMEM;
-	*b = (struct budget){ .db = db, .dir = o->cache_dir, .limits = o->limits, .own = o->own };
+	*b = (struct budget){
+		.cache = cache, .dir = cache_dir(cache), .limits = o->limits, .own = o->own
+	};
 	r = evict_fs_space(b->dir, &b->fs_total, &b->avail0);
 	if (r < 0)
 		return r;

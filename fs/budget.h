@@ -13,21 +13,21 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "cache/cache.h"
 #include "cache/db.h"
 #include "cache/evict.h"
 #include "fetch/hub.h"
 
 struct budget_opts {
-	const char *cache_dir;
-	struct evict_budget limits; /* max_size (EVICT_NO_LIMIT: none), min_free (bytes) */
+	struct evict_limits limits; /* max_size (EVICT_NO_LIMIT: none), min_free (bytes) */
 	const struct hub_tree *own; /* this mount's files: pinned even before its record */
 };
 
 struct budget;
 
-/* Measures the cache once. db and opts' pointers are borrowed for the budget's life.
+/* Measures the cache once. cache and opts' pointers are borrowed for the budget's life.
  * -ENOMEM, or the -errno of statvfs on the cache dir. */
-int budget_new(const struct budget_opts *o, struct cache_db *db, struct budget **ret);
+int budget_new(const struct budget_opts *o, struct cache *cache, struct budget **ret);
 /* Takes NULL; returns NULL. */
 struct budget *budget_free(struct budget *b);
 
@@ -48,7 +48,7 @@ bool budget_room(struct budget *b, uint64_t n);
 void budget_why(struct budget *b, char *buf, size_t len);
 
 struct budget_stats {
-	struct evict_budget limits;
+	struct evict_limits limits;
 	uint64_t usage; /* estimated bytes of the cache's data files (0: not measured) */
 	uint64_t avail; /* estimated bytes free on the cache's file system */
 	uint64_t evicted_blobs; /* by this mount */

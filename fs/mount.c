@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "cache/bitmap.h"
+#include "cache/cache.h"
 #include "cache/db.h"
 #include "fetch/hub.h"
 #include "cache/evict.h"
@@ -81,14 +82,14 @@ static void serve_stop(void *ud)
 	st->s = sched_free(st->s);
 }
 
-static int serve(const struct mount_opts *o, struct hub_config *cfg, struct cache_db *db,
+static int serve(const struct mount_opts *o, struct hub_config *cfg, struct cache *cache,
 		 struct snapshot *snap)
 {
+	struct cache_db *db = cache_index(cache);
 	struct inode_table *t = NULL;
 	struct serve_threads st = { 0 };
 	struct budget *bu = NULL;
 	struct budget_opts bo = {
-		.cache_dir = o->cache_dir,
 		.limits = { .max_size = o->cache_max_size, .min_free = o->min_free },
 		.own = &snap->tree,
 	};
@@ -149,7 +150,7 @@ static int serve(const struct mount_opts *o, struct hub_config *cfg, struct cach
 		log_err("cannot start the transfer engine: %s", strerror(-r));
 		goto out;
 	}
-	r = budget_new(&bo, db, &bu);
+	r = budget_new(&bo, cache, &bu);
 	if (r < 0) {
 		log_err("cannot read the free space of '%s': %s", o->cache_dir, strerror(-r));
 		goto out;
@@ -207,7 +208,7 @@ out:
 int mount_run(const struct mount_opts *o)
 {
 	struct hub_config cfg = { 0 };
-	struct cache_db *db = NULL;
+	struct cache *cache = NULL;
 	struct snapshot snap;
 	struct hub_error err;
 	int r;
@@ -219,7 +220,7 @@ int mount_run(const struct mount_opts *o)
 		log_err("out of memory");
 		return r;
 	}
-	r = db_open(o->cache_dir, &db);
+	r = cache_open(o->cache_dir, &cache);
 	if (r < 0) {
 		if (r == -EPROTONOSUPPORT)
 			log_err("the cache index in '%s' was written by another version of hffs "
@@ -230,7 +231,8 @@ int mount_run(const struct mount_opts *o)
 				strerror(-r));
 		goto out;
 	}
-	r = snapshot_load(&cfg, db, o->repo, o->revision, o->page_limit, &snap, &err);
+	r = snapshot_load(&cfg, cache_index(cache), o->repo, o->revision, o->page_limit, &snap,
+			  &err);
 	if (r < 0) {
 		log_err("%s", err.message[0] ? err.message : strerror(-r));
 		snapshot_done(&snap);
@@ -240,10 +242,10 @@ int mount_run(const struct mount_opts *o)
 		/* The Hub was unreachable when the mount began: serve what is cached and say so. */
 		log_warn("uncached data cannot be fetched until the Hub answers again");
 	}
-	r = serve(o, &cfg, db, &snap);
+	r = serve(o, &cfg, cache, &snap);
 	snapshot_done(&snap);
 out:
-	db = db_close(db);
+	cache = cache_close(cache);
 	hub_config_done(&cfg);
 	return r;
 }

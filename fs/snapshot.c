@@ -1,4 +1,6 @@
-/* snapshot.c: revision -> commit -> tree, from the Hub or the cache index. Mount thread. */
+/* snapshot.c: revision -> commit -> tree, from the Hub or the cache index, and the one place
+ * that turns the Hub's tree into the cache's record (and converts trees older indexes stored
+ * as JSON). Mount thread. */
 #include "fs/snapshot.h"
 
 #include <errno.h>
@@ -6,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cache/tree.h"
 #include "fetch/hub_json.h"
 #include "util/cleanup.h"
 #include "util/log.h"
@@ -99,23 +102,125 @@ static int check_access(const struct hub_config *cfg, const struct snapshot *s,
 	return r;
 }
 
+/* The cache's record of a validated Hub tree. -ENOMEM, -EINVAL (an entry the record cannot
+ * hold). */
+static int tree_from_hub(const struct hub_tree *h, struct tree *ret)
+{
+	int r = 0;
+
+	*ret = (struct tree){ 0 };
+	for (size_t i = 0; r >= 0 && i < h->n; i++) {
+		const struct hub_entry *e = &h->v[i];
+
+		r = tree_push(ret, e->path, e->is_dir, e->size,
+			      e->is_lfs ? BLOB_HASH_SHA256 : BLOB_HASH_GITSHA1,
+			      e->is_dir ? NULL : hub_entry_cid(e));
+	}
+	if (r < 0)
+		tree_done(ret);
+	return r;
+}
+
+/* A Hub tree from the cache's record, for the inode table and the path checks: an LFS
+ * file's content id is its sha256, the pointer's git oid is not kept. -ENOMEM. */
+static int tree_to_hub(const struct tree *t, struct hub_tree *ret)
+{
+	for (size_t i = 0; i < t->n; i++) {
+		const struct tree_entry *e = &t->v[i];
+		struct hub_entry h = { .size = e->size, .is_dir = e->is_dir };
+
+		h.is_lfs = !e->is_dir && e->hash == BLOB_HASH_SHA256;
+		if (h.is_lfs)
+			snprintf(h.sha256, sizeof(h.sha256), "%s", e->cid);
+		else
+			snprintf(h.oid, sizeof(h.oid), "%.40s", e->cid);
+		h.path = strdup(e->path);
+		if (!h.path || hub_tree_push(ret, &h) < 0) {
+			free(h.path);
+			hub_tree_done(ret);
+			return -ENOMEM;
+		}
+	}
+	return 0;
+}
+
+struct legacy_list {
+	char (*keys)[2][256];
+	size_t n;
+};
+
+static int collect_legacy(void *ud, const char *repo_key, const char *commit, const void *data,
+			  size_t len)
+{
+	struct legacy_list *l = ud;
+	char(*p)[2][256];
+
+	if (!tree_is_legacy(data, len) || strlen(repo_key) >= 256 || strlen(commit) >= 256)
+		return 0;
+	p = reallocarray(l->keys, l->n + 1, sizeof(*p));
+	if (!p)
+		return -ENOMEM;
+	l->keys = p;
+	snprintf(l->keys[l->n][0], 256, "%s", repo_key);
+	snprintf(l->keys[l->n][1], 256, "%s", commit);
+	l->n++;
+	return 0;
+}
+
+/* One tree stored as the Hub's JSON rewritten as the cache's record. A tree that does not
+ * parse is left as it is: a mount of it lists it again, and overwrites it. */
+static int convert_legacy(struct cache_db *db, const char *repo_key, const char *commit)
+{
+	_cleanup_free_ char *json = NULL;
+	struct hub_tree h = { 0 };
+	struct tree t = { 0 };
+	size_t len;
+	int r = db_tree_get(db, repo_key, commit, &json, &len);
+
+	if (r == 0 && tree_is_legacy(json, len) && hub_json_tree_page(json, len, &h) == 0 &&
+	    tree_from_hub(&h, &t) == 0)
+		r = tree_put(db, repo_key, commit, &t);
+	hub_tree_done(&h);
+	tree_done(&t);
+	return r;
+}
+
+/* Indexes written before the cache had its own tree record hold the Hub's JSON under the
+ * same key (its first byte tells). They are converted here, once, rather than refused: the
+ * blobs a populated cache holds stay valid, and offline mounts keep working. Only fs/ can do
+ * it: cache/ does not read JSON. */
+static void convert_legacy_trees(struct cache_db *db)
+{
+	struct legacy_list l = { 0 };
+	size_t done = 0;
+
+	if (db_tree_foreach(db, collect_legacy, &l) >= 0)
+		for (size_t i = 0; i < l.n; i++)
+			done += convert_legacy(db, l.keys[i][0], l.keys[i][1]) == 0;
+	if (done)
+		log_info("converted %zu cached file lists to this version's format", done);
+	free(l.keys);
+}
+
 static int load_tree(const struct hub_config *cfg, struct cache_db *db, unsigned page_limit,
 		     struct snapshot *s, struct hub_error *err)
 {
-	_cleanup_free_ char *json = NULL;
-	size_t len;
+	struct tree rec;
 	int r;
 
-	if (db_tree_get(db, s->repo_key, s->commit, &json, &len) >= 0) {
-		r = hub_json_tree_page(json, len, &s->tree);
-		if (r >= 0) {
-			s->tree_from_cache = true;
-			return 0;
-		}
+	convert_legacy_trees(db);
+	r = tree_get(db, s->repo_key, s->commit, &rec);
+	if (r >= 0) {
+		r = tree_to_hub(&rec, &s->tree);
+		tree_done(&rec);
+		if (r < 0)
+			return r;
+		s->tree_from_cache = true;
+		return 0;
+	}
+	if (r != -ENOENT)
 		log_warn("the cached tree of %.12s is unreadable (%s); listing it again", s->commit,
 			 strerror(-r));
-		hub_tree_done(&s->tree);
-	}
 	if (cfg->offline || s->ref_from_cache) {
 		err->reason = cfg->offline ? FETCH_OFFLINE : err->reason;
 		snprintf(err->message, sizeof(err->message),
@@ -133,11 +238,11 @@ static int load_tree(const struct hub_config *cfg, struct cache_db *db, unsigned
 	r = check_access(cfg, s, err);
 	if (r < 0)
 		return r;
-	free(json);
-	json = hub_json_tree_dump(&s->tree, &len);
-	if (!json)
-		return -ENOMEM;
-	r = db_tree_put(db, s->repo_key, s->commit, json, len);
+	r = tree_from_hub(&s->tree, &rec);
+	if (r < 0)
+		return r;
+	r = tree_put(db, s->repo_key, s->commit, &rec);
+	tree_done(&rec);
 	if (r < 0)
 		log_warn("cannot store the file list of %.12s in the cache: %s", s->commit,
 			 strerror(-r));

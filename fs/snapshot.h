@@ -19,7 +19,9 @@ struct snapshot {
 	bool tree_from_cache;
 };
 
-/* Resolves revision of repo_spec and loads its tree, recording both in db. page_limit > 0
+/* Resolves revision of repo_spec and loads its tree, recording both in db (the tree as the
+ * cache's record, cache/tree.h). Trees an older hffs stored as the Hub's JSON are converted
+ * to records on the way, every one in the index, once. page_limit > 0
  * asks the Hub for tree pages of that size. Errors: -EINVAL (bad repo id), the Hub's errno
  * (-ENOENT, -EACCES, ...) or, offline with nothing cached, -ENETDOWN; err says it in words. */
 int snapshot_load(const struct hub_config *cfg, struct cache_db *db, const char *repo_spec,

@@ -35,14 +35,6 @@ static inline void closep(int *fd)
 		_fd_;            \
 	})
 
-/* Defines type##_freep for a destructor taking a pointer. */
-#define DEFINE_CLEANUP_FUNC(type, func)      \
-	static inline void func##p(type **p) \
-	{                                    \
-		if (*p)                      \
-			func(*p);            \
-	}
-
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 #define MIN(a, b) ((a) < (b) ? (a) : (b))
 #define MAX(a, b) ((a) > (b) ? (a) : (b))

@@ -24,18 +24,20 @@ static bool has_file(const char *dir, const char *cid)
 }
 
 /* Blobs a, b, c of 4 blocks used at 10, 20, 30; the mount's own tree holds c. */
-static struct cache_db *setup(const char *dir, struct hub_tree *own, uint64_t *ret_one)
+static struct cache *setup(const char *dir, struct hub_tree *own, uint64_t *ret_one)
 {
+	struct cache *cache;
 	struct cache_db *db;
 
-	ASSERT_OK(db_open(dir, &db));
+	ASSERT_OK(cache_open(dir, &cache));
+	db = cache_index(cache);
 	fixture_put_blob(db, dir, CID("a"), 4, 4, 10);
 	fixture_put_blob(db, dir, CID("b"), 4, 4, 20);
 	fixture_put_blob(db, dir, CID("c"), 4, 4, 30);
 	fixture_tree_push(own, "model.safetensors", false, 4 * FIXTURE_BS, "", CID("c"));
 	*ret_one = blob_disk_usage(dir, CID("a"));
 	ASSERT_TRUE(*ret_one >= 4 * FIXTURE_BS);
-	return db;
+	return cache;
 }
 
 static void test_max_size(void)
@@ -44,15 +46,14 @@ static void test_max_size(void)
 	struct hub_tree own = { 0 };
 	struct budget_stats st;
 	struct budget *b;
-	struct cache_db *db;
+	struct cache *cache;
 	uint64_t one;
 	char why[400];
 
-	db = setup(dir, &own, &one);
-	ASSERT_OK(budget_new(&(struct budget_opts){ .cache_dir = dir,
-						    .limits = { .max_size = 3 * one + one / 2 },
-						    .own = &own },
-			     db, &b));
+	cache = setup(dir, &own, &one);
+	ASSERT_OK(budget_new(
+		&(struct budget_opts){ .limits = { .max_size = 3 * one + one / 2 }, .own = &own },
+		cache, &b));
 	/* Fits: nothing evicted. */
 	ASSERT_OK(budget_admit(b, one / 4));
 	ASSERT_TRUE(has_file(dir, CID("a")) && has_file(dir, CID("b")) && has_file(dir, CID("c")));
@@ -90,7 +91,7 @@ static void test_max_size(void)
 	b = budget_free(b);
 	ASSERT_NULL(b);
 	hub_tree_done(&own);
-	db = db_close(db);
+	cache = cache_close(cache);
 }
 
 static void test_min_free(void)
@@ -98,18 +99,17 @@ static void test_min_free(void)
 	const char *dir = fixture_cache_dir("floor");
 	struct hub_tree own = { 0 };
 	struct budget *b;
-	struct cache_db *db;
+	struct cache *cache;
 	uint64_t one, total, avail;
 	char why[400];
 
-	db = setup(dir, &own, &one);
+	cache = setup(dir, &own, &one);
 	ASSERT_OK(evict_fs_space(dir, &total, &avail));
 	/* A floor above what the disk has: every unpinned blob goes, and still no room. */
-	ASSERT_OK(budget_new(&(struct budget_opts){ .cache_dir = dir,
-						    .limits = { .max_size = EVICT_NO_LIMIT,
+	ASSERT_OK(budget_new(&(struct budget_opts){ .limits = { .max_size = EVICT_NO_LIMIT,
 								.min_free = avail + (1ULL << 30) },
 						    .own = &own },
-			     db, &b));
+			     cache, &b));
 	ASSERT_EQ(budget_admit(b, 1), -ENOSPC);
 	budget_why(b, why, sizeof(why));
 	ASSERT_TRUE(strstr(why, "--min-free") && strstr(why, "disk is full"));
@@ -119,14 +119,13 @@ static void test_min_free(void)
 	budget_free(b);
 
 	/* No floor, no size: granted without a look at the blobs. */
-	ASSERT_OK(budget_new(
-		&(struct budget_opts){ .cache_dir = dir, .limits = { .max_size = EVICT_NO_LIMIT } },
-		db, &b));
+	ASSERT_OK(budget_new(&(struct budget_opts){ .limits = { .max_size = EVICT_NO_LIMIT } },
+			     cache, &b));
 	ASSERT_OK(budget_admit(b, one));
 	ASSERT_TRUE(has_file(dir, CID("c")));
 	budget_free(b);
 	hub_tree_done(&own);
-	db_close(db);
+	cache_close(cache);
 }
 
 static void test_none(void)

@@ -40,7 +40,7 @@ static void check_blob(struct cache_db *db, const char *cid, enum blob_state sta
 	ASSERT_OK(db_blob_get(db, cid, &rec, &map));
 	ASSERT_NOT_NULL(map);
 	n = block_count(rec.size, rec.block_size);
-	ASSERT_STR_EQ(blob_state_str((enum blob_state)rec.state), blob_state_str(state));
+	ASSERT_STR_EQ(db_blob_state_str((enum blob_state)rec.state), db_blob_state_str(state));
 	ASSERT_U64_EQ(rec.blocks_present, present);
 	ASSERT_U64_EQ(bitmap_count(map, n), present);
 	ASSERT_TRUE(bitmap_is_sane(map, n));

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "cache/bitmap.h"
+#include "cache/cache.h"
 #include "cache/db.h"
 #include "tests/unit/check.h"
 #include "tests/unit/fixture.h"
@@ -41,7 +42,7 @@ static bool has_file(const char *dir, const char *cid)
 
 static void test_need(void)
 {
-	struct evict_budget b = { .max_size = EVICT_NO_LIMIT, .min_free = 0 };
+	struct evict_limits b = { .max_size = EVICT_NO_LIMIT, .min_free = 0 };
 
 	ASSERT_U64_EQ(evict_need(&b, UINT64_MAX, 0), 0);
 	b.max_size = 100;
@@ -64,13 +65,15 @@ static void test_need(void)
 static void test_lru_order(void)
 {
 	const char *dir = fixture_cache_dir("lru");
-	struct evict_budget b = { .min_free = 0 };
+	struct evict_limits b = { .min_free = 0 };
 	struct evict_result res;
 	struct evict_plan p;
 	struct cache_db *db;
+	struct cache *cache;
 	uint64_t one;
 
-	ASSERT_OK(db_open(dir, &db));
+	ASSERT_OK(cache_open(dir, &cache));
+	db = cache_index(cache);
 	fixture_put_blob(db, dir, CID("a"), 4, 4, 50);
 	fixture_put_blob(db, dir, CID("b"), 4, 4, 10);
 	fixture_put_blob(db, dir, CID("c"), 4, 4, 40);
@@ -81,7 +84,7 @@ static void test_lru_order(void)
 	ASSERT_TRUE(one >= 4 * FIXTURE_BS);
 
 	b.max_size = EVICT_NO_LIMIT;
-	ASSERT_OK(evict_plan(db, dir, &b, NULL, &p));
+	ASSERT_OK(evict_plan(cache, &b, NULL, &p));
 	ASSERT_U64_EQ(p.usage, 5 * one);
 	ASSERT_U64_EQ(p.blobs, 6);
 	ASSERT_EQ(p.n, 0);
@@ -89,7 +92,7 @@ static void test_lru_order(void)
 	evict_plan_done(&p);
 
 	b.max_size = 5 * one - one - one / 2;
-	ASSERT_OK(evict_plan(db, dir, &b, NULL, &p));
+	ASSERT_OK(evict_plan(cache, &b, NULL, &p));
 	ASSERT_U64_EQ(p.need, one + one / 2);
 	ASSERT_EQ(p.n, 2);
 	ASSERT_STR_EQ(p.v[0].cid, CID("b"));
@@ -97,7 +100,7 @@ static void test_lru_order(void)
 	ASSERT_U64_EQ(p.v[0].last_access, 10);
 	ASSERT_U64_EQ(p.freed, 2 * one);
 	ASSERT_TRUE(p.met);
-	ASSERT_OK(evict_run(db, dir, &p, &res));
+	ASSERT_OK(evict_run(cache, &p, &res));
 	ASSERT_EQ(res.removed, 2);
 	ASSERT_U64_EQ(res.freed, 2 * one);
 	evict_plan_done(&p);
@@ -106,37 +109,39 @@ static void test_lru_order(void)
 	ASSERT_TRUE(has_record(db, CID("e")) && has_file(dir, CID("e")));
 
 	/* Now within budget: nothing more goes. A record with no data is never chosen. */
-	ASSERT_OK(evict_to_budget(db, dir, &b, NULL, &p, &res));
+	ASSERT_OK(evict_to_budget(cache, &b, NULL, &p, &res));
 	ASSERT_EQ(p.n, 0);
 	ASSERT_EQ(res.removed, 0);
 	evict_plan_done(&p);
 	b.max_size = 0;
-	ASSERT_OK(evict_to_budget(db, dir, &b, NULL, NULL, &res));
+	ASSERT_OK(evict_to_budget(cache, &b, NULL, NULL, &res));
 	ASSERT_EQ(res.removed, 3);
 	ASSERT_TRUE(has_record(db, CID("f")));
 	ASSERT_FALSE(has_record(db, CID("a")) || has_record(db, CID("c")));
-	db_close(db);
+	cache_close(cache);
 }
 
 /* Equal access times fall back to cid order, so a plan does not depend on record order. */
 static void test_ties(void)
 {
 	const char *dir = fixture_cache_dir("ties");
-	struct evict_budget b = { .max_size = 0 };
+	struct evict_limits b = { .max_size = 0 };
 	struct evict_plan p;
 	struct cache_db *db;
+	struct cache *cache;
 
-	ASSERT_OK(db_open(dir, &db));
+	ASSERT_OK(cache_open(dir, &cache));
+	db = cache_index(cache);
 	fixture_put_blob(db, dir, CID("9"), 1, 1, 7);
 	fixture_put_blob(db, dir, CID("1"), 1, 1, 7);
 	fixture_put_blob(db, dir, CID("5"), 1, 1, 7);
-	ASSERT_OK(evict_plan(db, dir, &b, NULL, &p));
+	ASSERT_OK(evict_plan(cache, &b, NULL, &p));
 	ASSERT_EQ(p.n, 3);
 	ASSERT_STR_EQ(p.v[0].cid, CID("1"));
 	ASSERT_STR_EQ(p.v[1].cid, CID("5"));
 	ASSERT_STR_EQ(p.v[2].cid, CID("9"));
 	evict_plan_done(&p);
-	db_close(db);
+	cache_close(cache);
 }
 
 /* Pinned blobs (a live mount's) are counted but never chosen, even when the budget cannot be
@@ -144,14 +149,16 @@ static void test_ties(void)
 static void test_pinned(void)
 {
 	const char *dir = fixture_cache_dir("pinned");
-	struct evict_budget b = { .max_size = 0 };
+	struct evict_limits b = { .max_size = 0 };
 	struct evict_pins pins = { 0 };
 	struct evict_result res;
 	struct evict_plan p;
 	struct cache_db *db;
+	struct cache *cache;
 	uint64_t one;
 
-	ASSERT_OK(db_open(dir, &db));
+	ASSERT_OK(cache_open(dir, &cache));
+	db = cache_index(cache);
 	fixture_put_blob(db, dir, CID("a"), 2, 2, 1);
 	fixture_put_blob(db, dir, CID("b"), 2, 2, 2);
 	fixture_put_blob(db, dir, CID("c"), 2, 2, 3);
@@ -164,21 +171,21 @@ static void test_pinned(void)
 	ASSERT_FALSE(evict_pins_has(&pins, CID("b")));
 	ASSERT_EQ(pins.n, 2); /* sorted, the duplicate gone */
 
-	ASSERT_OK(evict_plan(db, dir, &b, &pins, &p));
+	ASSERT_OK(evict_plan(cache, &b, &pins, &p));
 	ASSERT_EQ(p.n, 1);
 	ASSERT_STR_EQ(p.v[0].cid, CID("b"));
 	ASSERT_U64_EQ(p.pinned, 2 * one);
 	ASSERT_EQ(p.npinned, 2);
 	ASSERT_FALSE(p.met);
-	ASSERT_OK(evict_run(db, dir, &p, &res));
+	ASSERT_OK(evict_run(cache, &p, &res));
 	evict_plan_done(&p);
 	ASSERT_TRUE(has_file(dir, CID("a")) && has_file(dir, CID("c")));
 	ASSERT_FALSE(has_file(dir, CID("b")));
 
 	/* A floor beyond the disk: every unpinned blob goes, and it is still not met. */
 	fixture_put_blob(db, dir, CID("d"), 1, 1, 9);
-	b = (struct evict_budget){ .max_size = EVICT_NO_LIMIT, .min_free = UINT64_MAX / 2 };
-	ASSERT_OK(evict_plan(db, dir, &b, &pins, &p));
+	b = (struct evict_limits){ .max_size = EVICT_NO_LIMIT, .min_free = UINT64_MAX / 2 };
+	ASSERT_OK(evict_plan(cache, &b, &pins, &p));
 	ASSERT_EQ(p.n, 1);
 	ASSERT_STR_EQ(p.v[0].cid, CID("d"));
 	ASSERT_FALSE(p.met);
@@ -186,7 +193,7 @@ static void test_pinned(void)
 	evict_plan_done(&p);
 	evict_pins_done(&pins);
 	ASSERT_EQ(pins.n, 0);
-	db_close(db);
+	cache_close(cache);
 }
 
 /* The record goes before the file: when the file cannot be removed (here a directory stands
@@ -196,30 +203,32 @@ static void test_remove_order(void)
 	const char *dir = fixture_cache_dir("order");
 	char path[PATH_MAX];
 	struct cache_db *db;
+	struct cache *cache;
 	uint64_t freed = 0;
 
-	ASSERT_OK(db_open(dir, &db));
+	ASSERT_OK(cache_open(dir, &cache));
+	db = cache_index(cache);
 	fixture_put_blob(db, dir, CID("a"), 2, 2, 1);
-	ASSERT_OK(evict_remove(db, dir, CID("a"), &freed));
+	ASSERT_OK(evict_remove(cache, CID("a"), &freed));
 	ASSERT_TRUE(freed >= 2 * FIXTURE_BS);
 	ASSERT_FALSE(has_record(db, CID("a")) || has_file(dir, CID("a")));
-	ASSERT_EQ(evict_remove(db, dir, CID("a"), NULL), -ENOENT);
-	ASSERT_EQ(evict_remove(db, dir, "zz", NULL), -EINVAL);
+	ASSERT_EQ(evict_remove(cache, CID("a"), NULL), -ENOENT);
+	ASSERT_EQ(evict_remove(cache, "zz", NULL), -EINVAL);
 
 	fixture_put_blob(db, dir, CID("b"), 2, 2, 1);
 	ASSERT_OK(blob_path(dir, CID("b"), path, sizeof(path)));
 	ASSERT_OK(unlink(path));
 	ASSERT_OK(mkdir(path, 0755));
-	ASSERT_EQ(evict_remove(db, dir, CID("b"), NULL), -EISDIR);
+	ASSERT_EQ(evict_remove(cache, CID("b"), NULL), -EISDIR);
 	ASSERT_FALSE(has_record(db, CID("b")));
 	ASSERT_OK(rmdir(path));
 
 	/* A file without its record (a crash between the two steps) is removed too. */
 	fixture_put_blob(db, dir, CID("c"), 1, 1, 1);
 	ASSERT_OK(db_blob_delete(db, CID("c")));
-	ASSERT_OK(evict_remove(db, dir, CID("c"), NULL));
+	ASSERT_OK(evict_remove(cache, CID("c"), NULL));
 	ASSERT_FALSE(has_file(dir, CID("c")));
-	db_close(db);
+	cache_close(cache);
 }
 
 static void touch_file(const char *path)
@@ -238,11 +247,13 @@ static void test_orphans(void)
 	char path[PATH_MAX + 64], other[PATH_MAX + 128];
 	struct evict_orphans o;
 	struct cache_db *db;
+	struct cache *cache;
 	uint64_t disk;
 
-	ASSERT_OK(db_open(dir, &db));
+	ASSERT_OK(cache_open(dir, &cache));
+	db = cache_index(cache);
 	/* Empty cache: nothing to do, no blobs directory yet. */
-	ASSERT_OK(evict_orphans(db, dir, NULL, &o));
+	ASSERT_OK(evict_orphans(cache, NULL, &o));
 	ASSERT_EQ(o.files + o.records, 0);
 
 	fixture_put_blob(db, dir, CID("a"), 2, 2, 1); /* sound */
@@ -266,7 +277,7 @@ static void test_orphans(void)
 	ASSERT_OK(evict_pins_add(&pins, CID("e")));
 	ASSERT_OK(evict_pins_add(&pins, CID("f")));
 
-	ASSERT_OK(evict_orphans(db, dir, &pins, &o));
+	ASSERT_OK(evict_orphans(cache, &pins, &o));
 	ASSERT_EQ(o.files, 1);
 	ASSERT_U64_EQ(o.file_bytes, disk);
 	ASSERT_EQ(o.records, 1);
@@ -281,10 +292,10 @@ static void test_orphans(void)
 	ASSERT_OK(access(path, F_OK));
 
 	/* A second pass finds nothing more. */
-	ASSERT_OK(evict_orphans(db, dir, &pins, &o));
+	ASSERT_OK(evict_orphans(cache, &pins, &o));
 	ASSERT_EQ(o.files + o.records, 0);
 	evict_pins_done(&pins);
-	db_close(db);
+	cache_close(cache);
 }
 
 static void test_lock(void)
