@@ -107,7 +107,7 @@ static int serve(const struct mount_opts *o, struct hub_config *cfg, struct cach
 		.offline = cfg->offline,
 	};
 	struct sched_opts so = {
-		.cache_dir = o->cache_dir,
+		.cache = cache,
 		.cfg = cfg,
 		.repo = &snap->repo,
 		.commit = snap->commit,
@@ -164,7 +164,7 @@ static int serve(const struct mount_opts *o, struct hub_config *cfg, struct cach
 		log_err("cannot take the eviction lock of '%s': %s", o->cache_dir, strerror(-r));
 		goto out;
 	}
-	r = sched_new(&so, db, st.x, t, &st.s);
+	r = sched_new(&so, st.x, t, &st.s);
 	if (r < 0)
 		goto out;
 	m.t = t;

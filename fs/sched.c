@@ -109,7 +109,7 @@ static int blob_setup(struct sched *s, struct sched_blob *b, const struct sched_
 	b->gen = rec.bad_count;
 	b->state = BLOB_PARTIAL; /* the merge makes it verified when the index says so */
 	merge_rec_locked(s, b, &rec, map);
-	b->fd = blob_open(o->cache_dir, b->cid, b->size);
+	b->fd = blob_open(cache_dir(o->cache), b->cid, b->size);
 	return b->fd < 0 ? b->fd : 0;
 }
 
@@ -463,15 +463,15 @@ void sched_get_stats(struct sched *s, struct sched_stats *ret)
 	pthread_mutex_unlock(&s->lock);
 }
 
-int sched_new(const struct sched_opts *opts, struct cache_db *db, struct xfer *x,
-	      const struct inode_table *t, struct sched **ret)
+int sched_new(const struct sched_opts *opts, struct xfer *x, const struct inode_table *t,
+	      struct sched **ret)
 {
 	struct sched *s = calloc(1, sizeof(*s));
 	int r;
 
 	if (!s)
 		return -ENOMEM;
-	s->db = db;
+	s->db = cache_index(opts->cache);
 	s->budget = opts->budget;
 	s->x = x;
 	s->t = t;

@@ -21,6 +21,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "cache/cache.h"
 #include "cache/db.h"
 #include "fetch/hub.h"
 #include "fetch/xfer.h"
@@ -30,7 +31,7 @@
 struct sched;
 
 struct sched_opts {
-	const char *cache_dir;
+	struct cache *cache; /* borrowed for the life of the sched: its blobs and index */
 	uint32_t block_size; /* 0 -> CACHE_BLOCK_SIZE_DEFAULT */
 	const struct hub_config *cfg; /* borrowed for the life of the sched */
 	const struct hub_repo *repo;
@@ -58,11 +59,11 @@ struct sched_hooks {
  * Runs on the engine, committer or verifier thread; must not block beyond a local read. */
 typedef void (*sched_ready_fn)(void *ud, int err, int fd);
 
-/* Registers every file blob of t in db (creating records), loads their bitmaps and opens
- * their data files. db, x and t are borrowed and must outlive the sched. Starts the committer
+/* Registers every file blob of t in the cache's index (creating records), loads their bitmaps
+ * and opens their data files. x and t are borrowed and must outlive the sched. Starts the committer
  * thread. -ENOMEM, -ENOSPC/-EACCES (cache dir), -EBADMSG (a cid known with another size). */
-int sched_new(const struct sched_opts *opts, struct cache_db *db, struct xfer *x,
-	      const struct inode_table *t, struct sched **ret);
+int sched_new(const struct sched_opts *opts, struct xfer *x, const struct inode_table *t,
+	      struct sched **ret);
 /* Cancels parked reads (-EIO), waits for in-flight fetches to end (xfer must be freed first
  * or be cancelling), commits what landed, stops the committer. Takes NULL, returns NULL. */
 struct sched *sched_free(struct sched *s);

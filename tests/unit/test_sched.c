@@ -87,6 +87,7 @@ static void handler(const struct mh_request *req, struct mh_reply *rep)
 /* ---- the mount under test */
 
 struct env {
+	struct cache *cache;
 	struct cache_db *db;
 	struct xfer *x;
 	struct hub_tree tree;
@@ -147,17 +148,18 @@ static void env_start(struct env *e, const char *name, bool strict)
 			e->small = f;
 	}
 	ASSERT_TRUE(e->big && e->small);
-	ASSERT_OK(db_open(fixture_cache_dir(name), &e->db));
+	ASSERT_OK(cache_open(fixture_cache_dir(name), &e->cache));
+	e->db = cache_index(e->cache);
 	{
 		struct xfer_opts xo = { .connections = 4, .max_retries = 1, .backoff_max_s = 1 };
 
 		ASSERT_OK(xfer_new(&e->cfg, &xo, &e->x));
 	}
-	o.cache_dir = fixture_cache_dir(name);
+	o.cache = e->cache;
 	o.cfg = &e->cfg;
 	o.repo = &e->repo;
 	o.commit = COMMIT;
-	ASSERT_OK(sched_new(&o, e->db, e->x, e->t, &e->s));
+	ASSERT_OK(sched_new(&o, e->x, e->t, &e->s));
 	e->fd = blob_open(fixture_cache_dir(name), big_cid, BIG_SIZE);
 	ASSERT_OK(e->fd);
 }
@@ -168,7 +170,7 @@ static void env_stop(struct env *e)
 	e->s = sched_free(e->s);
 	inode_table_free(e->t);
 	hub_tree_done(&e->tree);
-	e->db = db_close(e->db);
+	e->cache = cache_close(e->cache);
 	close(e->fd);
 	ctl_write(ctl_corrupt, 0);
 	ctl_write(ctl_delay, 0);
