@@ -47,6 +47,7 @@ struct verify_ctx {
 	struct evict_pins only; /* with REPO[@REV]: the blobs to check */
 	bool selected;
 	size_t checked, good, partial, errors;
+	size_t retried; /* bad blobs with no block left, released for another fetch */
 	uint64_t bytes;
 	struct bad_blob *bad;
 	size_t nbad;
@@ -98,6 +99,17 @@ static int verify_all(struct verify_ctx *c)
 
 		if (!verify_wanted(c, b))
 			continue;
+		/* Failed its hash before (a mount may have given it up after two failures):
+		 * nothing to hash; it may be fetched again, by a live mount too. */
+		if (b->rec.state == BLOB_BAD && !b->rec.blocks_present) {
+			r = db_blob_set_state(c->v->db, b->cid, BLOB_PARTIAL);
+			if (r < 0)
+				log_err("cannot release %s for another fetch: %s", b->cid,
+					strerror(-r));
+			else
+				c->retried++;
+			continue;
+		}
 		if (b->rec.state != BLOB_COMPLETE && b->rec.state != BLOB_VERIFIED) {
 			c->partial += b->rec.state == BLOB_PARTIAL && b->rec.blocks_present > 0;
 			continue;
@@ -226,6 +238,7 @@ static void verify_report_json(const struct verify_ctx *c)
 	jsonw_uint(&w, "good", c->good);
 	jsonw_uint(&w, "partial_skipped", c->partial);
 	jsonw_uint(&w, "errors", c->errors);
+	jsonw_uint(&w, "retried", c->retried);
 	jsonw_begin_array(&w, "bad");
 	for (size_t i = 0; i < c->nbad; i++) {
 		const struct bad_blob *b = &c->bad[i];
@@ -259,6 +272,9 @@ static void verify_report(const struct verify_ctx *c, bool json)
 		printf(", %zu unreadable", c->errors);
 	if (c->partial)
 		printf("; %zu partial blob%s not checked", c->partial, c->partial == 1 ? "" : "s");
+	if (c->retried)
+		printf("; %zu blob%s that failed a hash before will be fetched again", c->retried,
+		       c->retried == 1 ? "" : "s");
 	putchar('\n');
 }
 
