@@ -9,6 +9,7 @@
 #include "fs/sched_priv.h"
 #include "util/cleanup.h"
 #include "util/log.h"
+#include "util/timeutil.h"
 
 /* One range request in flight for blocks [first, first + count) of a blob. */
 struct sched_fetch {
@@ -70,6 +71,8 @@ static int sched_fetch_write(void *ud, uint64_t offset, const void *data, size_t
 	sched_advance_prefix_locked(b);
 	if (b->prefix > prefix)
 		sched_verify_push_locked(s, b);
+	if (b->prefix == b->nblocks && prefix < b->nblocks)
+		b->whole_at = now_usec();
 	sched_take_answerable_locked(b, &ready, &failed);
 	pthread_cond_broadcast(&s->cond);
 	pthread_mutex_unlock(&s->lock);

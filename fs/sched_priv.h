@@ -46,6 +46,7 @@ struct sched_blob {
 	uint8_t *present; /* s->lock: blocks in the file at this generation */
 	uint8_t *inflight; /* s->lock: blocks some fetch will write */
 	uint64_t prefix; /* s->lock: blocks [0, prefix) are all present */
+	uint64_t whole_at; /* s->lock: monotonic usec the prefix last became the whole blob */
 	uint64_t gen; /* s->lock: the index's bad_count this memory agrees with */
 	uint64_t epoch; /* s->lock: raised whenever present bits are dropped */
 	struct sched_fetch *fetches; /* s->lock: fetches in flight */

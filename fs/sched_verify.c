@@ -15,6 +15,8 @@
 #include "util/log.h"
 #include "util/timeutil.h"
 
+#define HASH_SLICE (64ULL << 20)
+
 void sched_verify_push_locked(struct sched *s, struct sched_blob *b)
 {
 	if (b->verify_queued)
@@ -128,6 +130,7 @@ static void hash_more(struct sched *s, struct sched_blob *b)
 	struct sched_waiter *ready = NULL, *failed = NULL;
 	uint64_t epoch = b->epoch, gen = b->gen, upto = MIN(b->prefix * s->bs, b->size);
 	char actual[CID_MAX] = "";
+	uint64_t lag;
 	int r = 0;
 
 	pthread_mutex_unlock(&s->lock);
@@ -137,10 +140,15 @@ static void hash_more(struct sched *s, struct sched_blob *b)
 		r = verify_hasher_new(b->hash, b->size, &b->hasher);
 		b->hasher_epoch = epoch;
 	}
+	/* A slice at a time, so that a blob a reader waits on is not queued behind the whole
+	 * of a large one. */
 	if (r >= 0)
-		r = verify_hasher_feed(b->hasher, b->fd, upto);
+		r = verify_hasher_feed(b->hasher, b->fd,
+				       MIN(upto, verify_hasher_offset(b->hasher) + HASH_SLICE));
 	if (r >= 0 && verify_hasher_offset(b->hasher) < b->size) {
 		pthread_mutex_lock(&s->lock);
+		if (verify_hasher_offset(b->hasher) < upto)
+			sched_verify_push_locked(s, b); /* the rest of what landed */
 		return; /* more to come */
 	}
 	if (r >= 0)
@@ -192,11 +200,35 @@ static void hash_more(struct sched *s, struct sched_blob *b)
 	s->commit_now = true;
 	pthread_cond_broadcast(&s->cond);
 	sched_take_answerable_locked(b, &ready, &failed);
+	lag = b->whole_at ? now_usec() - b->whole_at : 0;
 	pthread_mutex_unlock(&s->lock);
-	log_debug("'%s' verified (%s)", b->path, b->cid);
+	/* The wait a reader of the last block had, beyond the bytes themselves. */
+	if (lag)
+		log_info("'%s' verified, %.1f ms after its last block landed", b->path,
+			 (double)lag / 1000.0);
+	else
+		log_info("'%s' verified", b->path);
 	sched_answer(ready, 0, b->fd);
 	sched_answer(failed, -EIO, -1);
 	pthread_mutex_lock(&s->lock);
+}
+
+static bool has_whole_waiter_locked(const struct sched_blob *b)
+{
+	for (const struct sched_waiter *w = b->waiters; w; w = w->next)
+		if (w->whole)
+			return true;
+	return false;
+}
+
+/* The queued blob to take next: the first a reader waits on for its verdict, else the
+ * oldest. */
+static size_t pick_locked(const struct sched *s)
+{
+	for (size_t i = 0; i < s->vqn; i++)
+		if (has_whole_waiter_locked(s->vq[i]))
+			return i;
+	return 0;
 }
 
 void *sched_verifier_main(void *arg)
@@ -206,13 +238,15 @@ void *sched_verifier_main(void *arg)
 	pthread_mutex_lock(&s->lock);
 	for (;;) {
 		struct sched_blob *b;
+		size_t i;
 
 		while (!s->vqn && !s->stopping)
 			pthread_cond_wait(&s->vcond, &s->lock);
 		if (s->stopping)
 			break;
-		b = s->vq[0];
-		memmove(s->vq, s->vq + 1, --s->vqn * sizeof(*s->vq));
+		i = pick_locked(s);
+		b = s->vq[i];
+		memmove(s->vq + i, s->vq + i + 1, (--s->vqn - i) * sizeof(*s->vq));
 		b->verify_queued = false;
 		if (b->inval_pending)
 			invalidate(s, b);
