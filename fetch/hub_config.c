@@ -246,11 +246,11 @@ int hub_config_init(struct hub_config *cfg, const char *endpoint_override)
 		cfg->user_agent = NULL;
 	if (!cfg->endpoint || !cfg->user_agent) {
 		r = -ENOMEM;
-		goto fail;
+		goto out_config_done;
 	}
 	r = config_token(cfg);
 	if (r < 0)
-		goto fail;
+		goto out_config_done;
 	cfg->offline = parse_env_bool(secure_getenv("HF_HUB_OFFLINE")) ||
 		       parse_env_bool(secure_getenv("TRANSFORMERS_OFFLINE"));
 	cfg->timeout_s = HUB_DEFAULT_TIMEOUT_S;
@@ -261,7 +261,7 @@ int hub_config_init(struct hub_config *cfg, const char *endpoint_override)
 		  cfg->token ? "from " : "none", cfg->token ? cfg->token_source : "",
 		  cfg->timeout_s, cfg->offline ? ", offline" : "");
 	return 0;
-fail:
+out_config_done:
 	hub_config_done(cfg);
 	return r;
 }

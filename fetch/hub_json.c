@@ -316,24 +316,24 @@ int hub_json_index_files(const char *json, size_t len, char ***ret, size_t *ret_
 		char **v;
 
 		if (!cJSON_IsString(item) || !item->valuestring[0])
-			goto fail;
+			goto out_free_names;
 		for (size_t i = 0; i < n && !seen; i++)
 			seen = !strcmp(names[i], item->valuestring);
 		if (seen)
 			continue;
 		v = realloc(names, (n + 1) * sizeof(*v));
 		if (!v)
-			goto fail;
+			goto out_free_names;
 		names = v;
 		names[n] = strdup(item->valuestring);
 		if (!names[n])
-			goto fail;
+			goto out_free_names;
 		n++;
 	}
 	*ret = names;
 	*ret_n = n;
 	return 0;
-fail:
+out_free_names:
 	for (size_t i = 0; i < n; i++)
 		free(names[i]);
 	free(names);

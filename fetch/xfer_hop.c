@@ -174,7 +174,7 @@ static int hop_headers(struct xnet *n, struct xhop *h)
 		 (unsigned long long)h->last);
 	l = curl_slist_append(NULL, range);
 	if (!l || !curl_slist_append(l, "Accept-Encoding: identity"))
-		goto fail;
+		goto out_free_headers;
 	/* The token goes to the Hub's own origin only: a signed CDN URL must not carry it (S3
 	 * answers 400), nor may it leak to another host (HUB_PROTOCOL.md 4.2). */
 	if (n->token && n->endpoint[0] && http_same_origin(h->url, n->endpoint)) {
@@ -183,16 +183,16 @@ static int hop_headers(struct xnet *n, struct xhop *h)
 		bool ok;
 
 		if (!auth)
-			goto fail;
+			goto out_free_headers;
 		snprintf(auth, len, "Authorization: Bearer %s", n->token);
 		ok = curl_slist_append(l, auth) != NULL;
 		explicit_bzero(auth, len);
 		if (!ok)
-			goto fail;
+			goto out_free_headers;
 	}
 	h->headers = l;
 	return 0;
-fail:
+out_free_headers:
 	curl_slist_free_all(l);
 	return -ENOMEM;
 }
@@ -246,7 +246,7 @@ int xnet_hop_start(struct xfer *x, struct xreq *r, const char *url, unsigned red
 	h->url = strdup(url);
 	h->easy = curl_easy_init();
 	if (!h->url || !h->easy)
-		goto fail;
+		goto out_free_hop;
 	h->is_resolve = strcmp(url, r->url) == 0;
 	h->from_target = !h->is_resolve;
 	h->first = r->offset + r->written;
@@ -254,11 +254,11 @@ int xnet_hop_start(struct xfer *x, struct xreq *r, const char *url, unsigned red
 	h->last_io = now_usec();
 	if (hop_headers(n, h) < 0 || hop_setup(n, h, r->fresh_connect) < 0 ||
 	    curl_multi_add_handle(n->multi, h->easy) != CURLM_OK)
-		goto fail;
+		goto out_free_hop;
 	r->fresh_connect = false;
 	x->es.resolves += h->is_resolve;
 	return 0;
-fail:
+out_free_hop:
 	curl_easy_cleanup(h->easy);
 	h->easy = NULL;
 	xnet_hop_free(h);

@@ -137,13 +137,13 @@ int inode_table_new(const struct hub_tree *tree, struct inode_table **ret)
 	int r = -ENOMEM;
 
 	if (!t || !hcreate_r(tree->n * 2 + 16, &dirs))
-		goto fail;
+		goto out_free_table;
 	if (!table_add(t, "", true))
-		goto fail;
+		goto out_free_table;
 	t->v[0].parent = 1;
 	if (!hsearch_r((ENTRY){ .key = t->v[0].path, .data = (void *)(uintptr_t)1 }, ENTER,
 		       &(ENTRY *){ NULL }, &dirs))
-		goto fail;
+		goto out_free_table;
 	for (size_t i = 0; i < tree->n; i++) {
 		const struct hub_entry *h = &tree->v[i];
 		const char *slash = strrchr(h->path, '/');
@@ -153,18 +153,18 @@ int inode_table_new(const struct hub_tree *tree, struct inode_table **ret)
 		struct inode *e;
 
 		if (!parent_path)
-			goto fail;
+			goto out_free_table;
 		if (h->is_dir) {
 			if (!dir_ino(t, &dirs, h->path))
-				goto fail;
+				goto out_free_table;
 			continue;
 		}
 		parent = dir_ino(t, &dirs, parent_path);
 		if (!parent)
-			goto fail;
+			goto out_free_table;
 		e = table_add(t, h->path, false);
 		if (!e)
-			goto fail;
+			goto out_free_table;
 		e->parent = parent;
 		e->size = h->size;
 		e->is_lfs = h->is_lfs;
@@ -172,14 +172,14 @@ int inode_table_new(const struct hub_tree *tree, struct inode_table **ret)
 	}
 	r = link_children(t);
 	if (r < 0)
-		goto fail;
+		goto out_free_table;
 	r = check_unique(t);
 	if (r < 0)
-		goto fail;
+		goto out_free_table;
 	hdestroy_r(&dirs);
 	*ret = t;
 	return 0;
-fail:
+out_free_table:
 	if (dirs.table)
 		hdestroy_r(&dirs);
 	inode_table_free(t);

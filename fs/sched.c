@@ -487,18 +487,18 @@ int sched_new(const struct sched_opts *opts, struct xfer *x, const struct inode_
 	 * as they are set up. */
 	r = build_blobs(s, opts);
 	if (r < 0)
-		goto fail;
+		goto out_sched_free;
 	r = -pthread_create(&s->committer, NULL, sched_committer_main, s);
 	if (r < 0)
-		goto fail;
+		goto out_sched_free;
 	r = -pthread_create(&s->verifier, NULL, sched_verifier_main, s);
 	if (r < 0) {
 		s->verifier = 0;
-		goto fail;
+		goto out_sched_free;
 	}
 	*ret = s;
 	return 0;
-fail:
+out_sched_free:
 	sched_free(s);
 	return r;
 }
