@@ -1,6 +1,7 @@
-/* sched_priv.h: the scheduler's state, shared by its three files: sched.c (reads, fetches,
- * the engine's sink), sched_commit.c (the committer thread) and sched_verify.c (the verifier
- * thread). Nothing outside fs/sched*.c includes it.
+/* sched_priv.h: the scheduler's state, shared by its five files, which call one way only:
+ * sched.c (blobs, reads, queries) -> sched_fetch.c (planning, cuts, the engine's sink) ->
+ * sched_commit.c (the committer thread), sched_verify.c (the verifier thread) ->
+ * sched_blob.c (presence and parked reads). Nothing outside fs/sched*.c includes it.
  *
  * Presence has one authority while a mount runs: the blob's bitmap in memory (present). The
  * index is its durable copy, written behind it by the committer, and a source of blocks that
@@ -109,7 +110,7 @@ struct sched {
 	pthread_t verifier;
 };
 
-/* sched.c */
+/* sched_blob.c */
 /* Moves the waiters of b that can be answered now onto *ret_ready (their blocks present, and
  * for whole waiters the blob verified) or *ret_failed (their handle was opened at a generation
  * that failed, or the blob was given up: -EIO). */
