@@ -23,9 +23,11 @@ def clean_env(**extra):
 
 
 def in_netns(cmd, netns):
-    """`cmd` run inside network namespace `netns` (None: as is). `ip netns exec` execs the
-    command, so the child's PID is the command's."""
-    return ["ip", "netns", "exec", netns, *cmd] if netns else list(cmd)
+    """`cmd` run inside network namespace `netns` (None: as is). nsenter execs the command,
+    so the child's PID is the command's. Only the network namespace: `ip netns exec` would
+    also give the command a copy of every mount, FUSE mounts of this machine included, and a
+    copy held by a long-lived server keeps an unmounted FUSE daemon from ever exiting."""
+    return ["nsenter", f"--net=/run/netns/{netns}", "--", *cmd] if netns else list(cmd)
 
 
 def spawn(cmd, log_path, env=None, netns=None):
