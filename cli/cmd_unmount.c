@@ -15,6 +15,7 @@
 #include "cache/db.h"
 #include "util/cleanup.h"
 #include "util/log.h"
+#include "util/mountinfo.h"
 #include "util/parse.h"
 #include "util/proc.h"
 
@@ -36,6 +37,30 @@ static pid_t mount_pid(const char *cache_dir, const char *mountpoint)
 		pid = m.pid;
 	db_close(db);
 	return pid;
+}
+
+/* 0 when an hffs mount is at mp; else says why not and returns -1. A dead hffs mount is
+ * still in the mount table as fuse.hffs. */
+static int is_hffs_mount(const char *mp)
+{
+	struct mountinfo_entry e;
+	int r = mountinfo_find(mp, &e);
+
+	if (r == -ENOENT) {
+		log_err("'%s' is not a mount point", mp);
+		return -1;
+	}
+	if (r < 0) {
+		log_err("cannot read the mount table (/proc/self/mountinfo): %s", strerror(-r));
+		return -1;
+	}
+	if (strcmp(e.fstype, "fuse.hffs")) {
+		log_err("'%s' is a %s mount (%s), not an hffs mount: hffs unmounts only its own "
+			"mounts",
+			mp, e.fstype, e.source[0] ? e.source : "no source");
+		return -1;
+	}
+	return 0;
 }
 
 static bool wait_exit(pid_t pid, unsigned timeout_s)
@@ -92,6 +117,9 @@ int cmd_unmount(int argc, char **argv)
 	cache_dir = cli_cache_dir(cache_arg);
 	if (!mp || !cache_dir)
 		return 1;
+	r = is_hffs_mount(mp);
+	if (r < 0)
+		return 1;
 	pid = mount_pid(cache_dir, mp);
 	/* statfs always reaches the daemon; stat of the root may come from the kernel's cache. */
 	if (statfs(mp, &sfs) < 0 && errno == ENOTCONN) {
@@ -101,9 +129,9 @@ int cmd_unmount(int argc, char **argv)
 		r = cli_fusermount("-u", mp);
 	}
 	if (r != 0) {
-		log_err("could not unmount '%s' (see the message above; is it an hffs mount, and is "
-			"a process still using it?)",
-			mp);
+		log_err("could not unmount '%s' (see the message above; is a process still using "
+			"it? 'fuser -vm %s' lists them)",
+			mp, mp);
 		return 1;
 	}
 	if (!wait_exit(pid, (unsigned)timeout_s)) {

@@ -1,0 +1,96 @@
+/* mountinfo.c: reads /proc/self/mountinfo lines ("id parent major:minor root mountpoint
+ * options [optional fields] - fstype source super-options"), whose paths escape space, tab,
+ * newline and backslash as \ooo octal. */
+#include "util/mountinfo.h"
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util/cleanup.h"
+
+/* Copies the field at *p (up to a space) into buf, unescaping \ooo; advances *p past it and
+ * one space. False when the line ends first or the field does not fit. */
+static bool next_field(const char **p, char *buf, size_t len)
+{
+	size_t n = 0;
+	const char *s = *p;
+
+	if (!*s || *s == '\n')
+		return false;
+	while (*s && *s != ' ' && *s != '\n') {
+		char c = *s++;
+
+		if (c == '\\' && s[0] >= '0' && s[0] <= '3' && s[1] >= '0' && s[1] <= '7' &&
+		    s[2] >= '0' && s[2] <= '7') {
+			c = (char)((s[0] - '0') * 64 + (s[1] - '0') * 8 + (s[2] - '0'));
+			s += 3;
+		}
+		if (n + 1 >= len)
+			return false;
+		buf[n++] = c;
+	}
+	buf[n] = '\0';
+	if (*s == ' ')
+		s++;
+	*p = s;
+	return true;
+}
+
+/* Parses one line; true with *ret filled when its mount point is mountpoint. */
+static int match_line(const char *line, const char *mountpoint, struct mountinfo_entry *ret)
+{
+	char field[4096];
+	const char *p = line;
+
+	for (int i = 0; i < 4; i++) /* id, parent, major:minor, root */
+		if (!next_field(&p, field, sizeof(field)))
+			return -EBADMSG;
+	if (!next_field(&p, field, sizeof(field)))
+		return -EBADMSG;
+	if (strcmp(field, mountpoint))
+		return 0;
+	do /* options, then optional fields up to the separator */
+		if (!next_field(&p, field, sizeof(field)))
+			return -EBADMSG;
+	while (strcmp(field, "-"));
+	if (!next_field(&p, ret->fstype, sizeof(ret->fstype)))
+		return -EBADMSG;
+	if (!next_field(&p, ret->source, sizeof(ret->source)))
+		ret->source[0] = '\0';
+	return 1;
+}
+
+int mountinfo_find_in(FILE *f, const char *mountpoint, struct mountinfo_entry *ret)
+{
+	_cleanup_free_ char *line = NULL;
+	struct mountinfo_entry e;
+	size_t cap = 0;
+	bool found = false;
+
+	/* Later lines are mounted on top of earlier ones: the last match is what is seen. */
+	while (getline(&line, &cap, f) > 0) {
+		int r = match_line(line, mountpoint, &e);
+
+		if (r < 0)
+			return r;
+		if (r) {
+			*ret = e;
+			found = true;
+		}
+	}
+	return found ? 0 : -ENOENT;
+}
+
+int mountinfo_find(const char *mountpoint, struct mountinfo_entry *ret)
+{
+	FILE *f = fopen("/proc/self/mountinfo", "re");
+	int r;
+
+	if (!f)
+		return -errno;
+	r = mountinfo_find_in(f, mountpoint, ret);
+	fclose(f);
+	return r;
+}

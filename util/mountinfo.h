@@ -1,0 +1,18 @@
+/* mountinfo.h: what the kernel says is mounted at a path (/proc/self/mountinfo), so that
+ * commands act only on hffs's own mounts. Mechanism only: it knows no file system. */
+#pragma once
+
+#include <stddef.h>
+#include <stdio.h>
+
+struct mountinfo_entry {
+	char fstype[64]; /* e.g. "fuse.hffs", "tmpfs" */
+	char source[256]; /* e.g. "hffs:org/name" */
+};
+
+/* The entry of the topmost mount at mountpoint (absolute, as the kernel shows it, without
+ * escapes) in f (a mountinfo file), into *ret. 0 found; -ENOENT when nothing is mounted
+ * there; -EBADMSG for a line that is not mountinfo. */
+int mountinfo_find_in(FILE *f, const char *mountpoint, struct mountinfo_entry *ret);
+/* The same for /proc/self/mountinfo; -errno when it cannot be read. */
+int mountinfo_find(const char *mountpoint, struct mountinfo_entry *ret);
