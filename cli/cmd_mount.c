@@ -3,6 +3,7 @@
  * having said why on the inherited stderr) and exits with that outcome, as sshfs does. */
 #include "cli/cli.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -41,6 +42,7 @@ static const char mount_usage[] =
 	"      --verify MODE       default: a read needing a file's last block, and any read\n"
 	"                          of a small (non-LFS) file, waits until the whole file\n"
 	"                          matches its hash; strict: every read waits for that\n"
+	"      --allow-non-empty   mount over a directory that has entries (they are hidden)\n"
 	"      --include GLOB      complete only files matching GLOB (repeatable)\n"
 	"      --exclude GLOB      do not complete files matching GLOB (repeatable)\n"
 	"      --cache-max-size SIZE  keep the cache's data under SIZE (e.g. 200G), evicting\n"
@@ -69,6 +71,7 @@ enum {
 	OPT_CACHE_MAX_SIZE,
 	OPT_MIN_FREE,
 	OPT_VERIFY,
+	OPT_ALLOW_NON_EMPTY,
 };
 
 #define MAX_PATTERNS 64
@@ -92,11 +95,28 @@ static char *default_log_path(const char *cache_dir, const char *mountpoint)
 /* A dead FUSE daemon leaves "Transport endpoint is not connected" behind: clear it so the
  * next mount does not fail on (or stack over) it. statfs() is asked of the daemon every time,
  * while stat() of the root may be answered from the kernel's attribute cache. */
-static int check_mountpoint(const char *mp)
+/* Entries of directory path other than . and .. (0 when it cannot be read: the mount then
+ * says why). */
+static size_t count_entries(const char *path)
+{
+	DIR *d = opendir(path);
+	struct dirent *de;
+	size_t n = 0;
+
+	if (!d)
+		return 0;
+	while ((de = readdir(d)))
+		n += strcmp(de->d_name, ".") && strcmp(de->d_name, "..");
+	closedir(d);
+	return n;
+}
+
+static int check_mountpoint(const char *mp, bool allow_non_empty)
 {
 	_cleanup_free_ char *parent = NULL;
 	struct statfs sfs;
 	struct stat st, pst;
+	size_t n;
 
 	if (statfs(mp, &sfs) < 0 && errno == ENOTCONN) {
 		log_warn("'%s' is a mount whose daemon died; unmounting it first", mp);
@@ -115,6 +135,13 @@ static int check_mountpoint(const char *mp)
 		log_err("'%s' is already a mount point; unmount it first (hffs unmount '%s')", mp,
 			mp);
 		return -EBUSY;
+	}
+	n = allow_non_empty ? 0 : count_entries(mp);
+	if (n) {
+		log_err("mountpoint '%s' is not empty: the mount would hide its %zu entr%s; use an "
+			"empty directory, or --allow-non-empty",
+			mp, n, n == 1 ? "y" : "ies");
+		return -ENOTEMPTY;
 	}
 	return 0;
 }
@@ -183,6 +210,7 @@ int cmd_mount(int argc, char **argv)
 		{ "tree-page-size", required_argument, NULL, OPT_PAGE_SIZE },
 		{ "prefetch", required_argument, NULL, OPT_PREFETCH },
 		{ "verify", required_argument, NULL, OPT_VERIFY },
+		{ "allow-non-empty", no_argument, NULL, OPT_ALLOW_NON_EMPTY },
 		{ "include", required_argument, NULL, OPT_INCLUDE },
 		{ "exclude", required_argument, NULL, OPT_EXCLUDE },
 		{ "cache-max-size", required_argument, NULL, OPT_CACHE_MAX_SIZE },
@@ -192,6 +220,7 @@ int cmd_mount(int argc, char **argv)
 		{ 0 },
 	};
 	struct mount_opts o = { .revision = "main", .ready_fd = -1, .prefetch = true };
+	bool allow_non_empty = false;
 	const char *include[MAX_PATTERNS], *exclude[MAX_PATTERNS];
 	_cleanup_free_ char *cache_dir = NULL, *mountpoint = NULL, *log_path = NULL;
 	const char *cache_arg = NULL, *log_arg = NULL, *max_size_arg = NULL, *min_free_arg = NULL;
@@ -261,6 +290,9 @@ int cmd_mount(int argc, char **argv)
 			}
 			o.prefetch = !strcmp(optarg, "all");
 			break;
+		case OPT_ALLOW_NON_EMPTY:
+			allow_non_empty = true;
+			break;
 		case OPT_VERIFY:
 			if (strcmp(optarg, "default") && strcmp(optarg, "strict")) {
 				log_err("--verify takes 'default' or 'strict', not '%s'", optarg);
@@ -320,7 +352,7 @@ int cmd_mount(int argc, char **argv)
 	}
 	o.cache_max_size = budget.max_size;
 	o.min_free = budget.min_free;
-	if (check_mountpoint(mountpoint) < 0)
+	if (check_mountpoint(mountpoint, allow_non_empty) < 0)
 		return 1;
 	o.mountpoint = mountpoint;
 	o.cache_dir = cache_dir;
