@@ -990,14 +990,21 @@ def main(argv=None):
                               name=f"fakehub-{s.name}") for s in (api, cdn)]
     for t in loops:
         t.start()
-    write_port_file(args.port_file, hub, api, cdn)
-    signal.sigwait({signal.SIGTERM, signal.SIGINT})
-    for s in (api, cdn):
-        s.shutdown()
-        s.server_close()
-    for t in loops:
-        t.join()
-    hub.log.close()
+    # Whatever ends the main thread (a signal, or a port file that cannot be written) stops
+    # the servers too: a hub whose ports nobody knows must not go on serving.
+    try:
+        try:
+            write_port_file(args.port_file, hub, api, cdn)
+        except OSError as e:
+            sys.exit(f"fakehub: cannot write the port file {args.port_file}: {e}")
+        signal.sigwait({signal.SIGTERM, signal.SIGINT})
+    finally:
+        for s in (api, cdn):
+            s.shutdown()
+            s.server_close()
+        for t in loops:
+            t.join()
+        hub.log.close()
 
 
 if __name__ == "__main__":

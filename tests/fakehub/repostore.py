@@ -53,7 +53,8 @@ def blob_path(data_dir, sha256):
 
 def write_atomic(path, data):
     """Writes bytes to `path` through a temporary file and a rename."""
-    os.makedirs(os.path.dirname(path), exist_ok=True)
+    if os.path.dirname(path):  # a bare file name lives in the current directory
+        os.makedirs(os.path.dirname(path), exist_ok=True)
     tmp = f"{path}.tmp{os.getpid()}.{threading.get_ident()}"
     with open(tmp, "wb") as f:
         f.write(data)

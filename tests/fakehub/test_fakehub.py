@@ -686,3 +686,37 @@ def test_log_records_requests(hub):
     assert api["t"] <= cdn["t"] <= time.time()
     status, _, body = fetch(f"{hub.api_url}/_fake/log")
     assert status == 200 and len(json.loads(body)) >= 2
+
+
+def _start_hub(data, tmp_path, port_file, cwd):
+    cmd = [sys.executable, str(Path(__file__).resolve().parent / "fakehub.py"), "--data",
+           str(data), "--port-file", str(port_file), "--log", str(tmp_path / "log.jsonl")]
+    return subprocess.Popen(cmd, cwd=cwd, stderr=subprocess.PIPE)
+
+
+def test_port_file_may_be_a_bare_name(data, tmp_path):
+    proc = _start_hub(data, tmp_path, "ports.json", tmp_path)
+    try:
+        deadline = time.monotonic() + 10
+        while not (tmp_path / "ports.json").exists() and proc.poll() is None and \
+                time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert proc.poll() is None, proc.stderr.read().decode()
+        assert json.loads((tmp_path / "ports.json").read_text())["pid"] == proc.pid
+    finally:
+        proc.terminate()
+        assert proc.wait(timeout=10) == 0
+
+
+def test_a_port_file_that_cannot_be_written_ends_the_hub(data, tmp_path):
+    """A hub whose ports nobody can learn must not go on serving."""
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    proc = _start_hub(data, tmp_path, blocker / "ports.json", tmp_path)
+    try:
+        assert proc.wait(timeout=10) != 0
+        assert b"ports.json" in proc.stderr.read()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
