@@ -40,6 +40,35 @@ static const char cache_usage[] =
 	"                          $XDG_CACHE_HOME/hffs or ~/.cache/hffs)\n"
 	"  -h, --help              this text\n";
 
+#define CACHE_OPTIONS                                                                 \
+	"\nOptions:\n"                                                                \
+	"      --json              machine-readable output\n"                         \
+	"      --cache-dir DIR     cache directory (default: $HFFS_CACHE_DIR, else\n" \
+	"                          $XDG_CACHE_HOME/hffs or ~/.cache/hffs)\n"          \
+	"  -h, --help              this text\n"
+
+/* Each subcommand's own --help. */
+static const char *const sub_usage[] = {
+	"Usage: hffs cache ls [--json] [--cache-dir DIR]\n"
+	"\n"
+	"Lists the repos and revisions in the cache: commit, size, bytes cached (coverage),\n"
+	"space on disk, last use.\n" CACHE_OPTIONS,
+	"Usage: hffs cache rm REPO[@REV] [--json] [--cache-dir DIR]\n"
+	"\n"
+	"Removes REPO (every revision, or only REV) and the data no other revision uses.\n"
+	"Refused while a mount uses it.\n" CACHE_OPTIONS,
+	"Usage: hffs cache gc [--max-size SIZE] [--min-free SIZE|PCT%] [--json] [--cache-dir DIR]\n"
+	"\n"
+	"Removes orphaned data, evicts least recently used data until the cache fits\n"
+	"--max-size and leaves --min-free of its disk free (never what a live mount uses), and\n"
+	"compacts the index.\n" CACHE_OPTIONS,
+	"Usage: hffs cache verify [REPO[@REV]] [--json] [--cache-dir DIR]\n"
+	"\n"
+	"Rehashes the complete files (all, or REPO's) against their content ids; drops the\n"
+	"blocks of bad ones not in use (fetched again when read), and releases files that\n"
+	"failed a hash before for another fetch.\n" CACHE_OPTIONS,
+};
+
 enum {
 	OPT_JSON = 256,
 	OPT_CACHE_DIR,
@@ -59,8 +88,8 @@ struct cache_opts {
 
 /* Parses the options of one subcommand (argv[0] is its name). Returns 0, or the exit status
  * (0 after --help, 2 for bad usage). want_spec: 1 requires REPO[@REV], -1 allows it, 0 not. */
-static int parse_opts(int argc, char **argv, bool gc, int want_spec, struct cache_opts *o,
-		      bool *ret_exit)
+static int parse_opts(int argc, char **argv, bool gc, int want_spec, const char *usage,
+		      struct cache_opts *o, bool *ret_exit)
 {
 	static const struct option longopts[] = {
 		{ "json", no_argument, NULL, OPT_JSON },
@@ -92,7 +121,7 @@ static int parse_opts(int argc, char **argv, bool gc, int want_spec, struct cach
 			o->min_free = optarg;
 			break;
 		case 'h':
-			fputs(cache_usage, stdout);
+			fputs(usage, stdout);
 			return 0;
 		default:
 			goto bad;
@@ -105,7 +134,7 @@ static int parse_opts(int argc, char **argv, bool gc, int want_spec, struct cach
 	*ret_exit = false;
 	return 0;
 bad:
-	fprintf(stderr, "see 'hffs cache --help'\n");
+	fprintf(stderr, "see 'hffs cache %s --help'\n", argv[0]);
 	return 2;
 }
 
@@ -192,7 +221,7 @@ int cmd_cache(int argc, char **argv)
 		fprintf(stderr, "hffs: unknown cache command '%s'; see 'hffs cache --help'\n", sub);
 		return 2;
 	}
-	r = parse_opts(argc - 1, argv + 1, subs[i].gc, subs[i].spec, &o, &done);
+	r = parse_opts(argc - 1, argv + 1, subs[i].gc, subs[i].spec, sub_usage[i], &o, &done);
 	if (done)
 		return r;
 	if (o.spec && (r = cache_target_parse(o.spec, &t)))
