@@ -64,3 +64,46 @@ def test_dead_daemon_mountpoint_is_recovered(hub, mount):
     assert stale
     m2 = mount("org/model", name="dead")
     assert (m2.path / "config.json").read_bytes() == hub.files("org/model")["config.json"]
+
+
+def test_unmount_refuses_what_is_not_an_hffs_mount(cache_dir, tmp_path):
+    """As root, `hffs unmount` on a tmpfs must not unmount it (its contents would be gone)."""
+    d = tmp_path / "tmpfs"
+    d.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "hffs-test", str(d)], check=True)
+    try:
+        (d / "precious").write_text("keep me")
+        p = run_hffs("unmount", d, "--cache-dir", cache_dir)
+        assert p.returncode == 1
+        assert "is a tmpfs mount (hffs-test), not an hffs mount" in p.stderr, p.stderr
+        assert (d / "precious").read_text() == "keep me"
+    finally:
+        subprocess.run(["umount", str(d)], check=True)
+    p = run_hffs("unmount", d, "--cache-dir", cache_dir)
+    assert p.returncode == 1 and "is not a mount point" in p.stderr, p.stderr
+
+
+def test_a_non_empty_mountpoint_is_refused_unless_allowed(hub, mount, cache_dir, tmp_path):
+    mp = tmp_path / "full"
+    mp.mkdir()
+    (mp / "mine.txt").write_text("hidden by a mount")
+    p = run_hffs("mount", "org/model", mp, "--cache-dir", cache_dir, "--endpoint",
+                 hub.api_url, "--min-free", "0")
+    assert p.returncode != 0
+    assert "is not empty: the mount would hide its 1 entry" in p.stderr, p.stderr
+    assert "--allow-non-empty" in p.stderr
+    assert not os.path.ismount(mp)
+    m = mount("org/model", "--allow-non-empty", name="full")
+    assert (m.path / "config.json").exists()
+    assert m.unmount() == 0
+    assert (mp / "mine.txt").read_text() == "hidden by a mount"
+
+
+def test_cache_subcommands_have_their_own_help():
+    for sub, words in (("ls", "Lists the repos"), ("rm", "Removes REPO"),
+                       ("gc", "Removes orphaned data"), ("verify", "Rehashes the complete")):
+        p = run_hffs("cache", sub, "--help")
+        assert p.returncode == 0 and p.stdout.startswith(f"Usage: hffs cache {sub}"), p.stdout
+        assert words in p.stdout
+    p = run_hffs("cache", "rm")
+    assert p.returncode == 2 and "see 'hffs cache rm --help'" in p.stderr
