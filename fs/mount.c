@@ -123,6 +123,11 @@ static int serve(const struct mount_opts *o, struct hub_config *cfg, struct cach
 		.readahead_kb = 16384,
 		.ra = { .min_window = 4ULL << 20, .max_window = 64ULL << 20, .slack = 2ULL << 20 },
 		.ra_fetch = 8ULL << 20,
+		.repo = snap->repo_key,
+		.revision = snap->revision,
+		.commit = snap->commit,
+		.endpoint = cfg->endpoint,
+		.cache_dir = o->cache_dir,
 	};
 	struct db_mount rec = { .pid = getpid(), .started = now_realtime_usec() };
 	char fsname[200];

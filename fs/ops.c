@@ -13,6 +13,7 @@
 #include <sys/statvfs.h>
 
 #include "util/cleanup.h"
+#include "fs/xattr.h"
 #include "util/log.h"
 
 /* A commit never changes: the kernel may keep entries and attributes as long as it likes. */
@@ -315,21 +316,45 @@ static void op_statfs(fuse_req_t req, fuse_ino_t ino)
 	fuse_reply_statfs(req, &sv);
 }
 
+/* size 0 asks the length; else the value, or ERANGE when it does not fit (xattr(7)). */
 static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
 {
-	(void)ino;
-	(void)name;
-	(void)size;
-	fuse_reply_err(req, ENODATA);
+	struct mount_ctx *m = ctx_of(req);
+	const struct inode *e = inode_get(m->t, ino);
+	char buf[1024];
+	int n;
+
+	if (!e) {
+		fuse_reply_err(req, ENOENT);
+		return;
+	}
+	n = xattr_get(m, e, name, size ? buf : NULL, MIN(size, sizeof(buf)));
+	if (n < 0)
+		fuse_reply_err(req, -n);
+	else if (!size)
+		fuse_reply_xattr(req, (size_t)n);
+	else
+		fuse_reply_buf(req, buf, (size_t)n);
 }
 
 static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 {
-	(void)ino;
-	if (size)
-		fuse_reply_buf(req, NULL, 0);
+	struct mount_ctx *m = ctx_of(req);
+	const struct inode *e = inode_get(m->t, ino);
+	char buf[512];
+	size_t n;
+
+	if (!e) {
+		fuse_reply_err(req, ENOENT);
+		return;
+	}
+	n = xattr_list(m, e, buf, sizeof(buf));
+	if (!size)
+		fuse_reply_xattr(req, n);
+	else if (n > size || n > sizeof(buf))
+		fuse_reply_err(req, ERANGE);
 	else
-		fuse_reply_xattr(req, 0);
+		fuse_reply_buf(req, buf, n);
 }
 
 const struct fuse_lowlevel_ops ops_lowlevel = {

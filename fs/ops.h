@@ -25,6 +25,8 @@ struct mount_ctx {
 	unsigned readahead_kb; /* kernel read-ahead asked for (conn->max_readahead) */
 	struct readahead_limits ra; /* our own read-ahead per open file; max_window 0: off */
 	uint64_t ra_fetch; /* bytes per read-ahead fetch */
+	/* For the root's user.hffs.* attributes (borrowed, for the life of the mount). */
+	const char *repo, *revision, *commit, *endpoint, *cache_dir;
 	pthread_mutex_t se_lock; /* guards se */
 	struct fuse_session *se; /* se_lock: the session, while it runs (NULL before, after) */
 };

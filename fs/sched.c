@@ -354,20 +354,44 @@ bool sched_is_complete(struct sched *s, const struct inode *f)
 	return done;
 }
 
+static uint64_t present_bytes_locked(const struct sched *s, const struct sched_blob *b)
+{
+	uint64_t n = bitmap_count(b->present, b->nblocks), bytes = n * s->bs;
+
+	if (n && bitmap_test(b->present, b->nblocks - 1))
+		bytes -= s->bs - block_len(b->size, s->bs, b->nblocks - 1);
+	return bytes;
+}
+
+void sched_file_info(struct sched *s, const struct inode *f, struct sched_file_info *ret)
+{
+	struct sched_blob *b = s->blob_of_ino[f->ino];
+
+	if (!b) {
+		*ret = (struct sched_file_info){ .state = "verified" };
+		return;
+	}
+	pthread_mutex_lock(&s->lock);
+	ret->bytes_cached = present_bytes_locked(s, b);
+	ret->state = b->given_up || (b->state == BLOB_BAD && !ret->bytes_cached) ? "bad" :
+		     b->state == BLOB_VERIFIED					 ? "verified" :
+		     b->prefix == b->nblocks					 ? "complete" :
+		     ret->bytes_cached						 ? "partial" :
+										   "missing";
+	pthread_mutex_unlock(&s->lock);
+}
+
 void sched_get_stats(struct sched *s, struct sched_stats *ret)
 {
 	memset(ret, 0, sizeof(*ret));
 	pthread_mutex_lock(&s->lock);
 	for (size_t i = 0; i < s->nblobs; i++) {
 		struct sched_blob *b = &s->blobs[i];
-		uint64_t n = bitmap_count(b->present, b->nblocks);
 
 		ret->bytes_total += b->size;
-		ret->bytes_present += n * s->bs;
-		if (n && bitmap_test(b->present, b->nblocks - 1))
-			ret->bytes_present -= s->bs - block_len(b->size, s->bs, b->nblocks - 1);
+		ret->bytes_present += present_bytes_locked(s, b);
 		ret->blobs++;
-		ret->blobs_complete += n == b->nblocks;
+		ret->blobs_complete += b->prefix == b->nblocks;
 		ret->blobs_verified += b->state == BLOB_VERIFIED;
 		ret->blobs_given_up += b->given_up;
 	}

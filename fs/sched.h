@@ -113,6 +113,14 @@ bool sched_hot(struct sched *s, uint64_t max_age_usec, uint64_t *ret_ino, uint64
  * always is), or its blob was given up after failing twice. */
 bool sched_is_complete(struct sched *s, const struct inode *f);
 
+/* What this mount knows of f's bytes now (an empty file: complete... verified). state is
+ * "missing", "partial", "complete", "verified" or "bad", the words of `hffs status`. */
+struct sched_file_info {
+	uint64_t bytes_cached;
+	const char *state;
+};
+void sched_file_info(struct sched *s, const struct inode *f, struct sched_file_info *ret);
+
 struct sched_stats {
 	uint64_t bytes_total; /* over distinct blobs */
 	uint64_t bytes_present;
