@@ -16,6 +16,9 @@ int cmd_cache(int argc, char **argv);
 /* --cache-dir, else HFFS_CACHE_DIR, else $XDG_CACHE_HOME/hffs, else ~/.cache/hffs, made
  * absolute (not required to exist). malloc'd, NULL on OOM or no HOME. */
 char *cli_cache_dir(const char *arg);
+/* The cache directory for a command about mountpoint mp: --cache-dir (arg) when given, else
+ * the one the live hffs mount at mp says it uses, else cli_cache_dir(NULL). malloc'd. */
+char *cli_cache_dir_for(const char *arg, const char *mp);
 /* Absolute form of a path the user gave, without following a dead mount. malloc'd. */
 char *cli_abspath(const char *path);
 /* mkdir -p with mode 0755. 0 or -errno. */

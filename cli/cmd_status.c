@@ -16,6 +16,7 @@
 #include "cache/cache.h"
 #include "cache/db.h"
 #include "cache/tree.h"
+#include "cli/mounts.h"
 #include "fs/live.h"
 #include "util/cleanup.h"
 #include "util/jsonw.h"
@@ -202,15 +203,16 @@ static void print_live_json(struct jsonw *w, const struct live *l)
 	jsonw_end_object(w);
 }
 
-static void print_json(struct jsonw *w, const struct db_mount *m, const struct live *l,
-		       const struct file_status *fs, size_t n, uint64_t total, uint64_t cached,
-		       size_t complete)
+static void print_json(struct jsonw *w, const char *cache_dir, const struct db_mount *m,
+		       const struct live *l, const struct file_status *fs, size_t n, uint64_t total,
+		       uint64_t cached, size_t complete)
 {
 	jsonw_begin_object(w, NULL);
 	jsonw_string(w, "repo", m->repo_key);
 	jsonw_string(w, "revision", m->revision);
 	jsonw_string(w, "commit", m->commit);
 	jsonw_string(w, "mountpoint", m->mountpoint);
+	jsonw_string(w, "cache_dir", cache_dir);
 	jsonw_string(w, "endpoint", m->endpoint);
 	jsonw_int(w, "pid", m->pid);
 	jsonw_bool(w, "offline", m->flags & DB_MOUNT_OFFLINE);
@@ -252,7 +254,8 @@ static void ask_flush(struct cache_db *db, const struct db_mount *m)
 	}
 }
 
-static int show_mount(struct cache_db *db, const struct db_mount *m, struct jsonw *w)
+static int show_mount(struct cache_db *db, const char *cache_dir, const struct db_mount *m,
+		      struct jsonw *w)
 {
 	_cleanup_free_ struct file_status *fs = NULL;
 	struct tree tree;
@@ -290,49 +293,123 @@ static int show_mount(struct cache_db *db, const struct db_mount *m, struct json
 			     live.rate	     ? (int64_t)((total - cached) / live.rate) :
 					       -1;
 	if (w)
-		print_json(w, m, has_live ? &live : NULL, fs, n, total, cached, complete);
+		print_json(w, cache_dir, m, has_live ? &live : NULL, fs, n, total, cached,
+			   complete);
 	else
 		print_text(m, has_live ? &live : NULL, fs, n, total, cached, complete);
 	tree_done(&tree);
 	return 0;
 }
 
-/* One report of every matching mount. Returns how many were shown, or -1 when one failed. */
-static int show_all(struct cache_db *db, const char *cache_dir, const char *only, bool json)
+/* The mounts of one cache directory that match only (NULL: all), into w or as text. */
+static void show_cache(const char *cache_dir, const char *only, struct jsonw *w, int *shown,
+		       bool *failed)
 {
+	struct cache_db *db = NULL;
 	struct db_mount *mounts = NULL;
 	size_t nmounts = 0;
-	struct jsonw w;
-	int shown = 0, r;
-	bool failed = false;
+	int r = db_open(cache_dir, &db);
 
+	if (r < 0) {
+		log_err("cannot open the cache index in '%s': %s", cache_dir, strerror(-r));
+		*failed = true;
+		return;
+	}
 	/* A record whose daemon is gone is stale: it is dropped. */
 	r = cache_live_mounts(db, true, &mounts, &nmounts);
 	if (r < 0)
 		log_err("cannot list the mounts: %s", strerror(-r));
-	if (json) {
-		jsonw_init(&w, stdout);
-		jsonw_begin_object(&w, NULL);
-		jsonw_string(&w, "cache_dir", cache_dir);
-		jsonw_begin_array(&w, "mounts");
-	}
 	for (size_t i = 0; i < nmounts; i++) {
 		if (only && strcmp(only, mounts[i].mountpoint))
 			continue;
-		if (show_mount(db, &mounts[i], json ? &w : NULL) < 0)
-			failed = true;
-		shown++;
-	}
-	if (json) {
-		jsonw_end_array(&w);
-		jsonw_end_object(&w);
-	} else if (!shown) {
-		printf(only ? "no hffs mount at %s\n" : "no active hffs mounts%s\n",
-		       only ? only : "");
+		if (show_mount(db, cache_dir, &mounts[i], w) < 0)
+			*failed = true;
+		(*shown)++;
 	}
 	free(mounts);
+	db_close(db);
+}
+
+/* The dead hffs mounts (their daemon gone) that match only: they need an unmount. */
+static int show_dead(const struct cli_mount *v, size_t n, const char *only, struct jsonw *w)
+{
+	int shown = 0;
+
+	if (w)
+		jsonw_begin_array(w, "dead_mounts");
+	for (size_t i = 0; i < n; i++) {
+		if (!v[i].dead || (only && strcmp(only, v[i].mountpoint)))
+			continue;
+		if (w) {
+			jsonw_begin_object(w, NULL);
+			jsonw_string(w, "mountpoint", v[i].mountpoint);
+			jsonw_string(w, "source", v[i].source);
+			jsonw_end_object(w);
+		} else {
+			printf("%s: %s, DEAD: its daemon is gone (\"Transport endpoint is not "
+			       "connected\"); run 'hffs unmount %s'\n",
+			       v[i].mountpoint, v[i].source, v[i].mountpoint);
+		}
+		shown++;
+	}
+	if (w)
+		jsonw_end_array(w);
+	return shown;
+}
+
+/* One report of every matching mount of every cache directory in dirs, and of the dead
+ * mounts. Returns how many mounts were shown (dead ones are counted in *ret_dead), or -1 when
+ * one failed. */
+static int show_all(char *const *dirs, size_t ndirs, const char *only, bool json,
+		    const struct cli_mount *mounts, size_t nmounts, int *ret_dead)
+{
+	struct jsonw w;
+	int shown = 0;
+	bool failed = false;
+
+	if (json) {
+		jsonw_init(&w, stdout);
+		jsonw_begin_object(&w, NULL);
+		jsonw_string(&w, "cache_dir", dirs[0]);
+		jsonw_begin_array(&w, "mounts");
+	}
+	for (size_t i = 0; i < ndirs; i++)
+		show_cache(dirs[i], only, json ? &w : NULL, &shown, &failed);
+	if (json)
+		jsonw_end_array(&w);
+	*ret_dead = show_dead(mounts, nmounts, only, json ? &w : NULL);
+	if (json)
+		jsonw_end_object(&w);
+	else if (!shown && !*ret_dead)
+		printf(only ? "no hffs mount at %s\n" : "no active hffs mounts%s\n",
+		       only ? only : "");
 	fflush(stdout);
 	return failed ? -1 : shown;
+}
+
+/* The cache directories to report, each once, into dirs (at least one): --cache-dir; else
+ * MOUNTPOINT's own; else the default and every live mount's. */
+static size_t cache_dirs(const char *cache_arg, const char *only, const struct cli_mount *v,
+			 size_t n, char **dirs)
+{
+	size_t k = 0;
+
+	if (!cache_arg && only)
+		dirs[k] = cli_mount_cache_dir(only);
+	if (!dirs[0])
+		dirs[0] = cli_cache_dir(cache_arg);
+	if (!dirs[0])
+		return 0;
+	k = 1;
+	for (size_t i = 0; !cache_arg && !only && i < n; i++) {
+		bool seen = !v[i].cache_dir;
+
+		for (size_t j = 0; j < k && !seen; j++)
+			seen = !strcmp(dirs[j], v[i].cache_dir);
+		if (!seen && (dirs[k] = strdup(v[i].cache_dir)))
+			k++;
+	}
+	return k;
 }
 
 int cmd_status(int argc, char **argv)
@@ -346,9 +423,12 @@ int cmd_status(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
-	_cleanup_free_ char *cache_dir = NULL, *only = NULL;
-	struct cache_db *db = NULL;
+	_cleanup_free_ char *only = NULL;
+	struct cli_mount *mounts = NULL;
+	size_t nmounts = 0, ndirs = 0;
+	char **dirs = NULL;
 	const char *cache_arg = NULL;
+	int dead = 0;
 	bool json = false, watch = false;
 	uint64_t interval_ms = 1000, count = 0;
 	int c, r;
@@ -397,13 +477,16 @@ int cmd_status(int argc, char **argv)
 	}
 	if (argc - optind == 1)
 		only = cli_abspath(argv[optind]);
-	cache_dir = cli_cache_dir(cache_arg);
-	if (!cache_dir)
-		return 1;
-	r = db_open(cache_dir, &db);
-	if (r < 0) {
-		log_err("cannot open the cache index in '%s': %s", cache_dir, strerror(-r));
-		return 1;
+	r = cli_mounts_list(&mounts, &nmounts);
+	if (r < 0)
+		log_warn("cannot read the mount table: %s; showing the mounts of one cache only",
+			 strerror(-r));
+	dirs = calloc(nmounts + 1, sizeof(*dirs));
+	ndirs = dirs ? cache_dirs(cache_arg, only, mounts, nmounts, dirs) : 0;
+	if (!ndirs) {
+		log_err("no cache directory: give --cache-dir or set HFFS_CACHE_DIR or HOME");
+		r = -1;
+		goto out_free;
 	}
 	for (uint64_t i = 0;; i++) {
 		struct timespec ts = { .tv_sec = (time_t)(interval_ms / 1000),
@@ -412,13 +495,17 @@ int cmd_status(int argc, char **argv)
 		/* In place: home the cursor and clear the screen of a terminal. */
 		if (watch && !json && isatty(STDOUT_FILENO))
 			fputs("\033[H\033[J", stdout);
-		r = show_all(db, cache_dir, only, json);
+		r = show_all(dirs, ndirs, only, json, mounts, nmounts, &dead);
 		if (!watch || (count && i + 1 >= count))
 			break;
 		nanosleep(&ts, NULL);
 	}
-	db_close(db);
+out_free:
+	for (size_t i = 0; i < ndirs; i++)
+		free(dirs[i]);
+	free(dirs);
+	cli_mounts_free(mounts, nmounts);
 	if (r < 0)
 		return 1;
-	return only && r == 0 ? 1 : 0;
+	return only && (r == 0 || dead) ? 1 : 0;
 }

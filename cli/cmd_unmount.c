@@ -114,7 +114,7 @@ int cmd_unmount(int argc, char **argv)
 		return 2;
 	}
 	mp = cli_abspath(argv[optind]);
-	cache_dir = cli_cache_dir(cache_arg);
+	cache_dir = cli_cache_dir_for(cache_arg, argv[optind]);
 	if (!mp || !cache_dir)
 		return 1;
 	r = is_hffs_mount(mp);

@@ -70,7 +70,7 @@ int cmd_verify(int argc, char **argv)
 		fputs(verify_usage, stderr);
 		return 2;
 	}
-	cache_dir = cli_cache_dir(cache_arg);
+	cache_dir = cli_cache_dir_for(cache_arg, argc - optind == 1 ? argv[optind] : NULL);
 	if (!cache_dir)
 		return 1;
 	if (argc - optind == 1)

@@ -10,6 +10,17 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "cli/mounts.h"
+#include "util/cleanup.h"
+
+char *cli_cache_dir_for(const char *arg, const char *mp)
+{
+	_cleanup_free_ char *abs = mp && !arg ? cli_abspath(mp) : NULL;
+	char *dir = abs ? cli_mount_cache_dir(abs) : NULL;
+
+	return dir ? dir : cli_cache_dir(arg);
+}
+
 char *cli_abspath(const char *path)
 {
 	char cwd[PATH_MAX], *r;

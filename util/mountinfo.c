@@ -38,8 +38,8 @@ static bool next_field(const char **p, char *buf, size_t len)
 	return true;
 }
 
-/* Parses one line; true with *ret filled when its mount point is mountpoint. */
-static int match_line(const char *line, const char *mountpoint, struct mountinfo_entry *ret)
+/* Parses one line into its mount point and *ret. 0, or -EBADMSG. */
+static int parse_line(const char *line, char *mountpoint, size_t len, struct mountinfo_entry *ret)
 {
 	char field[4096];
 	const char *p = line;
@@ -47,10 +47,8 @@ static int match_line(const char *line, const char *mountpoint, struct mountinfo
 	for (int i = 0; i < 4; i++) /* id, parent, major:minor, root */
 		if (!next_field(&p, field, sizeof(field)))
 			return -EBADMSG;
-	if (!next_field(&p, field, sizeof(field)))
+	if (!next_field(&p, mountpoint, len))
 		return -EBADMSG;
-	if (strcmp(field, mountpoint))
-		return 0;
 	do /* options, then optional fields up to the separator */
 		if (!next_field(&p, field, sizeof(field)))
 			return -EBADMSG;
@@ -59,28 +57,67 @@ static int match_line(const char *line, const char *mountpoint, struct mountinfo
 		return -EBADMSG;
 	if (!next_field(&p, ret->source, sizeof(ret->source)))
 		ret->source[0] = '\0';
-	return 1;
+	return 0;
+}
+
+int mountinfo_each_in(FILE *f,
+		      int (*fn)(void *ud, const char *mountpoint, const struct mountinfo_entry *e),
+		      void *ud)
+{
+	_cleanup_free_ char *line = NULL;
+	char mp[4096];
+	struct mountinfo_entry e;
+	size_t cap = 0;
+
+	while (getline(&line, &cap, f) > 0) {
+		int r = parse_line(line, mp, sizeof(mp), &e);
+
+		if (r < 0)
+			return r;
+		r = fn(ud, mp, &e);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+int mountinfo_each(int (*fn)(void *ud, const char *mountpoint, const struct mountinfo_entry *e),
+		   void *ud)
+{
+	FILE *f = fopen("/proc/self/mountinfo", "re");
+	int r;
+
+	if (!f)
+		return -errno;
+	r = mountinfo_each_in(f, fn, ud);
+	fclose(f);
+	return r;
+}
+
+struct find_ctx {
+	const char *mountpoint;
+	struct mountinfo_entry *ret;
+	bool found;
+};
+
+/* Later lines are mounted on top of earlier ones: the last match is what is seen. */
+static int find_one(void *ud, const char *mountpoint, const struct mountinfo_entry *e)
+{
+	struct find_ctx *c = ud;
+
+	if (!strcmp(mountpoint, c->mountpoint)) {
+		*c->ret = *e;
+		c->found = true;
+	}
+	return 0;
 }
 
 int mountinfo_find_in(FILE *f, const char *mountpoint, struct mountinfo_entry *ret)
 {
-	_cleanup_free_ char *line = NULL;
-	struct mountinfo_entry e;
-	size_t cap = 0;
-	bool found = false;
+	struct find_ctx c = { .mountpoint = mountpoint, .ret = ret };
+	int r = mountinfo_each_in(f, find_one, &c);
 
-	/* Later lines are mounted on top of earlier ones: the last match is what is seen. */
-	while (getline(&line, &cap, f) > 0) {
-		int r = match_line(line, mountpoint, &e);
-
-		if (r < 0)
-			return r;
-		if (r) {
-			*ret = e;
-			found = true;
-		}
-	}
-	return found ? 0 : -ENOENT;
+	return r < 0 ? r : c.found ? 0 : -ENOENT;
 }
 
 int mountinfo_find(const char *mountpoint, struct mountinfo_entry *ret)

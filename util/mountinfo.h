@@ -16,3 +16,11 @@ struct mountinfo_entry {
 int mountinfo_find_in(FILE *f, const char *mountpoint, struct mountinfo_entry *ret);
 /* The same for /proc/self/mountinfo; -errno when it cannot be read. */
 int mountinfo_find(const char *mountpoint, struct mountinfo_entry *ret);
+/* Calls fn for every mount of f in order (mount points unescaped); fn returns < 0 to stop,
+ * and that is returned. -EBADMSG for a line that is not mountinfo. */
+int mountinfo_each_in(FILE *f,
+		      int (*fn)(void *ud, const char *mountpoint, const struct mountinfo_entry *e),
+		      void *ud);
+/* The same for /proc/self/mountinfo. */
+int mountinfo_each(int (*fn)(void *ud, const char *mountpoint, const struct mountinfo_entry *e),
+		   void *ud);

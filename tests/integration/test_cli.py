@@ -1,4 +1,5 @@
 """The command line a newcomer meets: help, version, background mounts, unmount, signals."""
+import json
 import os
 import signal
 import subprocess
@@ -107,3 +108,42 @@ def test_cache_subcommands_have_their_own_help():
         assert words in p.stdout
     p = run_hffs("cache", "rm")
     assert p.returncode == 2 and "see 'hffs cache rm --help'" in p.stderr
+
+
+def test_mounts_are_found_without_their_cache_dir(hub, mount, cache_dir, tmp_path):
+    """status, verify and unmount of a mountpoint need no --cache-dir: the mount says which;
+    status with no argument lists the mounts of every cache, and dead ones with the fix."""
+    env = clean_env(HOME=str(tmp_path / "home"))  # the default cache is elsewhere
+    m = mount("org/model", "--prefetch", "none")
+    assert (m.path / "config.json").read_bytes() == hub.files("org/model")["config.json"]
+
+    p = run_hffs("status", m.path, "--json", env=env, check=True)
+    st = json.loads(p.stdout)
+    assert [x["mountpoint"] for x in st["mounts"]] == [str(m.path)]
+    assert st["mounts"][0]["cache_dir"] == str(cache_dir)
+
+    p = run_hffs("status", "--json", env=env, check=True)
+    listed = {x["mountpoint"]: x["cache_dir"] for x in json.loads(p.stdout)["mounts"]}
+    assert listed.get(str(m.path)) == str(cache_dir), p.stdout
+
+    p = run_hffs("verify", m.path, "--json", env=env)
+    assert p.returncode == 0, p.stderr
+    assert json.loads(p.stdout)["cache_dir"] == str(cache_dir)
+
+    dead = mount("org/model", name="dead")
+    dead.proc.kill()
+    dead.proc.wait(timeout=10)
+    p = run_hffs("status", env=env)
+    assert f"{dead.path}: hffs:org/model, DEAD" in p.stdout, p.stdout
+    assert f"run 'hffs unmount {dead.path}'" in p.stdout
+    p = run_hffs("status", "--json", env=env)
+    assert {"mountpoint": str(dead.path), "source": "hffs:org/model"} in \
+        json.loads(p.stdout)["dead_mounts"]
+    p = run_hffs("status", dead.path, env=env)
+    assert p.returncode == 1 and "DEAD" in p.stdout
+    assert run_hffs("unmount", dead.path, env=env).returncode == 0
+    assert not os.path.ismount(dead.path)
+
+    # unmount without --cache-dir still waits for the daemon to exit.
+    assert run_hffs("unmount", m.path, env=env).returncode == 0
+    assert m.proc.wait(timeout=1) == 0
