@@ -16,6 +16,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "cli/mount_check.h"
 #include "fs/mount.h"
 #include "util/cleanup.h"
 #include "util/log.h"
@@ -331,6 +332,12 @@ int cmd_mount(int argc, char **argv)
 	o.include = include;
 	o.exclude = exclude;
 	o.repo = argv[optind];
+	r = cli_check_repo_arg(o.repo);
+	if (!r)
+		r = o.endpoint ? cli_check_endpoint(o.endpoint, "--endpoint") :
+				 cli_check_endpoint(secure_getenv("HF_ENDPOINT"), "HF_ENDPOINT");
+	if (r)
+		return r;
 	mountpoint = cli_abspath(argv[optind + 1]);
 	cache_dir = cli_cache_dir(cache_arg);
 	if (!mountpoint || !cache_dir) {

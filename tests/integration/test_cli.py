@@ -147,3 +147,23 @@ def test_mounts_are_found_without_their_cache_dir(hub, mount, cache_dir, tmp_pat
     # unmount without --cache-dir still waits for the daemon to exit.
     assert run_hffs("unmount", m.path, env=env).returncode == 0
     assert m.proc.wait(timeout=1) == 0
+
+
+def test_mount_arguments_are_checked_with_the_fix(tmp_path, cache_dir):
+    mp = tmp_path / "mp"
+    mp.mkdir()
+    cases = [
+        (["https://huggingface.co/org/model/tree/main"],
+         "is a URL; give the repo id: hffs mount org/model MOUNTPOINT"),
+        (["https://huggingface.co/datasets/org/ds"], "hffs mount datasets/org/ds MOUNTPOINT"),
+        (["org/model/"], "ends with '/'; the repo id is 'org/model'"),
+        (["org/model", "--endpoint", "localhost:8080"],
+         "--endpoint 'localhost:8080' is not a URL: give it with its scheme"),
+    ]
+    for args, words in cases:
+        p = run_hffs("mount", args[0], mp, *args[1:], "--cache-dir", cache_dir)
+        assert p.returncode == 2 and words in p.stderr, (args, p.stderr)
+    p = run_hffs("mount", "org/model", mp, "--cache-dir", cache_dir,
+                 env=clean_env(HF_ENDPOINT="hub.local"))
+    assert p.returncode == 2 and "HF_ENDPOINT 'hub.local' is not a URL" in p.stderr, p.stderr
+    assert not os.path.ismount(mp)

@@ -1,0 +1,10 @@
+/* mount_check.h: `hffs mount`'s arguments checked before anything starts, with the fix in
+ * the message: a repo given as a URL or with a trailing slash, an endpoint without a scheme. */
+#pragma once
+
+/* 0 when spec looks like a repo id (the Hub's own rules are checked later); else says what is
+ * wrong, with the id to use when one can be read from it, and returns 2. */
+int cli_check_repo_arg(const char *spec);
+/* 0 for an http:// or https:// URL with a host (or NULL); else says so and returns 2. from
+ * names where it came from ("--endpoint", "HF_ENDPOINT"). */
+int cli_check_endpoint(const char *endpoint, const char *from);
