@@ -42,6 +42,8 @@ static void on_ready(void *ud)
 			dup2(fd, STDERR_FILENO);
 			close(fd);
 		}
+		/* The file has the lines of the start already: no more copies. */
+		log_set_copy_fd(-1);
 	}
 	if (o->ready_fd >= 0) {
 		char ok = 0;
@@ -216,10 +218,17 @@ int mount_run(const struct mount_opts *o)
 	struct cache *cache = NULL;
 	struct snapshot snap;
 	struct hub_error err;
-	int r;
+	int early_log = -1, r;
 
 	/* Before the first thread: only the live publisher ever takes status's signal. */
 	live_block_signal();
+	/* Until the mount answers, lines go to the terminal that started it; the log file gets
+	 * them too, so it begins with the mount's start and its warnings. */
+	if (o->log_path) {
+		early_log = open(o->log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+		if (early_log >= 0)
+			log_set_copy_fd(early_log);
+	}
 	r = hub_config_init(&cfg, o->endpoint);
 	if (r < 0) {
 		log_err("out of memory");
@@ -252,5 +261,8 @@ int mount_run(const struct mount_opts *o)
 out:
 	cache = cache_close(cache);
 	hub_config_done(&cfg);
+	log_set_copy_fd(-1);
+	if (early_log >= 0)
+		close(early_log);
 	return r;
 }

@@ -16,6 +16,10 @@ void log_init(const char *prog, enum log_level min, int fd);
 void log_set_level(enum log_level min);
 enum log_level log_get_level(void);
 int log_get_fd(void);
+/* Also writes every line to fd (-1: stop). For a daemon's log file while its first lines
+ * still go to the terminal that started it. Any thread; a line being written as it stops may
+ * still reach fd, so the caller keeps fd open until no thread logs. */
+void log_set_copy_fd(int fd);
 
 void log_msg(enum log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void log_msgv(enum log_level level, const char *fmt, va_list ap);

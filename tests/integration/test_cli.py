@@ -29,6 +29,12 @@ def test_background_mount_status_and_unmount(hub, cache_dir, tmp_path):
     try:
         assert p.returncode == 0, p.stderr
         assert os.path.ismount(mp), "mount returns only once the mount answers"
+        # The log begins with the start: the commit served and the mount-time lines, which
+        # the terminal saw too.
+        log = next(line for line in p.stderr.splitlines() if "hffs: log: " in line)
+        first = open(log.split("hffs: log: ", 1)[1]).read().splitlines()
+        assert "serving 'org/model' revision 'main' (commit" in first[0], first[:3]
+        assert "serving 'org/model'" in p.stderr
         assert (mp / "config.json").read_bytes() == hub.files("org/model")["config.json"]
         st = run_hffs("status", "--cache-dir", cache_dir, check=True).stdout
         assert str(mp) in st
