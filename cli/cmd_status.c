@@ -6,6 +6,8 @@
 #include <errno.h>
 #include <getopt.h>
 #include <signal.h>
+#include <stdint.h>
+#include <sys/ioctl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -151,6 +153,9 @@ static void print_live_text(const struct live *l)
 	print_space_text(l);
 }
 
+/* Most file lines a mount's text shows: all, but in --watch on a terminal what fits. */
+static size_t file_lines = SIZE_MAX;
+
 static void print_text(const struct db_mount *m, const struct live *l, const struct file_status *fs,
 		       size_t n, uint64_t total, uint64_t cached, size_t complete)
 {
@@ -163,11 +168,26 @@ static void print_text(const struct db_mount *m, const struct live *l, const str
 	       format_size(cached, a, sizeof(a)), format_size(total, b, sizeof(b)), complete, n);
 	if (l)
 		print_live_text(l);
-	for (size_t i = 0; i < n; i++)
-		printf("  %-9s %s %10s %10s  %s\n", fs[i].state,
-		       bar(fs[i].cached, fs[i].size, pb, 10),
-		       format_size(fs[i].cached, a, sizeof(a)),
-		       format_size(fs[i].size, b, sizeof(b)), fs[i].path);
+	/* In a short terminal (--watch), the files still moving come first and the rest are
+	 * counted, so the summary stays on screen. */
+	for (int pass = n > file_lines ? 0 : 1, shown = 0; pass < 2; pass++) {
+		for (size_t i = 0; i < n; i++) {
+			bool done = !strcmp(fs[i].state, "verified");
+
+			/* Pass 0 (short terminal only): what is still moving; pass 1: the rest. */
+			if ((n > file_lines && done != (pass == 1)) || (size_t)shown >= file_lines)
+				continue;
+			printf("  %-9s %s %10s %10s  %s\n", fs[i].state,
+			       bar(fs[i].cached, fs[i].size, pb, 10),
+			       format_size(fs[i].cached, a, sizeof(a)),
+			       format_size(fs[i].size, b, sizeof(b)), fs[i].path);
+			shown++;
+		}
+		if (pass == 1 && (size_t)shown < n)
+			printf("  ... and %zu more files (the terminal is short; 'hffs status %s' "
+			       "lists them all)\n",
+			       n - (size_t)shown, m->mountpoint);
+	}
 }
 
 static void print_live_json(struct jsonw *w, const struct live *l)
@@ -387,6 +407,17 @@ static int show_all(char *const *dirs, size_t ndirs, const char *only, bool json
 	return failed ? -1 : shown;
 }
 
+/* File lines that keep --watch's screen from scrolling: the terminal's height less the
+ * summary lines (about 8), at least 3. */
+static size_t watch_file_lines(void)
+{
+	struct winsize ws;
+
+	if (ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) < 0 || !ws.ws_row)
+		return SIZE_MAX;
+	return ws.ws_row > 8 + 3 ? ws.ws_row - 8U : 3;
+}
+
 /* The cache directories to report, each once, into dirs (at least one): --cache-dir; else
  * MOUNTPOINT's own; else the default and every live mount's. */
 static size_t cache_dirs(const char *cache_arg, const char *only, const struct cli_mount *v,
@@ -493,8 +524,10 @@ int cmd_status(int argc, char **argv)
 				       .tv_nsec = (long)(interval_ms % 1000) * 1000000 };
 
 		/* In place: home the cursor and clear the screen of a terminal. */
-		if (watch && !json && isatty(STDOUT_FILENO))
+		if (watch && !json && isatty(STDOUT_FILENO)) {
 			fputs("\033[H\033[J", stdout);
+			file_lines = watch_file_lines();
+		}
 		r = show_all(dirs, ndirs, only, json, mounts, nmounts, &dead);
 		if (!watch || (count && i + 1 >= count))
 			break;

@@ -173,3 +173,38 @@ def test_mount_arguments_are_checked_with_the_fix(tmp_path, cache_dir):
                  env=clean_env(HF_ENDPOINT="hub.local"))
     assert p.returncode == 2 and "HF_ENDPOINT 'hub.local' is not a URL" in p.stderr, p.stderr
     assert not os.path.ismount(mp)
+
+
+def test_watch_in_a_short_terminal_keeps_the_summary_on_screen(hub, mount, cache_dir):
+    import fcntl
+    import pty
+    import struct
+    import termios
+    m = mount("org/model", "--prefetch", "none")
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 14, 120, 0, 0))
+    try:
+        p = subprocess.Popen([HFFS, "status", str(m.path), "--cache-dir", str(cache_dir),
+                              "--watch", "--count", "1"], stdout=slave, stderr=slave,
+                             env=clean_env())
+        os.close(slave)
+        slave = -1
+        out = b""
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:  # EIO: the other side closed
+                break
+            if not chunk:
+                break
+            out += chunk
+        assert p.wait(timeout=30) == 0
+    finally:
+        os.close(master)
+        if slave >= 0:
+            os.close(slave)
+    text = out.decode(errors="replace").replace("\r", "")
+    lines = [line for line in text.split("\n") if line.strip()]
+    assert len(lines) <= 14, text
+    assert "org/model@main" in text and "more files (the terminal is short" in text, text
