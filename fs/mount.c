@@ -53,6 +53,25 @@ static void on_ready(void *ud)
 	}
 }
 
+/* An offline mount, or one the Hub did not answer, serves only what is cached: says how much
+ * is not, as a partly fetched online mount would learn at its first miss. */
+static void warn_uncached(const struct inode_table *t, struct sched *s, bool offline)
+{
+	size_t files = 0, missing = 0;
+
+	for (uint64_t ino = 1; ino <= inode_count(t); ino++) {
+		const struct inode *f = inode_get(t, ino);
+
+		if (f->is_dir)
+			continue;
+		files++;
+		missing += !sched_is_complete(s, f);
+	}
+	if (missing)
+		log_warn("%zu of %zu files are not fully cached: their uncached reads will fail%s",
+			 missing, files, offline ? " (offline mode)" : " until the Hub answers");
+}
+
 static uint64_t tree_total_size(const struct hub_tree *t)
 {
 	uint64_t sum = 0;
@@ -190,6 +209,8 @@ static int serve(const struct mount_opts *o, struct hub_config *cfg, struct cach
 	lock_fd = -1;
 	log_info("serving '%s' revision '%s' (commit %s) at '%s'", snap->repo.id, snap->revision,
 		 snap->commit, o->mountpoint);
+	if (cfg->offline || snap->ref_from_cache)
+		warn_uncached(t, st.s, cfg->offline);
 	if (o->prefetch && !cfg->offline) {
 		r = prefetch_start(st.s, t, &po, &st.pf);
 		if (r < 0)

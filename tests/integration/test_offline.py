@@ -64,6 +64,8 @@ def test_offline_mode_serves_cache_and_fails_fast_on_misses(hub, mount):
     assert not [x for x in hub.log() if not x["path"].startswith("/_fake")], \
         "offline mode sends nothing"
     assert "offline" in m2.log().lower()
+    assert "files are not fully cached: their uncached reads will fail (offline mode)" in \
+        m2.log()
 
 
 def test_offline_without_cache_is_a_clear_error(hub, cache_dir, tmp_path):
