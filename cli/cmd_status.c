@@ -148,6 +148,8 @@ static void print_live_text(const struct live *l)
 	       (unsigned long long)l->failures, (unsigned long long)l->verify_failures);
 	if (l->last_error[0])
 		printf("  last error (%llu s ago): %s\n", (unsigned long long)age, l->last_error);
+	if (l->retrying[0])
+		printf("  ** retrying: %s; reads of uncached bytes wait **\n", l->retrying);
 	if (l->paused[0])
 		printf("  ** background completion paused: %s **\n", l->paused);
 	print_space_text(l);
@@ -208,6 +210,7 @@ static void print_live_json(struct jsonw *w, const struct live *l)
 	jsonw_uint(w, "last_error_at", l->last_error_at / USEC_PER_SEC);
 	jsonw_uint(w, "updated", l->updated / USEC_PER_SEC);
 	jsonw_string(w, "paused", l->paused[0] ? l->paused : NULL);
+	jsonw_string(w, "retrying", l->retrying[0] ? l->retrying : NULL);
 	jsonw_begin_object(w, "space");
 	if (l->cache_max_size)
 		jsonw_uint(w, "cache_max_size", l->cache_max_size);

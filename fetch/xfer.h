@@ -78,6 +78,10 @@ struct xfer_stats {
 	enum fetch_reason last_reason; /* FETCH_OK when none yet */
 	uint64_t last_error_at; /* realtime usec */
 	char last_error[256];
+	/* The last failure that is being retried: what a waiting read waits out. */
+	enum fetch_reason last_retry_reason; /* FETCH_OK when none yet */
+	uint64_t last_retry_at; /* realtime usec */
+	char last_retry[256];
 };
 
 /* Starts the engine thread. cfg is copied. -ENOMEM, -EAGAIN (thread). */

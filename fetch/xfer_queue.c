@@ -319,6 +319,9 @@ static void req_retry_or_end(struct xfer *x, struct xreq *r, const struct xfailu
 
 	if (xpolicy_after_failure(&x->policy, r, f, now, &x->rng, &delay)) {
 		x->es.retries++;
+		x->es.last_retry_reason = f->reason;
+		x->es.last_retry_at = now_realtime_usec();
+		snprintf(x->es.last_retry, sizeof(x->es.last_retry), "%s", r->why);
 		r->fresh_connect = f->reason == FETCH_STALL;
 		log_debug("xfer: request %llu: %s; retrying in %llu ms", (unsigned long long)r->id,
 			  r->why, (unsigned long long)(delay / USEC_PER_MSEC));

@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "util/cleanup.h"
+#include "util/log.h"
 #include "util/timeutil.h"
 
 #define RATE_SAMPLES 5
@@ -30,6 +31,7 @@ struct live_pub {
 	unsigned nsamples;
 	uint64_t last_progress; /* monotonic usec when bytes last grew (thread only) */
 	uint64_t last_bytes;
+	enum fetch_reason warned; /* the retried cause last said in the log (thread only) */
 };
 
 enum field_kind { F_U64, F_UINT, F_I64, F_BOOL, F_STR };
@@ -51,9 +53,29 @@ static const struct field {
 	FIELD(stalled, F_BOOL),	     FIELD(last_error_at, F_U64),  FIELD(last_error, F_STR),
 	FIELD(paused, F_STR),	     FIELD(cache_max_size, F_U64), FIELD(min_free, F_U64),
 	FIELD(disk_free, F_U64),     FIELD(space_needed, F_U64),   FIELD(space_room, F_U64),
-	FIELD(evicted_blobs, F_U64), FIELD(evicted_bytes, F_U64),
+	FIELD(evicted_blobs, F_U64), FIELD(evicted_bytes, F_U64),  FIELD(retrying, F_STR),
 };
 #undef FIELD
+
+/* A failure the engine retries makes reads wait: said once per cause in the log, at once,
+ * and shown in status while it lasts; its end is said too. */
+static void retry_news(struct live_pub *lp, const struct xfer_stats *xs, struct live *l)
+{
+	uint64_t age = now_realtime_usec() - MIN(now_realtime_usec(), xs->last_retry_at);
+	bool recent = xs->last_retry_reason != FETCH_OK && age < LIVE_RETRY_S * USEC_PER_SEC;
+
+	if (recent)
+		snprintf(l->retrying, sizeof(l->retrying), "%s", xs->last_retry);
+	if (recent && xs->last_retry_reason != lp->warned) {
+		log_warn("transfers are failing and being retried (%s); reads of bytes not cached "
+			 "wait meanwhile, and fail with EIO if the retries run out",
+			 xs->last_retry);
+		lp->warned = xs->last_retry_reason;
+	} else if (!recent && lp->warned != FETCH_OK) {
+		log_info("transfers are no longer being retried");
+		lp->warned = FETCH_OK;
+	}
+}
 
 /* One "name=value\n" line; a string's newlines become spaces (one line per field). */
 static int field_put(const struct live *l, const struct field *f, char *buf, size_t len)
@@ -213,6 +235,7 @@ static void sample(struct live_pub *lp, struct live *l)
 		snprintf(l->last_error, sizeof(l->last_error), "%s", xs.last_error);
 		l->last_error_at = xs.last_error_at;
 	}
+	retry_news(lp, &xs, l);
 	/* A failed hash is news too: the newer of the two is the last error. */
 	if (ss.last_error_at && ss.last_error_at >= l->last_error_at) {
 		snprintf(l->last_error, sizeof(l->last_error), "%s", ss.last_error);

@@ -22,6 +22,7 @@
 #include "fs/sched.h"
 
 #define LIVE_STALL_S 30
+#define LIVE_RETRY_S 10
 #define LIVE_FLUSH_SIGNAL SIGUSR1
 
 /* Blocks LIVE_FLUSH_SIGNAL in the calling thread, and so in every thread it creates after.
@@ -44,6 +45,7 @@ struct live {
 	char last_error[256]; /* words; "" when none */
 	uint64_t last_error_at; /* realtime usec */
 	char paused[320]; /* why background completion is paused for space; "" if not */
+	char retrying[256]; /* a failure being retried in the last LIVE_RETRY_S; "" if none */
 	uint64_t cache_max_size; /* --cache-max-size; 0: none */
 	uint64_t min_free; /* --min-free in bytes */
 	uint64_t disk_free; /* estimated bytes free on the cache's file system */

@@ -52,6 +52,9 @@ def test_retries_exhausted_gives_eio_and_words(hub, mount):
     assert e.value.errno == errno.EIO
     log = m.log()
     assert "503" in log and SHARD in log, log
+    # Said while the reads waited, not only when they failed: the warning comes first.
+    warn = log.find("transfers are failing and being retried (HTTP 503")
+    assert 0 <= warn < log.find("failed: "), log
     # The mount survives: other files still read, and the shard does once the CDN recovers.
     hub.reset()
     assert (m.path / "config.json").read_bytes() == hub.files("org/model")["config.json"]
