@@ -189,7 +189,12 @@ def common_files(repo_id, repo_type, seed):
     }
 
 
-def repo_files(repo_id, repo_type, seed, shards, shard_size):
+# What a repo holds only for the tests' sake (odd names, an empty and a 1-byte file).
+FIXTURE_ONLY = ("empty.txt", "nested/", "docs/", "odd/", "long/", "tiny.bin")
+
+
+def repo_files(repo_id, repo_type, seed, shards, shard_size, plain=False):
+    """plain: only what a real repo of the type holds (a demo), without the test fixtures."""
     files = common_files(repo_id, repo_type, seed)
     if repo_type == "model":
         files.update(model_files(seed, shards, shard_size))
@@ -197,6 +202,8 @@ def repo_files(repo_id, repo_type, seed, shards, shard_size):
         files.update(dataset_files(seed, shards, shard_size))
     else:
         files.update(space_files(seed))
+    if plain:
+        files = {p: d for p, d in files.items() if not p.startswith(FIXTURE_ONLY)}
     return files
 
 
@@ -278,7 +285,7 @@ def read_blob(data_dir, sha256):
 def generate(data_dir, repo_id, *, repo_type="model", revision=repostore.DEFAULT_BRANCH,
              tags=(), pr=None, private=None, gated=None, disabled=None, shards=3,
              shard_size=DEFAULT_SHARD_SIZE, seed=0, hostile_paths=(), from_commit_of=None,
-             change_files=(), title=None):
+             change_files=(), title=None, plain=False):
     """Adds one commit to a repo (creating it) and returns its sha.
 
     The commit holds freshly generated files, or with `from_commit_of` the files of that
@@ -307,7 +314,8 @@ def generate(data_dir, repo_id, *, repo_type="model", revision=repostore.DEFAULT
     else:
         parent = repo.branches.get(revision)
         records = {p: file_record(data_dir, p, d)
-                   for p, d in repo_files(repo_id, repo_type, seed, shards, shard_size).items()}
+                   for p, d in repo_files(repo_id, repo_type, seed, shards, shard_size,
+                                          plain).items()}
     for path in hostile_paths:
         records[path] = file_record(data_dir, path, b"hostile\n")
 
@@ -357,13 +365,15 @@ def main(argv=None):
     ap.add_argument("--change-file", action="append", default=[], metavar="PATH",
                     help="with --from-commit-of: change (or add) this file (repeatable)")
     ap.add_argument("--title", help="commit title")
+    ap.add_argument("--plain", action="store_true",
+                    help="only what a real repo holds: no odd names or fixture files (demos)")
     a = ap.parse_args(argv)
     try:
         sha = generate(a.data, a.repo, repo_type=a.type, revision=a.revision, tags=a.tag,
                        pr=a.pr, private=a.private, gated=a.gated, disabled=a.disabled,
                        shards=a.shards, shard_size=a.shard_size, seed=a.seed,
                        hostile_paths=a.hostile_path, from_commit_of=a.from_commit_of,
-                       change_files=a.change_file, title=a.title)
+                       change_files=a.change_file, title=a.title, plain=a.plain)
     except (ValueError, KeyError) as e:
         ap.error(str(e))
     print(sha)
