@@ -109,8 +109,10 @@ class Mount:
             self.proc.kill()
             self.proc.wait(timeout=10)
             subprocess.run(["fusermount3", "-uz", str(self.path)], capture_output=True)
-            raise AssertionError(f"hffs did not exit after unmount; log:\n{self.log()}\n"
-                                 f"threads:\n{stacks}")
+            elsewhere = other_namespace_holders(self.path)
+            raise AssertionError(f"hffs did not exit after unmount"
+                                 f"{'; ' + elsewhere if elsewhere else ''}; log:\n"
+                                 f"{self.log()}\nthreads:\n{stacks}")
         if os.path.ismount(self.path):
             subprocess.run(["fusermount3", "-uz", str(self.path)], capture_output=True)
         log = self.log()
@@ -148,6 +150,27 @@ class Mount:
         except subprocess.TimeoutExpired as e:
             out = e.stdout.decode(errors="replace") if e.stdout else ""
             return f"{out}\n(gdb timed out after 60 s)"
+
+
+def other_namespace_holders(path):
+    """Processes of other mount namespaces that still have a copy of the mount at `path`
+    (`ip netns exec` and `unshare -m` copy every mount): their copy keeps the FUSE connection,
+    so the daemon never learns of the unmount. In words; "" when none."""
+    mine = os.readlink("/proc/self/ns/mnt")
+    out = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            if os.readlink(f"/proc/{pid}/ns/mnt") == mine:
+                continue
+            with open(f"/proc/{pid}/mountinfo") as f:
+                held = any(line.split()[4] == str(path) for line in f)
+            if held:
+                with open(f"/proc/{pid}/comm") as f:
+                    out.append(f"pid {pid} ({f.read().strip()})")
+        except OSError:
+            continue
+    return ("still mounted in another mount namespace, held by " + ", ".join(out[:8])
+            if out else "")
 
 
 def mount_holders(path):
