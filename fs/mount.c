@@ -121,8 +121,11 @@ static int serve(const struct mount_opts *o, struct hub_config *cfg, struct cach
 		.gid = getgid(),
 		.total_size = tree_total_size(&snap->tree),
 		.readahead_kb = 16384,
-		.ra = { .min_window = 4ULL << 20, .max_window = 64ULL << 20, .slack = 2ULL << 20 },
-		.ra_fetch = 8ULL << 20,
+		.ra = { .min_window = 4ULL << 20,
+			.max_window = 128ULL << 20,
+			.slack = 2ULL << 20,
+			.step = 4ULL << 20 },
+		.ra_fetch = 4ULL << 20,
 	};
 	struct db_mount rec = { .pid = getpid(), .started = now_realtime_usec() };
 	char fsname[200];
