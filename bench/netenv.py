@@ -209,7 +209,7 @@ class Nginx:
             delay = (f"            echo_sleep {self.ttfb_ms / 1000:.3f};\n"
                      "            echo_exec @blob;\n")
         else:
-            load, delay = "", f"            limit_rate {self.conn_rate};\n"
+            load, delay = "", f"            limit_rate {int(self.conn_rate)};\n"
         conf = NGINX_CONF.format(load_module=load, run=self.run_dir, host=self.host,
                                  port=self.port, blobs=self.blobs, ttfb_ms=self.ttfb_ms,
                                  conn_rate=int(self.conn_rate), delay=delay)

@@ -58,7 +58,10 @@ def conditions(res, results_path):
     m, link, repo = res["meta"], res["link"], res["repo"]
     mc = m["machine"]
     shards = ", ".join(f"{s['bytes'] / MiB:.1f}" for s in repo["shards"])
-    if link["mode"] == "netns":
+    if link["mode"] == "netns" and not link["link_bytes_per_s"]:
+        shape = ("servers in a network namespace of their own behind a veth pair; **no link "
+                 "cap** (the per-connection rate is the only limit)")
+    elif link["mode"] == "netns":
         shape = (f"servers in a network namespace of their own behind a veth pair; link cap "
                  f"**{link['link_mbit']:g} Mbit/s** ({link['link_bytes_per_s'] / 1e6:.0f} MB/s, "
                  f"`tbf` on the server side's egress, 20 ms of queue)")

@@ -37,6 +37,7 @@ MiB = 1 << 20
 PACKAGES = {"nginx": "nginx", "aria2c": "aria2", "tc": "iproute2", "ip": "iproute2",
             "fusermount3": "fuse3", "curl": "curl"}
 TOOLS = ("curl", "aria2c", "hffs", "hffs-noprefetch")
+TOOLS_B = TOOLS + ("hffs-b", "hffs-b-noprefetch")
 
 
 def log(msg):
@@ -222,7 +223,8 @@ class Bench:
         args = list(extra)
         if self.args.connections:
             args += ["--connections", str(self.args.connections)]
-        return clients.HffsMount(str(self.hffs), self.repo, self.hub.api_url, cache, self.mnt,
+        binary = self.args.hffs_b if name.startswith("hffs-b") else self.hffs
+        return clients.HffsMount(str(binary), self.repo, self.hub.api_url, cache, self.mnt,
                                  self.run_dir / f"{tag}.log", args), cache
 
     def blobs_of(self, paths):
@@ -287,17 +289,17 @@ class Bench:
 def bench_transfer(b):
     """Cold sequential read of one shard through the mount vs curl and aria2c."""
     shard = b.shards[0]
-    runs = {t: [] for t in TOOLS}
+    runs = {t: [] for t in b.args.tools}
     for rep in range(b.args.repeats):
         log(f"transfer: repeat {rep + 1}/{b.args.repeats}, {shard}")
-        for tool in TOOLS:
+        for tool in b.args.tools:
             b.cold([shard])
             if tool in ("curl", "aria2c"):
                 runs[tool].append(b.peer(tool, [shard]))
             else:
-                extra = ["--prefetch", "none"] if tool == "hffs-noprefetch" else []
+                extra = ["--prefetch", "none"] if tool.endswith("-noprefetch") else []
                 runs[tool].append(b.hffs_read(tool, [shard], clients.read_sequential, extra))
-    b.aria2_shard_runs = runs["aria2c"]
+    b.aria2_shard_runs = runs.get("aria2c", [])
     keys = ("wall", "mbps", "read_mbps", "mount", "cpu", "cpu_per_gb", "reader_cpu_per_gb",
             "peak_rss")
     return {"file": shard, "bytes": b.sizes[shard], "runs": runs,
@@ -393,6 +395,11 @@ def parse_args(argv):
     ap.add_argument("--no-netns", action="store_true", help="loopback only, no link cap")
     ap.add_argument("--hffs", help="hffs binary to measure (default: build HEAD)")
     ap.add_argument("--connections", type=int, help="hffs --connections (default: hffs's)")
+    ap.add_argument("--hffs-b", help="a second hffs binary, measured in the same run as the "
+                    "tools hffs-b and hffs-b-noprefetch (A/B pairs back to back)")
+    ap.add_argument("--tools", help="transfer: comma-separated subset of "
+                    f"{','.join(TOOLS_B)} (default {','.join(TOOLS)}, and the hffs-b pair with "
+                    "--hffs-b)")
     ap.add_argument("--work-dir", default="/var/tmp/hffs-bench",
                     help="data, builds and runs (generated repos are cached here)")
     ap.add_argument("--results", help="JSON out (default bench/results/<full|small>.json)")
@@ -404,6 +411,13 @@ def parse_args(argv):
     a.shards = a.shards or 4
     a.shard_size = a.shard_size or (64 * MiB if a.small else 512 * MiB)
     a.benches = [x for x in a.bench.split(",") if x]
+    a.tools = (a.tools.split(",") if a.tools else
+               list(TOOLS) + (["hffs-b", "hffs-b-noprefetch"] if a.hffs_b else []))
+    if any(t not in TOOLS_B for t in a.tools) or (not a.hffs_b and
+                                                   any(t.startswith("hffs-b") for t in a.tools)):
+        ap.error(f"--tools takes names from {','.join(TOOLS_B)}; hffs-b needs --hffs-b")
+    if a.hffs_b:
+        a.hffs_b = Path(a.hffs_b).resolve()
     if any(x not in BENCHES for x in a.benches) or a.repeats < 1:
         ap.error(f"--bench takes names from {','.join(BENCHES)}; --repeats >= 1")
     a.results = Path(a.results or HERE / "results" / f"{a.mode}.json")
@@ -411,6 +425,8 @@ def parse_args(argv):
         a.docs = Path(a.docs or ROOT / "docs" / "benchmarks.md")
     else:
         a.docs = None
+    if not set(TOOLS) <= set(a.tools):
+        a.docs = None  # the page compares all four
     return a
 
 
@@ -495,8 +511,9 @@ def main(argv=None):
         report.write(args.docs, results, args.results.relative_to(ROOT)
                      if args.results.is_relative_to(ROOT) else args.results)
         log(f"docs: {args.docs}")
-    for line in report.verdicts(results):
-        log(line)
+    if set(TOOLS) <= set(args.tools):
+        for line in report.verdicts(results):
+            log(line)
 
 
 def meta(args, hffs, why, nginx):
@@ -509,6 +526,7 @@ def meta(args, hffs, why, nginx):
                        git("rev-parse", "--short", "HEAD")),
             "hffs": str(hffs) if hffs else None, "hffs_version": version, "hffs_missing": why,
             "hffs_built_from_head": not args.hffs,
+            "hffs_b": str(args.hffs_b) if args.hffs_b else None,
             "command": " ".join(["bench/run.py", *sys.argv[1:]]), "mode": args.mode,
             "repeats": args.repeats, "machine": machine(),
             "peers": {"curl": clients.tool_version(["curl", "--version"]),

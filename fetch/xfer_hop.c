@@ -221,7 +221,7 @@ static int hop_setup(struct xnet *n, struct xhop *h, bool fresh)
 	 * its first connection shows whether it multiplexes, which over HTTP/1.1 means until
 	 * that transfer ends (measured: 3 of 4 ranges waited behind a stalled one). */
 	(void)curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
-	(void)curl_easy_setopt(e, CURLOPT_BUFFERSIZE, (long)XFER_RECV_BUFFER);
+	(void)curl_easy_setopt(e, CURLOPT_BUFFERSIZE, (long)xfer_limit_chunk(&n->limit));
 	(void)curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
 	(void)curl_easy_setopt(e, CURLOPT_SHARE, n->share);
 	/* After a stall the pooled connection may be the dead one. */

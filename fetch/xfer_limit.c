@@ -8,7 +8,12 @@
 /* 100 ms of the rate, and at least two receive buffers. */
 static uint64_t limit_burst(const struct xfer_limit *l)
 {
-	return MAX(l->rate / 10, 2 * XFER_RECV_BUFFER);
+	return MAX(l->rate / 10, 2 * XFER_RECV_BUFFER_CAPPED);
+}
+
+size_t xfer_limit_chunk(const struct xfer_limit *l)
+{
+	return l->rate ? XFER_RECV_BUFFER_CAPPED : XFER_RECV_BUFFER;
 }
 
 void xfer_limit_set(struct xfer_limit *l, uint64_t rate, uint64_t now)

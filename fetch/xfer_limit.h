@@ -13,9 +13,11 @@
 
 #include "fetch/xfer.h"
 
-/* Bytes curl hands a write callback at most: 8x fewer callbacks and pwrite()s than curl's
- * 16 KiB. The bucket holds at least two of them. */
-#define XFER_RECV_BUFFER (128UL * 1024)
+/* Bytes curl hands a write callback at most (CURLOPT_BUFFERSIZE, set as a transfer starts):
+ * 512 KiB, 32x fewer callbacks, pwrite()s and sink lock round trips than curl's 16 KiB; under
+ * a rate cap 128 KiB, and the bucket holds at least two of those. */
+#define XFER_RECV_BUFFER (512UL * 1024)
+#define XFER_RECV_BUFFER_CAPPED (128UL * 1024)
 
 struct xfer_limit {
 	uint64_t rate; /* bytes/s, 0: unlimited */
@@ -41,3 +43,8 @@ void xfer_limit_pause(struct xfer_limit *l, bool demand);
 void xfer_limit_unpause(struct xfer_limit *l, bool demand);
 /* Monotonic usec when paused transfers may resume, or UINT64_MAX when none waits for tokens. */
 uint64_t xfer_limit_due(const struct xfer_limit *l, uint64_t now);
+
+/* The receive buffer a transfer starting now gets: XFER_RECV_BUFFER, or the capped one. A
+ * transfer started before a cap was set keeps its larger chunks: the bucket goes below zero
+ * by at most one chunk each, and the rate holds over time. */
+size_t xfer_limit_chunk(const struct xfer_limit *l);

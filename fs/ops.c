@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <unistd.h>
 
 #include "util/cleanup.h"
 #include "fs/xattr.h"
@@ -38,13 +39,38 @@ static void fill_stat(const struct mount_ctx *m, const struct inode *e, struct s
 	st->st_mtim.tv_sec = st->st_ctim.tv_sec = st->st_atim.tv_sec = (time_t)m->mtime;
 }
 
+/* The largest read request whose reply libfuse can splice. It splices (file -> pipe ->
+ * /dev/fuse, one copy) only when the reply plus three pages of slack fit in its pipe, else it
+ * copies twice (pread into a buffer, writev). A pipe grows past /proc/sys/fs/pipe-max-size
+ * (1 MiB by default) only with CAP_SYS_RESOURCE, which containers often drop: then requests
+ * are kept that much under the pipe's size. */
+static unsigned ops_max_request(void)
+{
+	const unsigned want = 1U << 20, page = (unsigned)sysconf(_SC_PAGESIZE);
+	int p[2], got;
+
+	if (pipe(p) < 0)
+		return want;
+	if (fcntl(p[0], F_SETPIPE_SZ, (int)(want + 4 * page)) >= 0) {
+		got = (int)(want + 4 * page);
+	} else {
+		(void)fcntl(p[0], F_SETPIPE_SZ, (int)want);
+		got = fcntl(p[0], F_GETPIPE_SZ);
+	}
+	close(p[0]);
+	close(p[1]);
+	if (got < (int)(8 * page))
+		return want;
+	return MIN(want, ((unsigned)got / page - 4) * page);
+}
+
 static void op_init(void *userdata, struct fuse_conn_info *conn)
 {
 	struct mount_ctx *m = userdata;
 
-	/* libfuse derives max_pages from max_write: 1 MiB requests instead of 128 KiB ones, the
-	 * difference between one round trip per block and eight. */
-	conn->max_write = 1U << 20;
+	/* libfuse derives max_pages from max_write: requests of about 1 MiB instead of 128 KiB
+	 * ones, the difference between one round trip per block and eight. */
+	conn->max_write = ops_max_request();
 	conn->max_readahead = m->readahead_kb * 1024U;
 	if (conn->capable & FUSE_CAP_SPLICE_WRITE)
 		conn->want |= FUSE_CAP_SPLICE_WRITE | FUSE_CAP_SPLICE_MOVE;

@@ -24,8 +24,10 @@ void readahead_update(struct readahead *ra, const struct readahead_limits *lim, 
 	if (!ra->window) {
 		ra->window = lim->min_window;
 	} else {
-		/* Ask again only once half of the last window has been consumed. */
-		if (ra->issued > ra->next && ra->issued - ra->next > ra->window / 2)
+		/* Ask again only once a step of the last window has been consumed. */
+		uint64_t step = lim->step ? MIN(lim->step, ra->window / 2) : ra->window / 2;
+
+		if (ra->issued > ra->next && ra->issued - ra->next > ra->window - step)
 			return;
 		ra->window = MIN(ra->window * 2, lim->max_window);
 	}

@@ -17,10 +17,13 @@ struct readahead_limits {
 	uint64_t max_window; /* the window doubles up to this */
 	uint64_t slack; /* reads this far around `next` still count as sequential (the
 			      * kernel's async reads arrive slightly out of order) */
+	uint64_t step; /* the window is topped up once this much of it is consumed (at most
+			* half of it; 0: half): asked in steps, its ranges end at different times
+			* and the link stays busy, where half windows go in bursts with gaps */
 };
 
 /* Records a read of [offset, offset+len) of a file of size. Returns in *ret_len > 0 the range
  * [*ret_offset, *ret_offset + *ret_len) to fetch ahead now, else *ret_len = 0. A window is
- * asked again only when the reader has consumed half of what was asked. */
+ * asked again only when the reader has consumed a step of what was asked. */
 void readahead_update(struct readahead *ra, const struct readahead_limits *lim, uint64_t offset,
 		      uint64_t len, uint64_t size, uint64_t *ret_offset, uint64_t *ret_len);

@@ -34,7 +34,7 @@ static int sched_fetch_write(void *ud, uint64_t offset, const void *data, size_t
 	struct sched_blob *b = f->b;
 	uint64_t end = offset + len, limit, prefix;
 	struct sched_waiter *ready = NULL, *failed = NULL;
-	bool cut = false;
+	bool cut = false, idle;
 	int r;
 
 	/* A demand read may have cut this (background) fetch short: its tail belongs to another
@@ -54,6 +54,7 @@ static int sched_fetch_write(void *ud, uint64_t offset, const void *data, size_t
 		return r;
 	pthread_mutex_lock(&s->lock);
 	prefix = b->prefix;
+	idle = !s->qn;
 	while (f->landed < f->count) {
 		uint64_t k = f->first + f->landed;
 		uint64_t block_end = k * s->bs + block_len(b->size, s->bs, k);
@@ -74,7 +75,10 @@ static int sched_fetch_write(void *ud, uint64_t offset, const void *data, size_t
 	if (b->prefix == b->nblocks && prefix < b->nblocks)
 		b->whole_at = now_usec();
 	sched_take_answerable_locked(b, &ready, &failed);
-	pthread_cond_broadcast(&s->cond);
+	/* Only the committer waits on what lands, and only for an empty queue to fill: a wakeup
+	 * per chunk would cost a futex call and a context switch per 128 KiB. */
+	if (idle && s->qn)
+		pthread_cond_broadcast(&s->cond);
 	pthread_mutex_unlock(&s->lock);
 	sched_answer(ready, 0, b->fd);
 	sched_answer(failed, -EIO, -1);

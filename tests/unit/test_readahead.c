@@ -59,10 +59,30 @@ static void test_out_of_order_within_slack(void)
 	ASSERT_TRUE(ra.window > 0);
 }
 
+/* With a step, the window is topped up a step at a time instead of by halves. */
+static void test_topped_up_in_steps(void)
+{
+	struct readahead_limits steps = lim;
+	struct readahead ra = { 0 };
+	uint64_t off, len, size = 1024 * MiB, o;
+
+	steps.step = 2 * MiB;
+	for (o = 0; o < 100 * MiB; o += MiB)
+		readahead_update(&ra, &steps, o, MiB, size, &off, &len);
+	ASSERT_U64_EQ(ra.window, 32 * MiB);
+	ASSERT_U64_EQ(ra.issued, 100 * MiB + 32 * MiB); /* topped up by the last read */
+	readahead_update(&ra, &steps, o, MiB, size, &off, &len);
+	ASSERT_EQ(len, 0); /* one MiB consumed: less than a step */
+	readahead_update(&ra, &steps, o + MiB, MiB, size, &off, &len);
+	ASSERT_U64_EQ(off, 132 * MiB); /* a step consumed: a step more */
+	ASSERT_U64_EQ(len, 2 * MiB);
+}
+
 int main(void)
 {
 	RUN(test_sequential_growth);
 	RUN(test_seek_resets_and_eof_clips);
 	RUN(test_out_of_order_within_slack);
+	RUN(test_topped_up_in_steps);
 	return 0;
 }

@@ -47,7 +47,7 @@ static void test_small_rate_burst(void)
 
 	/* the burst is never below two receive buffers */
 	xfer_limit_set(&l, 1000, 0);
-	ASSERT_TRUE(l.tokens == (int64_t)(2 * XFER_RECV_BUFFER));
+	ASSERT_TRUE(l.tokens == (int64_t)(2 * XFER_RECV_BUFFER_CAPPED));
 }
 
 int main(void)
