@@ -1,6 +1,6 @@
 """`hffs doctor`: all OK against a healthy fake Hub, and the right line FAILs, with words, for
-each broken case (DNS, refused, proxy, bad token, private, gated, CDN down, wrong CA, no
-/dev/fuse, a broken index). Exit 0 only when nothing FAILs; 2 for bad usage."""
+each broken case (DNS, refused, proxy, bad token, private, gated, CDN down, wrong CA, clock
+skew, no /dev/fuse, a broken index). Exit 0 only when nothing FAILs; 2 for bad usage."""
 import http.server
 import signal
 import json
@@ -8,6 +8,8 @@ import socket
 import ssl
 import subprocess
 import threading
+import time
+from email.utils import formatdate
 
 import pytest
 
@@ -195,6 +197,26 @@ class WhoamiHandler(http.server.BaseHTTPRequestHandler):
 
     def log_message(self, *args):
         pass
+
+
+class SkewedHandler(WhoamiHandler):
+    """A Hub whose clock is two hours ahead of ours."""
+
+    def date_time_string(self, timestamp=None):
+        return formatdate(time.time() + 7200, usegmt=True)
+
+
+def test_clock_skew(hub, cache_dir):
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), SkewedHandler)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        rc, checks = doctor(hub, cache_dir, endpoint=f"http://127.0.0.1:{srv.server_address[1]}",
+                            HF_TOKEN=TOKEN)
+    finally:
+        srv.shutdown()
+        srv.server_close()
+    fails(checks, "clock", "behind", "signed", "sync the clock")
+    assert checks["token"]["status"] == "OK"
 
 
 @pytest.fixture
