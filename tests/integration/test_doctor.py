@@ -110,6 +110,20 @@ def test_connection_refused(hub, cache_dir):
     assert not {"token", "repo"} & set(checks)
 
 
+def test_proxy_that_answers(hub, cache_dir):
+    from test_proxy import ForwardingProxy
+
+    proxy = ForwardingProxy()
+    try:
+        rc, checks = doctor(hub, cache_dir, "org/model", http_proxy=proxy.url)
+    finally:
+        proxy.stop()
+    assert_healthy(rc, checks, {"proxy", "tcp", "token", "repo", "access", "cdn"})
+    assert "dns" not in checks  # the proxy resolves the endpoint's name
+    assert f"http_proxy={proxy.url}" in checks["proxy"]["detail"]
+    assert any(r["url"].startswith(hub.cdn_url) for r in proxy.log())
+
+
 def test_proxy_that_does_not_answer(hub, cache_dir):
     rc, checks = doctor(hub, cache_dir, http_proxy=f"http://127.0.0.1:{free_port()}")
     fails(checks, "proxy", "http_proxy", "proxy")
