@@ -17,6 +17,8 @@ static const char usage[] =
 	"  status [MOUNTPOINT]     mounts, per-file coverage and state (--json)\n"
 	"  verify [REPO|MOUNTPOINT] rehash complete files against their content ids\n"
 	"  cache ls|rm|gc|verify   what the cache holds; remove, evict, check it (--json)\n"
+	"  doctor [REPO]           why a mount would fail or be slow: network, token, repo,\n"
+	"                          FUSE, cache; one OK/WARN/FAIL line per check (--json)\n"
 	"\n"
 	"Options:\n"
 	"  -h, --help              this text; 'hffs COMMAND --help' for a command's options\n"
@@ -38,6 +40,7 @@ int main(int argc, char **argv)
 	} cmds[] = {
 		{ "mount", cmd_mount },	  { "unmount", cmd_unmount }, { "umount", cmd_unmount },
 		{ "status", cmd_status }, { "cache", cmd_cache },     { "verify", cmd_verify },
+		{ "doctor", cmd_doctor },
 	};
 
 	log_init("hffs", LOG_LEVEL_INFO, -1);

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include <curl/curl.h>
 
@@ -41,6 +42,7 @@ static const struct {
 	{ "retry-after", offsetof(struct http_response, retry_after) },
 	{ "ratelimit", offsetof(struct http_response, ratelimit) },
 	{ "x-request-id", offsetof(struct http_response, x_request_id) },
+	{ "date", offsetof(struct http_response, date) },
 };
 
 /* The request id falls back to these, in order (HUB_PROTOCOL.md 5). */
@@ -340,7 +342,13 @@ static int exchange_once(CURL *h, const struct http_request *req, const char *ht
 		describe_failure(resp, host, &t, curl_msg, curl_easy_strerror(c), proxy);
 		r = t.err;
 	} else {
+		curl_off_t ttfb = 0, total = 0;
+
 		(void)curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &resp->status);
+		(void)curl_easy_getinfo(h, CURLINFO_STARTTRANSFER_TIME_T, &ttfb);
+		(void)curl_easy_getinfo(h, CURLINFO_TOTAL_TIME_T, &total);
+		resp->ttfb_us = ttfb;
+		resp->total_us = total;
 	}
 out:
 	(void)curl_easy_setopt(h, CURLOPT_HTTPHEADER, NULL);
@@ -365,6 +373,11 @@ static void exchange_finish(struct exchange *x)
 	for (size_t i = 0; i < ARRAY_SIZE(x->request_id_alt); i++) {
 		free(x->request_id_alt[i]);
 		x->request_id_alt[i] = NULL;
+	}
+	if (r->date) {
+		time_t t = curl_getdate(r->date, NULL);
+
+		r->date_s = t > 0 ? (long long)t : 0;
 	}
 	if (!r->body) {
 		r->body = calloc(1, 1);

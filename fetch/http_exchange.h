@@ -26,7 +26,9 @@ struct http_response {
 	/* Headers (malloc'd, NULL when absent), quotes and W/ kept as sent. */
 	char *location, *etag, *x_repo_commit, *x_linked_etag, *x_linked_size, *content_range,
 		*content_length, *link, *x_error_code, *x_error_message, *retry_after, *ratelimit,
-		*x_request_id;
+		*x_request_id, *date;
+	long long date_s; /* the reply's Date as unix seconds, 0 when absent or unreadable */
+	long long ttfb_us, total_us; /* the final hop: request sent to first byte, and to the end */
 	enum fetch_reason net_reason; /* transport failure reason when status == 0 */
 	bool net_transient; /* that failure may pass: another attempt is worth it */
 	char error[256]; /* words for a transport failure */

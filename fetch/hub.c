@@ -1,8 +1,9 @@
 /* hub.c: the Hub's metadata API (HUB_PROTOCOL.md 1-3, 7): repo ids, resolving a revision,
- * the access check, listing the tree across pages (retried as the official client does,
- * through reason.h's and backoff.h's policy) and resolve URLs. Any thread; the calls that
- * talk to the Hub block, sleeping between retries (mount time only, never a FUSE worker).
- * HTTP through http_exchange.h, JSON through hub_json.h, words through hub_reply.h. */
+ * the access check, the token's account, a timed ranged probe, listing the tree across pages
+ * (retried as the official client does, through reason.h's and backoff.h's policy) and
+ * resolve URLs. Any thread; the calls that talk to the Hub block, sleeping between retries
+ * (mount or doctor time only, never a FUSE worker). HTTP through http_exchange.h, JSON
+ * through hub_json.h, words through hub_reply.h. */
 #include "fetch/hub.h"
 
 #include <ctype.h>
@@ -153,6 +154,17 @@ static struct http_request metadata_request(const struct hub_config *cfg, const 
 int hub_resolve_revision(const struct hub_config *cfg, const struct hub_repo *repo, const char *rev,
 			 char ret_commit[41], struct hub_error *err)
 {
+	struct hub_repo_info info;
+	int r = hub_repo_info(cfg, repo, rev, &info, err);
+
+	if (r >= 0)
+		memcpy(ret_commit, info.commit, sizeof(info.commit));
+	return r;
+}
+
+int hub_repo_info(const struct hub_config *cfg, const struct hub_repo *repo, const char *rev,
+		  struct hub_repo_info *ret, struct hub_error *err)
+{
 	_cleanup_free_ char *esc = NULL, *url = NULL;
 	struct http_response resp;
 	struct http_request req;
@@ -183,14 +195,17 @@ int hub_resolve_revision(const struct hub_config *cfg, const struct hub_repo *re
 		http_response_done(&resp);
 		return r;
 	}
-	r = hub_json_revision(resp.body, resp.body_len, ret_commit);
+	*ret = (struct hub_repo_info){ 0 };
+	r = hub_json_revision(resp.body, resp.body_len, ret->commit);
+	if (r >= 0)
+		r = hub_json_repo_flags(resp.body, resp.body_len, &ret->is_private, &ret->is_gated);
 	if (r < 0)
 		hub_error_set(
 			err, FETCH_PROTOCOL, resp.status,
 			"malformed reply about revision '%s' of %s from %s: no 40-hex \"sha\"", rev,
 			object, cfg->endpoint);
 	else
-		log_debug("hub: %s revision '%s' is %s", object, rev, ret_commit);
+		log_debug("hub: %s revision '%s' is %s", object, rev, ret->commit);
 	http_response_done(&resp);
 	return r;
 }
@@ -454,4 +469,83 @@ char *hub_resolve_url(const struct hub_config *cfg, const struct hub_repo *repo,
 		     commit, esc) < 0)
 		return NULL;
 	return url;
+}
+
+int hub_whoami(const struct hub_config *cfg, struct hub_whoami *ret, struct hub_error *err)
+{
+	_cleanup_free_ char *url = NULL;
+	struct hub_reply_ctx ctx = { .cfg = cfg };
+	struct http_response resp;
+	struct http_request req;
+	int r;
+
+	*ret = (struct hub_whoami){ 0 };
+	r = check_online(cfg, "the token's account (whoami-v2)", err);
+	if (r < 0)
+		return r;
+	if (asprintf(&url, "%s/api/whoami-v2", cfg->endpoint) < 0)
+		return -ENOMEM;
+	req = metadata_request(cfg, url);
+	r = http_request(&req, &resp);
+	ret->server_date_s = resp.date_s;
+	if (r >= 0 && is_success(resp.status)) {
+		r = hub_json_whoami(resp.body, resp.body_len, ret->name, sizeof(ret->name));
+		if (r < 0)
+			hub_error_set(err, FETCH_PROTOCOL, resp.status,
+				      "malformed whoami-v2 reply from %s: no \"name\"",
+				      cfg->endpoint);
+	} else {
+		r = hub_reply_failure(&resp, r, "the token's account (whoami-v2)", &ctx, err);
+	}
+	http_response_done(&resp);
+	return r;
+}
+
+int hub_probe_range(const struct hub_config *cfg, const struct hub_repo *repo, const char *commit,
+		    const char *path, unsigned long long len, struct hub_probe *ret,
+		    struct hub_error *err)
+{
+	_cleanup_free_ char *url = hub_resolve_url(cfg, repo, commit, path);
+	struct hub_reply_ctx ctx = { .cfg = cfg };
+	struct http_response resp;
+	struct http_request req;
+	char object[256], range[48];
+	int r;
+
+	*ret = (struct hub_probe){ 0 };
+	snprintf(object, sizeof(object), "file '%.80s' of repo '%s'", path, repo->id);
+	r = check_online(cfg, object, err);
+	if (r < 0)
+		return r;
+	if (!url)
+		return -ENOMEM;
+	snprintf(range, sizeof(range), "0-%llu", len ? len - 1 : 0);
+	req = metadata_request(cfg, url);
+	req.range = range;
+	r = http_request(&req, &resp);
+	if (r >= 0 && resp.status >= 300 && resp.status < 400 && resp.location) {
+		/* The absolute redirect to the CDN: asked as a transfer asks it, the token kept
+		 * to the endpoint's origin (HUB_PROTOCOL.md 4.2). */
+		_cleanup_free_ char *target = strdup(resp.location);
+
+		http_response_done(&resp);
+		if (!target)
+			return -ENOMEM;
+		req.url = target;
+		ret->redirected = true;
+		r = http_request(&req, &resp);
+		http_url_host(target, ret->host, sizeof(ret->host));
+	} else {
+		http_url_host(url, ret->host, sizeof(ret->host));
+	}
+	if (r >= 0 && is_success(resp.status)) {
+		ret->bytes = resp.body_len;
+		ret->ttfb_us = resp.ttfb_us;
+		ret->total_us = resp.total_us;
+		r = 0;
+	} else {
+		r = hub_reply_failure(&resp, r, object, &ctx, err);
+	}
+	http_response_done(&resp);
+	return r;
 }

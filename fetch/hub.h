@@ -1,5 +1,6 @@
 /* hub.h: the Hub's metadata API (HUB_PROTOCOL.md 1-3, 7): repo ids, resolving a revision to a
- * commit, the access check, listing the whole tree at a commit across pages, resolve URLs.
+ * commit, the access check, listing the whole tree at a commit across pages, resolve URLs; and
+ * for `hffs doctor` the token's account and one timed ranged GET through the redirect.
  * It includes the configuration, error, reply-words and tree headers its calls use, so a
  * user of the API needs this header alone. Any thread; the calls that talk to the Hub block (never call them
  * on a FUSE worker). */
@@ -42,6 +43,18 @@ const char *hub_repo_type_plural(enum hub_repo_type t);
 int hub_resolve_revision(const struct hub_config *cfg, const struct hub_repo *repo, const char *rev,
 			 char ret_commit[41], struct hub_error *err);
 
+/* What the revision reply says besides the commit. */
+struct hub_repo_info {
+	char commit[41];
+	bool is_private;
+	bool is_gated; /* "auto" or "manual": files need an approved account */
+};
+
+/* hub_resolve_revision() with the repo's private and gated flags from the same reply.
+ * Errors and err as hub_resolve_revision(). */
+int hub_repo_info(const struct hub_config *cfg, const struct hub_repo *repo, const char *rev,
+		  struct hub_repo_info *ret, struct hub_error *err);
+
 /* Lists every entry (files and directories) at commit with recursive tree pages, following
  * Link rel="next" verbatim until none remains (HUB_PROTOCOL.md 3); the token goes only to pages
  * on the endpoint's origin. Appends to tree; on failure tree is left as it was. page_limit > 0
@@ -62,3 +75,27 @@ char *hub_resolve_url(const struct hub_config *cfg, const struct hub_repo *repo,
  * Errors and err as hub_resolve_revision(). */
 int hub_check_access(const struct hub_config *cfg, const struct hub_repo *repo, const char *commit,
 		     const char *path, struct hub_error *err);
+
+/* Who cfg's token belongs to: GET {E}/api/whoami-v2 (anonymous without a token: the Hub then
+ * answers 401). ret->server_date_s is the reply's Date (0: none), filled whenever a reply
+ * arrived, error or not. Errors and err as hub_resolve_revision(); -EACCES for a token the
+ * Hub refuses. */
+struct hub_whoami {
+	char name[96];
+	long long server_date_s;
+};
+int hub_whoami(const struct hub_config *cfg, struct hub_whoami *ret, struct hub_error *err);
+
+/* One timed ranged GET of the first len bytes of path at commit, as a transfer would start:
+ * the resolve URL first, then the redirect target (the CDN) when the Hub sends one, without
+ * the token there. A reply other than 2xx is an error (err says which host answered what).
+ * Errors and err as hub_resolve_revision(). Blocks up to twice cfg->timeout_s. */
+struct hub_probe {
+	char host[128]; /* host:port that served the bytes */
+	bool redirected; /* the bytes came from the redirect target */
+	unsigned long long bytes; /* body bytes received */
+	long long ttfb_us, total_us; /* of the exchange that served the bytes */
+};
+int hub_probe_range(const struct hub_config *cfg, const struct hub_repo *repo, const char *commit,
+		    const char *path, unsigned long long len, struct hub_probe *ret,
+		    struct hub_error *err);

@@ -120,6 +120,32 @@ int hub_json_revision(const char *json, size_t len, char *ret_sha)
 	return json_hex(j, "sha", 40, ret_sha);
 }
 
+int hub_json_repo_flags(const char *json, size_t len, bool *ret_private, bool *ret_gated)
+{
+	_cleanup_(json_deletep) cJSON *j = json_parse(json, len);
+	const cJSON *gated;
+
+	if (!cJSON_IsObject(j))
+		return -EBADMSG;
+	*ret_private = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(j, "private"));
+	gated = cJSON_GetObjectItemCaseSensitive(j, "gated");
+	*ret_gated = cJSON_IsTrue(gated) || (cJSON_IsString(gated) && *gated->valuestring);
+	return 0;
+}
+
+int hub_json_whoami(const char *json, size_t len, char *buf, size_t buflen)
+{
+	_cleanup_(json_deletep) cJSON *j = json_parse(json, len);
+	const cJSON *name = cJSON_IsObject(j) ? cJSON_GetObjectItemCaseSensitive(j, "name") : NULL;
+
+	if (!cJSON_IsString(name))
+		return -EBADMSG;
+	if (strlen(name->valuestring) >= buflen)
+		return -ENAMETOOLONG;
+	strcpy(buf, name->valuestring);
+	return 0;
+}
+
 /* The lfs member of a file entry: absent or null means a regular file. */
 static int tree_entry_lfs(const cJSON *item, struct hub_entry *e)
 {

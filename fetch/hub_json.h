@@ -2,12 +2,18 @@
  * The only cJSON user. Pure; any thread. Every parser takes untrusted bytes (fuzzed). */
 #pragma once
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "fetch/hub_tree.h"
 
 /* "sha" of a revision reply into ret_sha (41 bytes). -EBADMSG when missing or not 40 hex. */
 int hub_json_revision(const char *json, size_t len, char *ret_sha);
+/* "private" and "gated" ("auto" or "manual"; false otherwise) of a repo or revision reply;
+ * an absent field is false. -EBADMSG when json is not an object. */
+int hub_json_repo_flags(const char *json, size_t len, bool *ret_private, bool *ret_gated);
+/* "name" of a whoami-v2 reply into buf. -EBADMSG when missing, -ENAMETOOLONG when buf is short. */
+int hub_json_whoami(const char *json, size_t len, char *buf, size_t buflen);
 /* Appends the entries of one tree page (a JSON array of §3 entries) to tree. Unknown fields
  * are ignored; a missing path/type/size or a malformed lfs object is -EBADMSG. */
 int hub_json_tree_page(const char *json, size_t len, struct hub_tree *tree);

@@ -378,12 +378,22 @@ class ApiApp:
         if rule:
             return self.hub.status_fault(rule, req)
         segs = req.segs
+        if segs[:2] == ["api", "whoami-v2"] and len(segs) == 2:
+            return self.whoami(req)
         if segs[0] == "api" and len(segs) > 2:
             if segs[1] == "resolve-cache" and segs[2] in TYPE_PREFIXES:
                 return self.resolve_cache(req, TYPE_PREFIXES[segs[2]], segs[3:])
             if segs[1] in TYPE_PREFIXES:
                 return self.api(req, TYPE_PREFIXES[segs[1]], segs[:2], segs[2:])
         return self.files(req, segs)
+
+    def whoami(self, req):
+        """§2 `GET /api/whoami-v2`: the token's user; 401 without a token."""
+        user = self.user(req)
+        if user is None:
+            raise HubError(401, None, "Invalid credentials in Authorization header")
+        return json_reply({"type": "user", "name": user["user"],
+                           "auth": {"type": "access_token"}}, 200, [])
 
     def error(self, req, err):
         """§5: X-Error-Code (when there is one) and X-Error-Message on every error reply, plus

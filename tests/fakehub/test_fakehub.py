@@ -205,6 +205,16 @@ def test_repo_info_resolves_every_revision_form(hub):
     assert {s["rfilename"] for s in info["siblings"]} == set(hub.files("org/model", pr))
 
 
+def test_whoami(hub):
+    token, entry = next(iter(TOKENS.items()))
+    status, _, body = fetch(f"{hub.api_url}/api/whoami-v2",
+                            headers={"Authorization": f"Bearer {token}"})
+    assert status == 200 and json.loads(body)["name"] == entry["user"]
+    for headers in ({}, {"Authorization": "Bearer hf_unknown"}):
+        status, h, _ = fetch(f"{hub.api_url}/api/whoami-v2", headers=headers)
+        assert status == 401 and "Invalid credentials" in h["X-Error-Message"]
+
+
 def test_repo_info_blobs_and_expand(hub):
     _, _, body = fetch(f"{hub.api_url}/api/models/org/model/revision/main?blobs=true")
     siblings = {s["rfilename"]: s for s in json.loads(body)["siblings"]}

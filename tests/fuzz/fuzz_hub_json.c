@@ -48,7 +48,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	const char *json = (const char *)data;
 	struct hub_tree t = { 0 };
 	struct hub_error err;
-	char sha[41], msg[128];
+	char sha[41], msg[128], name[16];
+	bool priv, gated;
 
 	if (hub_json_tree_page(json, size, &t) == 0) {
 		round_trip(&t);
@@ -58,6 +59,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	hub_tree_done(&t);
 	if (hub_json_revision(json, size, sha) == 0 && strlen(sha) != 40)
+		abort();
+	(void)hub_json_repo_flags(json, size, &priv, &gated);
+	if (hub_json_whoami(json, size, name, sizeof(name)) == 0 && strlen(name) >= sizeof(name))
 		abort();
 	if (hub_json_error_message(json, size, msg, sizeof(msg)) == 0) {
 		if (!msg[0] || strlen(msg) >= sizeof(msg) || strchr(msg, '\n'))

@@ -164,6 +164,35 @@ static void test_revision(void)
 			CHECK_FAIL("revision \"%s\" accepted", bad[i]);
 }
 
+static void test_repo_flags_and_whoami(void)
+{
+	static const struct {
+		const char *json;
+		bool is_private, is_gated;
+	} cases[] = {
+		{ "{\"sha\":\"x\"}", false, false },
+		{ "{\"private\":true,\"gated\":false}", true, false },
+		{ "{\"private\":false,\"gated\":\"manual\"}", false, true },
+		{ "{\"gated\":\"auto\"}", false, true },
+		{ "{\"private\":\"yes\",\"gated\":\"\"}", false, false },
+	};
+	bool p, g;
+	char name[8];
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		ASSERT_OK(hub_json_repo_flags(cases[i].json, strlen(cases[i].json), &p, &g));
+		ASSERT_EQ(p, cases[i].is_private);
+		ASSERT_EQ(g, cases[i].is_gated);
+	}
+	ASSERT_EQ(hub_json_repo_flags("[]", 2, &p, &g), -EBADMSG);
+	ASSERT_OK(hub_json_whoami("{\"name\":\"alice\"}", 16, name, sizeof(name)));
+	ASSERT_STR_EQ(name, "alice");
+	ASSERT_EQ(hub_json_whoami("{\"name\":\"alice-long\"}", 21, name, sizeof(name)),
+		  -ENAMETOOLONG);
+	ASSERT_EQ(hub_json_whoami("{\"name\":1}", 10, name, sizeof(name)), -EBADMSG);
+	ASSERT_EQ(hub_json_whoami("{}", 2, name, sizeof(name)), -EBADMSG);
+}
+
 static void error_case(const char *json, size_t buflen, int want_r, const char *want)
 {
 	char buf[256];
@@ -229,6 +258,7 @@ int main(void)
 	RUN(test_tree_page);
 	RUN(test_tree_page_malformed);
 	RUN(test_revision);
+	RUN(test_repo_flags_and_whoami);
 	RUN(test_error_message);
 	RUN(test_dump_round_trip);
 	return 0;
