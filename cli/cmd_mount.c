@@ -221,7 +221,7 @@ int cmd_mount(int argc, char **argv)
 		{ 0 },
 	};
 	struct mount_opts o = { .revision = "main", .ready_fd = -1, .prefetch = true };
-	bool allow_non_empty = false;
+	bool allow_non_empty = false, new_cache;
 	const char *include[MAX_PATTERNS], *exclude[MAX_PATTERNS];
 	_cleanup_free_ char *cache_dir = NULL, *mountpoint = NULL, *log_path = NULL;
 	const char *cache_arg = NULL, *log_arg = NULL, *max_size_arg = NULL, *min_free_arg = NULL;
@@ -345,7 +345,11 @@ int cmd_mount(int argc, char **argv)
 			mountpoint ? "cache directory" : "mountpoint");
 		return 1;
 	}
+	/* A new cache is the user's alone: it may hold the files of private repos. */
+	new_cache = access(cache_dir, F_OK) < 0;
 	r = cli_mkdir_p(cache_dir);
+	if (r >= 0 && new_cache && chmod(cache_dir, 0700) < 0)
+		r = -errno;
 	if (r < 0) {
 		log_err("cannot create the cache directory '%s': %s", cache_dir, strerror(-r));
 		return 1;

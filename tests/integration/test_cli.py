@@ -208,3 +208,17 @@ def test_watch_in_a_short_terminal_keeps_the_summary_on_screen(hub, mount, cache
     lines = [line for line in text.split("\n") if line.strip()]
     assert len(lines) <= 14, text
     assert "org/model@main" in text and "more files (the terminal is short" in text, text
+
+
+def test_a_new_cache_is_private(hub, tmp_path):
+    """It may hold the files of private repos: 0700, as `hffs doctor` expects."""
+    cache, mp = tmp_path / "fresh-cache", tmp_path / "mp"
+    mp.mkdir()
+    p = run_hffs("mount", "org/model", mp, "--cache-dir", cache, "--endpoint", hub.api_url,
+                 "--prefetch", "none", "--min-free", "0")
+    try:
+        assert p.returncode == 0, p.stderr
+        assert (cache.stat().st_mode & 0o777) == 0o700
+    finally:
+        if os.path.ismount(mp):
+            assert run_hffs("unmount", mp).returncode == 0
