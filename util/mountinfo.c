@@ -122,12 +122,8 @@ int mountinfo_find_in(FILE *f, const char *mountpoint, struct mountinfo_entry *r
 
 int mountinfo_find(const char *mountpoint, struct mountinfo_entry *ret)
 {
-	FILE *f = fopen("/proc/self/mountinfo", "re");
-	int r;
+	struct find_ctx c = { .mountpoint = mountpoint, .ret = ret };
+	int r = mountinfo_each(find_one, &c);
 
-	if (!f)
-		return -errno;
-	r = mountinfo_find_in(f, mountpoint, ret);
-	fclose(f);
-	return r;
+	return r < 0 ? r : c.found ? 0 : -ENOENT;
 }
