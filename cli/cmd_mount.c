@@ -44,6 +44,8 @@ static const char mount_usage[] =
 	"                          of a small (non-LFS) file, waits until the whole file\n"
 	"                          matches its hash; strict: every read waits for that\n"
 	"      --allow-non-empty   mount over a directory that has entries (they are hidden)\n"
+	"      --allow-other       let users other than you read the mount (as root, or with\n"
+	"                          user_allow_other in /etc/fuse.conf)\n"
 	"      --include GLOB      complete only files matching GLOB (repeatable)\n"
 	"      --exclude GLOB      do not complete files matching GLOB (repeatable)\n"
 	"      --cache-max-size SIZE  keep the cache's data under SIZE (e.g. 200G), evicting\n"
@@ -73,6 +75,7 @@ enum {
 	OPT_MIN_FREE,
 	OPT_VERIFY,
 	OPT_ALLOW_NON_EMPTY,
+	OPT_ALLOW_OTHER,
 };
 
 #define MAX_PATTERNS 64
@@ -212,6 +215,7 @@ int cmd_mount(int argc, char **argv)
 		{ "prefetch", required_argument, NULL, OPT_PREFETCH },
 		{ "verify", required_argument, NULL, OPT_VERIFY },
 		{ "allow-non-empty", no_argument, NULL, OPT_ALLOW_NON_EMPTY },
+		{ "allow-other", no_argument, NULL, OPT_ALLOW_OTHER },
 		{ "include", required_argument, NULL, OPT_INCLUDE },
 		{ "exclude", required_argument, NULL, OPT_EXCLUDE },
 		{ "cache-max-size", required_argument, NULL, OPT_CACHE_MAX_SIZE },
@@ -294,6 +298,9 @@ int cmd_mount(int argc, char **argv)
 		case OPT_ALLOW_NON_EMPTY:
 			allow_non_empty = true;
 			break;
+		case OPT_ALLOW_OTHER:
+			o.allow_other = true;
+			break;
 		case OPT_VERIFY:
 			if (strcmp(optarg, "default") && strcmp(optarg, "strict")) {
 				log_err("--verify takes 'default' or 'strict', not '%s'", optarg);
@@ -333,6 +340,8 @@ int cmd_mount(int argc, char **argv)
 	o.exclude = exclude;
 	o.repo = argv[optind];
 	r = cli_check_repo_arg(o.repo);
+	if (!r && o.allow_other)
+		r = cli_check_allow_other("/etc/fuse.conf");
 	if (!r)
 		r = o.endpoint ? cli_check_endpoint(o.endpoint, "--endpoint") :
 				 cli_check_endpoint(secure_getenv("HF_ENDPOINT"), "HF_ENDPOINT");

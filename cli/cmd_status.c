@@ -19,6 +19,7 @@
 #include "cache/db.h"
 #include "cache/tree.h"
 #include "cli/mounts.h"
+#include "cli/status_prom.h"
 #include "fs/live.h"
 #include "util/cleanup.h"
 #include "util/jsonw.h"
@@ -27,14 +28,15 @@
 #include "util/timeutil.h"
 
 static const char status_usage[] =
-	"Usage: hffs status [MOUNTPOINT] [--json] [--watch [--interval S] [--count N]]\n"
-	"                   [--cache-dir DIR]\n"
+	"Usage: hffs status [MOUNTPOINT] [--json | --prometheus]\n"
+	"                   [--watch [--interval S] [--count N]] [--cache-dir DIR]\n"
 	"\n"
 	"Shows the active mounts of the cache (all, or the one at MOUNTPOINT): repo, revision,\n"
 	"commit, the live transfer figures (rate, ETA, connections, retries, stalls, the last\n"
 	"error) and for every file a progress bar, the bytes cached and its state (missing,\n"
 	"partial, complete, verified, bad), with totals. --watch refreshes in place every S\n"
-	"seconds (default 1), N times (default: until interrupted).\n";
+	"seconds (default 1), N times (default: until interrupted). --prometheus prints the\n"
+	"same figures in the Prometheus text format (see docs/cli.md).\n";
 
 struct file_status {
 	const char *path;
@@ -157,6 +159,8 @@ static void print_live_text(const struct live *l)
 
 /* Most file lines a mount's text shows: all, but in --watch on a terminal what fits. */
 static size_t file_lines = SIZE_MAX;
+/* --prometheus: the mounts are collected here and printed once all are seen. */
+static struct status_prom *prom;
 
 static void print_text(const struct db_mount *m, const struct live *l, const struct file_status *fs,
 		       size_t n, uint64_t total, uint64_t cached, size_t complete)
@@ -315,13 +319,16 @@ static int show_mount(struct cache_db *db, const char *cache_dir, const struct d
 		live.eta_s = cached >= total ? 0 :
 			     live.rate	     ? (int64_t)((total - cached) / live.rate) :
 					       -1;
-	if (w)
+	if (prom)
+		r = status_prom_add(prom, cache_dir, m, has_live ? &live : NULL, n, complete, total,
+				    cached);
+	else if (w)
 		print_json(w, cache_dir, m, has_live ? &live : NULL, fs, n, total, cached,
 			   complete);
 	else
 		print_text(m, has_live ? &live : NULL, fs, n, total, cached, complete);
 	tree_done(&tree);
-	return 0;
+	return r < 0 ? r : 0;
 }
 
 /* The mounts of one cache directory that match only (NULL: all), into w or as text. */
@@ -390,6 +397,18 @@ static int show_all(char *const *dirs, size_t ndirs, const char *only, bool json
 	int shown = 0;
 	bool failed = false;
 
+	if (prom) {
+		*ret_dead = 0;
+		for (size_t i = 0; i < ndirs; i++)
+			show_cache(dirs[i], only, NULL, &shown, &failed);
+		for (size_t i = 0; i < nmounts; i++)
+			*ret_dead +=
+				mounts[i].dead && (!only || !strcmp(only, mounts[i].mountpoint));
+		status_prom_print(prom, (size_t)*ret_dead, stdout);
+		status_prom_done(prom);
+		fflush(stdout);
+		return failed ? -1 : shown;
+	}
 	if (json) {
 		jsonw_init(&w, stdout);
 		jsonw_begin_object(&w, NULL);
@@ -450,6 +469,7 @@ int cmd_status(int argc, char **argv)
 {
 	static const struct option longopts[] = {
 		{ "json", no_argument, NULL, 'j' },
+		{ "prometheus", no_argument, NULL, 'P' },
 		{ "watch", no_argument, NULL, 'w' },
 		{ "interval", required_argument, NULL, 'i' },
 		{ "count", required_argument, NULL, 'n' },
@@ -463,6 +483,7 @@ int cmd_status(int argc, char **argv)
 	char **dirs = NULL;
 	const char *cache_arg = NULL;
 	int dead = 0;
+	struct status_prom collected = { 0 };
 	bool json = false, watch = false;
 	uint64_t interval_ms = 1000, count = 0;
 	int c, r;
@@ -474,6 +495,9 @@ int cmd_status(int argc, char **argv)
 			break;
 		case 'w':
 			watch = true;
+			break;
+		case 'P':
+			prom = &collected;
 			break;
 		case 'i': {
 			double v;
@@ -507,6 +531,10 @@ int cmd_status(int argc, char **argv)
 	}
 	if (argc - optind > 1) {
 		fputs(status_usage, stderr);
+		return 2;
+	}
+	if (json && prom) {
+		log_err("--json and --prometheus are two formats of one report: give one");
 		return 2;
 	}
 	if (argc - optind == 1)

@@ -1,10 +1,12 @@
-/* mount_check.c: friendly checks of `hffs mount`'s repo and endpoint (see mount_check.h). */
+/* mount_check.c: friendly checks of `hffs mount`'s repo, endpoint and --allow-other (see
+ * mount_check.h). */
 #include "cli/mount_check.h"
 
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include "util/log.h"
 
@@ -71,4 +73,34 @@ int cli_check_endpoint(const char *endpoint, const char *from)
 		return 2;
 	}
 	return 0;
+}
+
+/* fusermount3 reads each line without its surrounding blanks; '#' starts a comment. */
+static bool conf_allows_other(const char *conf)
+{
+	FILE *f = fopen(conf, "re");
+	char line[256];
+	bool found = false;
+
+	if (!f)
+		return false;
+	while (!found && fgets(line, sizeof(line), f)) {
+		char *p = line + strspn(line, " \t"), *end = p + strcspn(p, "#\n");
+
+		while (end > p && (end[-1] == ' ' || end[-1] == '\t'))
+			end--;
+		found = end - p == 16 && !strncmp(p, "user_allow_other", 16);
+	}
+	fclose(f);
+	return found;
+}
+
+int cli_check_allow_other(const char *conf)
+{
+	if (geteuid() == 0 || conf_allows_other(conf))
+		return 0;
+	log_err("--allow-other needs a line 'user_allow_other' in %s when not mounting as root "
+		"(fusermount3 refuses it otherwise): as root, echo user_allow_other >> %s",
+		conf, conf);
+	return 1;
 }

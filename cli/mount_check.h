@@ -8,3 +8,7 @@ int cli_check_repo_arg(const char *spec);
 /* 0 for an http:// or https:// URL with a host (or NULL); else says so and returns 2. from
  * names where it came from ("--endpoint", "HF_ENDPOINT"). */
 int cli_check_endpoint(const char *endpoint, const char *from);
+/* 0 when --allow-other can work: the caller is root, or the FUSE config file conf (e.g.
+ * /etc/fuse.conf) has a user_allow_other line, which fusermount3 requires; else says so with
+ * the fix and returns 1. */
+int cli_check_allow_other(const char *conf);

@@ -24,6 +24,7 @@
 #include "fs/session.h"
 #include "fs/snapshot.h"
 #include "util/log.h"
+#include "util/notify.h"
 #include "util/timeutil.h"
 
 struct ready_ud {
@@ -51,6 +52,9 @@ static void on_ready(void *ud)
 		(void)!write(o->ready_fd, &ok, 1);
 		close(o->ready_fd);
 	}
+	/* Under systemd (Type=notify, `hffs mount --foreground`): the unit is started now. */
+	if (notify_send("READY=1") < 0)
+		log_warn("cannot tell the service manager the mount is ready ($NOTIFY_SOCKET)");
 }
 
 /* An offline mount, or one the Hub did not answer, serves only what is cached: says how much
@@ -160,6 +164,7 @@ static int serve(const struct mount_opts *o, struct hub_config *cfg, struct cach
 		.mountpoint = o->mountpoint,
 		.fsname = fsname,
 		.debug = o->debug,
+		.allow_other = o->allow_other,
 		.ready = on_ready,
 		.ready_ud = &rud,
 		.stopped = serve_stop,

@@ -27,6 +27,7 @@ struct mount_opts {
 	const char *const *exclude; /* patterns of files not to complete */
 	size_t nexclude;
 	bool debug; /* FUSE request tracing and debug logs */
+	bool allow_other; /* FUSE allow_other: users other than the mounter may read */
 	int ready_fd; /* >= 0: a byte 0 is written there once the mount answers */
 	const char *log_path; /* after ready, stdout/stderr go there (NULL: unchanged) */
 };

@@ -74,8 +74,11 @@ int session_run(const struct session_opts *o, struct mount_ctx *m)
 	int r;
 
 	/* fsname is user text: libfuse splits on ',' and '\\', so those are replaced. */
-	snprintf(opts, sizeof(opts), "ro,default_permissions,subtype=hffs,fsname=%s", o->fsname);
-	for (char *p = opts + strlen("ro,default_permissions,subtype=hffs,fsname="); *p; p++)
+	int n = snprintf(opts, sizeof(opts), "ro,default_permissions,subtype=hffs,%sfsname=",
+			 o->allow_other ? "allow_other," : "");
+
+	snprintf(opts + n, sizeof(opts) - (size_t)n, "%s", o->fsname);
+	for (char *p = opts + n; *p; p++)
 		if (*p == ',' || *p == '\\')
 			*p = '_';
 	se = fuse_session_new(&args, &ops_lowlevel, sizeof(ops_lowlevel), m);

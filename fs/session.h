@@ -11,6 +11,7 @@ struct session_opts {
 	const char *fsname; /* shown in /proc/mounts, e.g. "hffs:org/name" */
 	unsigned max_threads; /* FUSE workers; 0 -> 16 */
 	bool debug; /* libfuse request tracing on stderr */
+	bool allow_other; /* FUSE allow_other (fusermount3 checks /etc/fuse.conf) */
 	/* Called once, from a helper thread, when the mount answers (a stat of the mountpoint
 	 * succeeded and the kernel read-ahead is set). May be NULL. */
 	void (*ready)(void *ud);
