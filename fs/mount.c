@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -51,12 +52,12 @@ static void on_ready(void *ud)
 	}
 }
 
-static uint64_t tree_total_size(const struct hub_tree *t)
+static uint64_t tree_total_size(const struct inode_table *t)
 {
 	uint64_t sum = 0;
 
-	for (size_t i = 0; i < t->n; i++)
-		sum += t->v[i].is_dir ? 0 : t->v[i].size;
+	for (size_t ino = 1; ino <= inode_count(t); ino++)
+		sum += inode_get(t, ino)->size;
 	return sum;
 }
 
@@ -91,7 +92,6 @@ static int serve(const struct mount_opts *o, struct hub_config *cfg, struct cach
 	struct budget *bu = NULL;
 	struct budget_opts bo = {
 		.limits = { .max_size = o->cache_max_size, .min_free = o->min_free },
-		.own = &snap->tree,
 	};
 	struct prefetch_opts po = {
 		.include = o->include,
@@ -119,7 +119,6 @@ static int serve(const struct mount_opts *o, struct hub_config *cfg, struct cach
 		.mtime = now_realtime_usec() / USEC_PER_SEC,
 		.uid = getuid(),
 		.gid = getgid(),
-		.total_size = tree_total_size(&snap->tree),
 		.readahead_kb = 16384,
 		.ra = { .min_window = 4ULL << 20, .max_window = 64ULL << 20, .slack = 2ULL << 20 },
 		.ra_fetch = 8ULL << 20,
@@ -145,6 +144,12 @@ static int serve(const struct mount_opts *o, struct hub_config *cfg, struct cach
 		log_err("cannot build the file tree of '%s': %s", snap->repo.id, strerror(-r));
 		goto out;
 	}
+	/* The table holds all the mount needs of the Hub's listing: a huge tree is not kept
+	 * twice. */
+	hub_tree_done(&snap->tree);
+	malloc_trim(0);
+	bo.own = t;
+	m.total_size = tree_total_size(t);
 	r = xfer_new(cfg, &xo, &st.x);
 	if (r < 0) {
 		log_err("cannot start the transfer engine: %s", strerror(-r));
