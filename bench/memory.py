@@ -49,11 +49,11 @@ def wait_for(cond, timeout, what):
 
 class Hub:
     def __init__(self, data, work):
-        self.port_file = work / "hub-port.json"
+        self.port_file = work / f"hub-port-{os.getpid()}.json"
         self.port_file.unlink(missing_ok=True)
         self.proc = subprocess.Popen(
             [sys.executable, str(ROOT / "tests/fakehub/fakehub.py"), "--data", str(data),
-             "--port-file", str(self.port_file), "--log", str(work / "hub.log")],
+             "--port-file", str(self.port_file), "--log", str(work / f"hub-{os.getpid()}.log")],
             stdout=subprocess.DEVNULL, stderr=open(work / "hub.err", "ab"))
         wait_for(self.port_file.exists, 30, "fake Hub start")
         self.url = json.loads(self.port_file.read_text())["api_url"]
@@ -65,8 +65,9 @@ class Hub:
 
 class Mount:
     def __init__(self, hffs, hub, repo, work, prefetch, keep_cache=False):
-        self.mnt = work / "mnt"
-        self.cache = work / "cache"
+        # Per process: two runs of this script may share the work dir.
+        self.mnt = work / f"mnt-{os.getpid()}"
+        self.cache = work / f"cache-{os.getpid()}"
         if not keep_cache:
             shutil.rmtree(self.cache, ignore_errors=True)
         self.mnt.mkdir(exist_ok=True)
@@ -93,6 +94,10 @@ class Mount:
             self.proc.kill()
             self.proc.wait()
             subprocess.run(["fusermount3", "-uz", str(self.mnt)], check=False)
+        try:
+            self.mnt.rmdir()
+        except OSError:
+            pass
 
 
 def gen(data, repo, **kw):

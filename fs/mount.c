@@ -147,6 +147,7 @@ static int serve(const struct mount_opts *o, struct hub_config *cfg, struct cach
 	/* The table holds all the mount needs of the Hub's listing: a huge tree is not kept
 	 * twice. */
 	hub_tree_done(&snap->tree);
+	(void)snapshot_store_tree(db, snap, t);
 	malloc_trim(0);
 	bo.own = t;
 	m.total_size = tree_total_size(t);
