@@ -70,7 +70,6 @@ struct verify_hasher {
 	EVP_MD_CTX *ctx;
 	uint64_t size;
 	uint64_t offset;
-	uint8_t *buf; /* VERIFY_CHUNK bytes */
 };
 
 int verify_hasher_new(enum blob_hash hash, uint64_t size, struct verify_hasher **ret)
@@ -82,8 +81,7 @@ int verify_hasher_new(enum blob_hash hash, uint64_t size, struct verify_hasher *
 		return -ENOMEM;
 	h->size = size;
 	h->ctx = EVP_MD_CTX_new();
-	h->buf = malloc(VERIFY_CHUNK);
-	r = h->ctx && h->buf ? hash_begin(h->ctx, hash, size) : -ENOMEM;
+	r = h->ctx ? hash_begin(h->ctx, hash, size) : -ENOMEM;
 	if (r < 0) {
 		verify_hasher_free(h);
 		return r;
@@ -96,7 +94,6 @@ struct verify_hasher *verify_hasher_free(struct verify_hasher *h)
 {
 	if (h) {
 		EVP_MD_CTX_free(h->ctx);
-		free(h->buf);
 		free(h);
 	}
 	return NULL;
@@ -109,18 +106,24 @@ uint64_t verify_hasher_offset(const struct verify_hasher *h)
 
 int verify_hasher_feed(struct verify_hasher *h, int fd, uint64_t upto)
 {
+	/* The buffer lives for one call, not for the hasher: a mount hashing many files at
+	 * once (completion lands blocks of all of them) must not hold a chunk per file. */
+	_cleanup_free_ uint8_t *buf = NULL;
+
 	upto = upto < h->size ? upto : h->size;
+	if (h->offset < upto && !(buf = malloc(VERIFY_CHUNK)))
+		return -ENOMEM;
 	while (h->offset < upto) {
 		size_t n =
 			upto - h->offset < VERIFY_CHUNK ? (size_t)(upto - h->offset) : VERIFY_CHUNK;
-		int r = blob_pread_all(fd, h->buf, n, h->offset);
+		int r = blob_pread_all(fd, buf, n, h->offset);
 
 		if (r < 0) {
 			log_debug("verify: cannot read %zu bytes at %" PRIu64 ": %s", n, h->offset,
 				  strerror(-r));
 			return r;
 		}
-		if (!EVP_DigestUpdate(h->ctx, h->buf, n))
+		if (!EVP_DigestUpdate(h->ctx, buf, n))
 			return -ENOMEM;
 		h->offset += n;
 	}

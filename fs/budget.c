@@ -27,7 +27,7 @@ struct budget {
 	struct cache *cache;
 	const char *dir; /* cache_dir(cache) */
 	struct evict_limits limits;
-	const struct hub_tree *own;
+	const struct inode_table *own;
 	uint64_t fs_total; /* the cache's file system size, for the eviction slack */
 
 	pthread_mutex_t scan;
@@ -66,9 +66,9 @@ static bool fits_locked(const struct budget *b, uint64_t n)
 /* The pins: this mount's files and every live mount's. -EBADMSG with why filled. */
 static int collect_pins(struct budget *b, struct evict_pins *pins, char *why, size_t len)
 {
-	for (size_t i = 0; b->own && i < b->own->n; i++) {
-		const struct hub_entry *e = &b->own->v[i];
-		int r = hub_entry_has_data(e) ? evict_pins_add(pins, hub_entry_cid(e)) : 0;
+	for (size_t ino = 1; b->own && ino <= inode_count(b->own); ino++) {
+		const struct inode *f = inode_get(b->own, ino);
+		int r = inode_has_data(f) ? evict_pins_add(pins, f->cid) : 0;
 
 		if (r < 0)
 			return r;

@@ -16,11 +16,11 @@
 #include "cache/cache.h"
 #include "cache/db.h"
 #include "cache/evict.h"
-#include "fetch/hub.h"
+#include "fs/inode.h"
 
 struct budget_opts {
 	struct evict_limits limits; /* max_size (EVICT_NO_LIMIT: none), min_free (bytes) */
-	const struct hub_tree *own; /* this mount's files: pinned even before its record */
+	const struct inode_table *own; /* this mount's files: pinned even before its record */
 };
 
 struct budget;

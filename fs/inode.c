@@ -1,127 +1,223 @@
 /* inode.c: the immutable inode table of one mounted commit. Built on the mount thread before
- * the FUSE loop starts; read-only afterwards. Knows nothing of FUSE or the network. */
+ * the FUSE loop starts; read-only afterwards. Knows nothing of FUSE or the network. The
+ * build borrows the Hub tree's paths and keeps only three allocations when it is done. */
 #include "fs/inode.h"
 
 #include <errno.h>
-#include <search.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "util/cleanup.h"
-
-/* Invariant: v[i].ino == i + 1; v[0] is the root; a child's parent is a directory. */
+/* Invariant: v[i].ino == i + 1; v[0] is the root; a child's parent is a directory; kids holds
+ * every inode but the root, grouped by parent, each group sorted by name without twins. */
 struct inode_table {
 	struct inode *v;
-	size_t n, cap;
+	size_t n;
+	uint32_t *kids;
+	char *pool; /* every path and content id, NUL-terminated */
 };
 
-static const struct inode_table *sort_table; /* qsort has no user pointer; mount thread only */
+/* An inode while the table is built: its path borrowed from the Hub tree. */
+struct node {
+	const char *path;
+	uint32_t len;
+	uint32_t parent; /* ino */
+	const struct hub_entry *h; /* NULL for a directory */
+};
 
-static int cmp_child(const void *a, const void *b)
+/* The nodes so far and an open-addressing set of the directories among them, by path. */
+struct build {
+	struct node *v;
+	size_t n, cap;
+	uint32_t *slot; /* ino of a directory, 0: empty; a power of two long */
+	size_t nslot, ndirs;
+};
+
+static uint64_t hash_path(const char *s, size_t len)
 {
-	const struct inode *x = &sort_table->v[*(const uint64_t *)a - 1];
-	const struct inode *y = &sort_table->v[*(const uint64_t *)b - 1];
+	uint64_t h = 1469598103934665603ULL; /* FNV-1a */
 
-	return strcmp(x->name, y->name);
+	for (size_t i = 0; i < len; i++)
+		h = (h ^ (uint8_t)s[i]) * 1099511628211ULL;
+	return h;
 }
 
-static struct inode *table_add(struct inode_table *t, const char *path, bool is_dir)
+static size_t slot_of(const struct build *b, const char *path, size_t len)
 {
-	struct inode *e;
-	const char *slash;
+	size_t i = hash_path(path, len) & (b->nslot - 1);
 
-	if (t->n == t->cap) {
-		size_t cap = t->cap ? t->cap * 2 : 64;
-		struct inode *v = realloc(t->v, cap * sizeof(*v));
+	for (;; i = (i + 1) & (b->nslot - 1)) {
+		const struct node *d = b->slot[i] ? &b->v[b->slot[i] - 1] : NULL;
+
+		if (!d || (d->len == len && !memcmp(d->path, path, len)))
+			return i;
+	}
+}
+
+static int grow_slots(struct build *b)
+{
+	size_t nslot = b->nslot ? b->nslot * 2 : 1024;
+	uint32_t *old = b->slot;
+	size_t nold = b->nslot;
+
+	b->slot = calloc(nslot, sizeof(*b->slot));
+	if (!b->slot) {
+		b->slot = old;
+		return -ENOMEM;
+	}
+	b->nslot = nslot;
+	for (size_t i = 0; i < nold; i++)
+		if (old[i]) {
+			const struct node *d = &b->v[old[i] - 1];
+
+			b->slot[slot_of(b, d->path, d->len)] = old[i];
+		}
+	free(old);
+	return 0;
+}
+
+/* Appends a node; returns its ino, 0 on OOM or when the table would outgrow uint32_t. */
+static uint32_t add_node(struct build *b, const char *path, size_t len, uint32_t parent,
+			 const struct hub_entry *h)
+{
+	if (b->n >= UINT32_MAX - 1)
+		return 0;
+	if (b->n == b->cap) {
+		size_t cap = b->cap ? b->cap * 2 : 1024;
+		struct node *v = reallocarray(b->v, cap, sizeof(*v));
 
 		if (!v)
-			return NULL;
-		t->v = v;
-		t->cap = cap;
+			return 0;
+		b->v = v;
+		b->cap = cap;
 	}
-	e = &t->v[t->n];
-	memset(e, 0, sizeof(*e));
-	e->path = strdup(path);
-	if (!e->path)
-		return NULL;
-	slash = strrchr(e->path, '/');
-	e->name = slash ? slash + 1 : e->path;
-	e->is_dir = is_dir;
-	e->ino = ++t->n;
-	return e;
+	b->v[b->n] = (struct node){ .path = path, .len = (uint32_t)len, .parent = parent, .h = h };
+	return (uint32_t)++b->n;
 }
 
-/* Finds the directory inode of path using the hash table of directory paths, creating it
- * (and its parents) when the tree did not list it. Returns its ino, 0 on error. */
-static uint64_t dir_ino(struct inode_table *t, struct hsearch_data *dirs, const char *path)
+/* The ino of directory path (len bytes), created with its parents when not seen yet. 0 on
+ * OOM. Recursion is bounded by the path's segments (at most 2048). */
+static uint32_t dir_ino(struct build *b, const char *path, size_t len)
 {
-	ENTRY q = { .key = (char *)path }, *found;
-	_cleanup_free_ char *parent_path = NULL;
 	const char *slash;
-	uint64_t parent, ino;
-	struct inode *e;
+	uint32_t parent, ino;
+	size_t i;
 
-	if (hsearch_r(q, FIND, &found, dirs))
-		return (uint64_t)(uintptr_t)found->data;
-	slash = strrchr(path, '/');
-	parent_path = strndup(path, slash ? (size_t)(slash - path) : 0);
-	if (!parent_path)
+	if ((b->ndirs + 1) * 2 > b->nslot && grow_slots(b) < 0)
 		return 0;
-	parent = dir_ino(t, dirs, parent_path);
+	i = slot_of(b, path, len);
+	if (b->slot[i])
+		return b->slot[i];
+	slash = memrchr(path, '/', len);
+	parent = dir_ino(b, path, slash ? (size_t)(slash - path) : 0);
 	if (!parent)
 		return 0;
-	e = table_add(t, path, true);
-	if (!e)
+	ino = add_node(b, path, len, parent, NULL);
+	if (!ino)
 		return 0;
-	e->parent = parent;
-	ino = e->ino;
-	q.key = e->path;
-	q.data = (void *)(uintptr_t)ino;
-	if (!hsearch_r(q, ENTER, &found, dirs))
-		return 0;
+	/* The parent's creation may have grown the set: find the slot again. */
+	b->slot[slot_of(b, path, len)] = ino;
+	b->ndirs++;
 	return ino;
 }
 
+static int collect(struct build *b, const struct hub_tree *tree)
+{
+	if (grow_slots(b) < 0 || !add_node(b, "", 0, 1, NULL))
+		return -ENOMEM;
+	b->slot[slot_of(b, "", 0)] = 1;
+	b->ndirs = 1;
+	for (size_t i = 0; i < tree->n; i++) {
+		const struct hub_entry *h = &tree->v[i];
+		size_t len = strlen(h->path);
+		const char *slash = memrchr(h->path, '/', len);
+		uint32_t parent;
+
+		if (h->is_dir) {
+			if (!dir_ino(b, h->path, len))
+				return b->n >= UINT32_MAX - 1 ? -EFBIG : -ENOMEM;
+			continue;
+		}
+		parent = dir_ino(b, h->path, slash ? (size_t)(slash - h->path) : 0);
+		if (!parent || !add_node(b, h->path, len, parent, h))
+			return b->n >= UINT32_MAX - 1 ? -EFBIG : -ENOMEM;
+	}
+	return 0;
+}
+
+static int cmp_child(const void *a, const void *b, void *ud)
+{
+	const struct inode *v = ud;
+
+	return strcmp(v[*(const uint32_t *)a - 1].name, v[*(const uint32_t *)b - 1].name);
+}
+
+/* Fills the records from the nodes, copying the strings into one pool. */
+static int fill(struct inode_table *t, const struct build *b)
+{
+	size_t bytes = 0;
+	char *p;
+
+	for (size_t i = 0; i < b->n; i++)
+		bytes += b->v[i].len + 1 + (b->v[i].h ? strlen(hub_entry_cid(b->v[i].h)) : 0) + 1;
+	t->v = calloc(b->n, sizeof(*t->v));
+	t->pool = malloc(bytes);
+	t->kids = calloc(b->n, sizeof(*t->kids));
+	if (!t->v || !t->pool || !t->kids)
+		return -ENOMEM;
+	t->n = b->n;
+	p = t->pool;
+	for (size_t i = 0; i < b->n; i++) {
+		const struct node *nd = &b->v[i];
+		struct inode *e = &t->v[i];
+		const char *slash;
+
+		e->ino = (uint32_t)(i + 1);
+		e->parent = nd->parent;
+		e->is_dir = !nd->h;
+		e->path = memcpy(p, nd->path, nd->len);
+		p[nd->len] = 0;
+		p += nd->len + 1;
+		slash = strrchr(e->path, '/');
+		e->name = slash ? slash + 1 : e->path;
+		e->cid = p;
+		if (nd->h) {
+			const char *cid = hub_entry_cid(nd->h);
+
+			e->size = nd->h->size;
+			e->is_lfs = nd->h->is_lfs;
+			p = stpcpy(p, cid);
+		}
+		*p++ = 0;
+	}
+	return 0;
+}
+
+/* Groups every inode but the root under its parent, sorted by name. -EBADMSG for a name
+ * listed twice in one directory (a path that is both file and directory). */
 static int link_children(struct inode_table *t)
 {
-	size_t *count = calloc(t->n + 1, sizeof(*count));
+	size_t at = 0;
 
-	if (!count)
-		return -ENOMEM;
 	for (size_t i = 1; i < t->n; i++)
-		count[t->v[i].parent]++;
+		t->v[t->v[i].parent - 1].nchildren++;
 	for (size_t i = 0; i < t->n; i++) {
 		struct inode *d = &t->v[i];
 
-		if (!d->is_dir || !count[d->ino])
-			continue;
-		d->children = malloc(count[d->ino] * sizeof(uint64_t));
-		if (!d->children) {
-			free(count);
-			return -ENOMEM;
-		}
+		d->children = d->nchildren ? t->kids + at : NULL;
+		at += d->nchildren;
+		d->nchildren = 0;
 	}
 	for (size_t i = 1; i < t->n; i++) {
 		struct inode *p = &t->v[t->v[i].parent - 1];
 
-		p->children[p->nchildren++] = t->v[i].ino;
+		((uint32_t *)p->children)[p->nchildren++] = t->v[i].ino;
 	}
-	free(count);
-	sort_table = t;
-	for (size_t i = 0; i < t->n; i++)
-		if (t->v[i].nchildren > 1)
-			qsort(t->v[i].children, t->v[i].nchildren, sizeof(uint64_t), cmp_child);
-	sort_table = NULL;
-	return 0;
-}
-
-/* Rejects a name listed twice in one directory (a path that is both file and directory). */
-static int check_unique(const struct inode_table *t)
-{
 	for (size_t i = 0; i < t->n; i++) {
 		const struct inode *d = &t->v[i];
 
+		if (d->nchildren > 1)
+			qsort_r((uint32_t *)d->children, d->nchildren, sizeof(uint32_t), cmp_child,
+				t->v);
 		for (size_t j = 1; j < d->nchildren; j++)
 			if (!strcmp(t->v[d->children[j] - 1].name,
 				    t->v[d->children[j - 1] - 1].name))
@@ -133,55 +229,30 @@ static int check_unique(const struct inode_table *t)
 int inode_table_new(const struct hub_tree *tree, struct inode_table **ret)
 {
 	struct inode_table *t = calloc(1, sizeof(*t));
-	struct hsearch_data dirs = { 0 };
+	struct build b = { 0 };
 	int r = -ENOMEM;
 
-	if (!t || !hcreate_r(tree->n * 2 + 16, &dirs))
-		goto out_free_table;
-	if (!table_add(t, "", true))
-		goto out_free_table;
-	t->v[0].parent = 1;
-	if (!hsearch_r((ENTRY){ .key = t->v[0].path, .data = (void *)(uintptr_t)1 }, ENTER,
-		       &(ENTRY *){ NULL }, &dirs))
-		goto out_free_table;
-	for (size_t i = 0; i < tree->n; i++) {
-		const struct hub_entry *h = &tree->v[i];
-		const char *slash = strrchr(h->path, '/');
-		_cleanup_free_ char *parent_path =
-			strndup(h->path, slash ? (size_t)(slash - h->path) : 0);
-		uint64_t parent;
-		struct inode *e;
-
-		if (!parent_path)
-			goto out_free_table;
-		if (h->is_dir) {
-			if (!dir_ino(t, &dirs, h->path))
-				goto out_free_table;
-			continue;
-		}
-		parent = dir_ino(t, &dirs, parent_path);
-		if (!parent)
-			goto out_free_table;
-		e = table_add(t, h->path, false);
-		if (!e)
-			goto out_free_table;
-		e->parent = parent;
-		e->size = h->size;
-		e->is_lfs = h->is_lfs;
-		snprintf(e->cid, sizeof(e->cid), "%s", hub_entry_cid(h));
-	}
+	if (!t)
+		goto out_free_build;
+	r = collect(&b, tree);
+	if (r < 0)
+		goto out_free_build;
+	/* The set's memory goes before the table's comes. */
+	free(b.slot);
+	b.slot = NULL;
+	r = fill(t, &b);
+	if (r < 0)
+		goto out_free_build;
+	free(b.v);
+	b.v = NULL;
 	r = link_children(t);
 	if (r < 0)
-		goto out_free_table;
-	r = check_unique(t);
-	if (r < 0)
-		goto out_free_table;
-	hdestroy_r(&dirs);
+		goto out_free_build;
 	*ret = t;
 	return 0;
-out_free_table:
-	if (dirs.table)
-		hdestroy_r(&dirs);
+out_free_build:
+	free(b.slot);
+	free(b.v);
 	inode_table_free(t);
 	return r;
 }
@@ -190,11 +261,9 @@ struct inode_table *inode_table_free(struct inode_table *t)
 {
 	if (!t)
 		return NULL;
-	for (size_t i = 0; i < t->n; i++) {
-		free(t->v[i].path);
-		free(t->v[i].children);
-	}
 	free(t->v);
+	free(t->kids);
+	free(t->pool);
 	free(t);
 	return NULL;
 }
@@ -232,4 +301,9 @@ const struct inode *inode_lookup(const struct inode_table *t, uint64_t parent, c
 size_t inode_count(const struct inode_table *t)
 {
 	return t->n;
+}
+
+bool inode_has_data(const struct inode *f)
+{
+	return !f->is_dir && f->size > 0;
 }

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -76,12 +77,12 @@ static void warn_uncached(const struct inode_table *t, struct sched *s, bool off
 			 missing, files, offline ? " (offline mode)" : " until the Hub answers");
 }
 
-static uint64_t tree_total_size(const struct hub_tree *t)
+static uint64_t tree_total_size(const struct inode_table *t)
 {
 	uint64_t sum = 0;
 
-	for (size_t i = 0; i < t->n; i++)
-		sum += t->v[i].is_dir ? 0 : t->v[i].size;
+	for (size_t ino = 1; ino <= inode_count(t); ino++)
+		sum += inode_get(t, ino)->size;
 	return sum;
 }
 
@@ -116,7 +117,6 @@ static int serve(const struct mount_opts *o, struct hub_config *cfg, struct cach
 	struct budget *bu = NULL;
 	struct budget_opts bo = {
 		.limits = { .max_size = o->cache_max_size, .min_free = o->min_free },
-		.own = &snap->tree,
 	};
 	struct prefetch_opts po = {
 		.include = o->include,
@@ -144,7 +144,6 @@ static int serve(const struct mount_opts *o, struct hub_config *cfg, struct cach
 		.mtime = now_realtime_usec() / USEC_PER_SEC,
 		.uid = getuid(),
 		.gid = getgid(),
-		.total_size = tree_total_size(&snap->tree),
 		.readahead_kb = 16384,
 		.ra = { .min_window = 4ULL << 20,
 			.max_window = 128ULL << 20,
@@ -179,6 +178,13 @@ static int serve(const struct mount_opts *o, struct hub_config *cfg, struct cach
 		log_err("cannot build the file tree of '%s': %s", snap->repo.id, strerror(-r));
 		goto out;
 	}
+	/* The table holds all the mount needs of the Hub's listing: a huge tree is not kept
+	 * twice. */
+	hub_tree_done(&snap->tree);
+	(void)snapshot_store_tree(db, snap, t);
+	malloc_trim(0);
+	bo.own = t;
+	m.total_size = tree_total_size(t);
 	r = xfer_new(cfg, &xo, &st.x);
 	if (r < 0) {
 		log_err("cannot start the transfer engine: %s", strerror(-r));

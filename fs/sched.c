@@ -121,6 +121,14 @@ static int build_blobs(struct sched *s, const struct sched_opts *o)
 	for (size_t i = 0; i < k; i++)
 		if (!s->nblobs || strcmp(s->blobs[s->nblobs - 1].cid, s->blobs[i].cid))
 			s->blobs[s->nblobs++] = s->blobs[i];
+	/* Sized for every inode until now: a huge tree of shared contents keeps only its
+	 * distinct ones. Before any pointer to a blob is taken. */
+	if (s->nblobs) {
+		struct sched_blob *v = reallocarray(s->blobs, s->nblobs, sizeof(*v));
+
+		if (v)
+			s->blobs = v;
+	}
 	for (size_t i = 0; i < s->nblobs; i++) {
 		struct sched_blob *b = &s->blobs[i];
 		int r;

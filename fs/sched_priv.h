@@ -37,7 +37,7 @@ struct sched_waiter {
  * Invariant: a bit set in inflight is clear in present, and belongs to exactly one fetch. */
 struct sched_blob {
 	char cid[CID_MAX];
-	char *path; /* the first file with this content, for messages */
+	const char *path; /* the first file with this content, for messages (the inode table's) */
 	char *url; /* resolve URL at the pinned commit */
 	uint64_t size;
 	uint64_t nblocks;

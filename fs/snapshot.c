@@ -1,6 +1,6 @@
 /* snapshot.c: revision -> commit -> tree, from the Hub or the cache index, and the one place
- * that turns the Hub's tree into the cache's record (and converts trees older indexes stored
- * as JSON). Mount thread. */
+ * that writes the cache's tree record (from the inode table of a listed tree; it converts
+ * trees older indexes stored as JSON too). Mount thread. */
 #include "fs/snapshot.h"
 
 #include <errno.h>
@@ -108,7 +108,11 @@ static int tree_from_hub(const struct hub_tree *h, struct tree *ret)
 {
 	int r = 0;
 
-	*ret = (struct tree){ 0 };
+	/* Sized at once: doubling would hold up to twice the entries of a huge tree. */
+	*ret = (struct tree){ .v = reallocarray(NULL, h->n ? h->n : 1, sizeof(*ret->v)),
+			      .cap = h->n };
+	if (!ret->v)
+		return -ENOMEM;
 	for (size_t i = 0; r >= 0 && i < h->n; i++) {
 		const struct hub_entry *e = &h->v[i];
 
@@ -122,26 +126,32 @@ static int tree_from_hub(const struct hub_tree *h, struct tree *ret)
 }
 
 /* A Hub tree from the cache's record, for the inode table and the path checks: an LFS
- * file's content id is its sha256, the pointer's git oid is not kept. -ENOMEM. */
-static int tree_to_hub(const struct tree *t, struct hub_tree *ret)
+ * file's content id is its sha256, the pointer's git oid is not kept. The paths move from
+ * the record (taken from t, which is freed), so a huge tree is not held twice. -ENOMEM. */
+static int tree_to_hub(struct tree *t, struct hub_tree *ret)
 {
-	for (size_t i = 0; i < t->n; i++) {
-		const struct tree_entry *e = &t->v[i];
-		struct hub_entry h = { .size = e->size, .is_dir = e->is_dir };
+	int r = 0;
+
+	ret->v = reallocarray(NULL, t->n ? t->n : 1, sizeof(*ret->v));
+	ret->cap = t->n;
+	for (size_t i = 0; ret->v && i < t->n; i++) {
+		struct tree_entry *e = &t->v[i];
+		struct hub_entry h = { .size = e->size, .is_dir = e->is_dir, .path = e->path };
 
 		h.is_lfs = !e->is_dir && e->hash == BLOB_HASH_SHA256;
 		if (h.is_lfs)
 			snprintf(h.sha256, sizeof(h.sha256), "%s", e->cid);
 		else
 			snprintf(h.oid, sizeof(h.oid), "%.40s", e->cid);
-		h.path = strdup(e->path);
-		if (!h.path || hub_tree_push(ret, &h) < 0) {
-			free(h.path);
-			hub_tree_done(ret);
-			return -ENOMEM;
-		}
+		ret->v[ret->n++] = h;
+		e->path = NULL;
 	}
-	return 0;
+	if (!ret->v) {
+		ret->cap = 0;
+		r = -ENOMEM;
+	}
+	tree_done(t);
+	return r;
 }
 
 struct legacy_list {
@@ -212,7 +222,6 @@ static int load_tree(const struct hub_config *cfg, struct cache_db *db, unsigned
 	r = tree_get(db, s->repo_key, s->commit, &rec);
 	if (r >= 0) {
 		r = tree_to_hub(&rec, &s->tree);
-		tree_done(&rec);
 		if (r < 0)
 			return r;
 		s->tree_from_cache = true;
@@ -232,21 +241,50 @@ static int load_tree(const struct hub_config *cfg, struct cache_db *db, unsigned
 	r = hub_list_tree(cfg, &s->repo, s->commit, page_limit, &s->tree, err);
 	if (r < 0)
 		return r;
+	/* The listing grew by doubling; give back what it did not use. */
+	if (s->tree.n && s->tree.n < s->tree.cap) {
+		struct hub_entry *v = reallocarray(s->tree.v, s->tree.n, sizeof(*v));
+
+		if (v) {
+			s->tree.v = v;
+			s->tree.cap = s->tree.n;
+		}
+	}
 	r = hub_tree_validate(&s->tree, err);
 	if (r < 0)
 		return r;
 	r = check_access(cfg, s, err);
 	if (r < 0)
 		return r;
-	r = tree_from_hub(&s->tree, &rec);
-	if (r < 0)
-		return r;
-	r = tree_put(db, s->repo_key, s->commit, &rec);
+	return 0;
+}
+
+int snapshot_store_tree(struct cache_db *db, const struct snapshot *s, const struct inode_table *t)
+{
+	struct tree rec = { .v = reallocarray(NULL, inode_count(t), sizeof(*rec.v)),
+			    .cap = inode_count(t) };
+	int r = rec.v ? 0 : -ENOMEM;
+
+	if (s->tree_from_cache) {
+		free(rec.v);
+		return 0;
+	}
+	/* In inode order, the root left out: the table built from this record numbers its
+	 * inodes as this one does. */
+	for (size_t ino = 2; r >= 0 && ino <= inode_count(t); ino++) {
+		const struct inode *e = inode_get(t, ino);
+
+		r = tree_push(&rec, e->path, e->is_dir, e->size,
+			      e->is_lfs ? BLOB_HASH_SHA256 : BLOB_HASH_GITSHA1,
+			      e->is_dir ? NULL : e->cid);
+	}
+	if (r >= 0)
+		r = tree_put(db, s->repo_key, s->commit, &rec);
 	tree_done(&rec);
 	if (r < 0)
 		log_warn("cannot store the file list of %.12s in the cache: %s", s->commit,
 			 strerror(-r));
-	return 0;
+	return r;
 }
 
 int snapshot_load(const struct hub_config *cfg, struct cache_db *db, const char *repo_spec,

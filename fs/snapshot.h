@@ -8,6 +8,7 @@
 
 #include "cache/db.h"
 #include "fetch/hub.h"
+#include "fs/inode.h"
 
 struct snapshot {
 	struct hub_repo repo;
@@ -19,12 +20,18 @@ struct snapshot {
 	bool tree_from_cache;
 };
 
-/* Resolves revision of repo_spec and loads its tree, recording both in db (the tree as the
- * cache's record, cache/tree.h). Trees an older hffs stored as the Hub's JSON are converted
- * to records on the way, every one in the index, once. page_limit > 0
- * asks the Hub for tree pages of that size. Errors: -EINVAL (bad repo id), the Hub's errno
+/* Resolves revision of repo_spec and loads its tree, recording the commit in db (the tree is
+ * recorded by snapshot_store_tree()). Trees an older hffs stored as the Hub's JSON are
+ * converted to records on the way, every one in the index, once. page_limit > 0 asks the Hub
+ * for tree pages of that size. Errors: -EINVAL (bad repo id), the Hub's errno
  * (-ENOENT, -EACCES, ...) or, offline with nothing cached, -ENETDOWN; err says it in words. */
 int snapshot_load(const struct hub_config *cfg, struct cache_db *db, const char *repo_spec,
 		  const char *revision, unsigned page_limit, struct snapshot *ret,
 		  struct hub_error *err);
 void snapshot_done(struct snapshot *s);
+/* Records the tree of a snapshot listed from the Hub in db as the cache's record
+ * (cache/tree.h), from t, the inode table built from it: stored once the listing is freed,
+ * a huge tree is never held three times (listing, record, encoding). Nothing for a tree that
+ * came from the cache. Logs a failure (the mount goes on: the next one lists again). -ENOMEM,
+ * the index's -errno. */
+int snapshot_store_tree(struct cache_db *db, const struct snapshot *s, const struct inode_table *t);

@@ -4,6 +4,7 @@
     genrepo.py DATA --repo org/name [--type model] [--revision main] [--tag v1] [--pr 1]
                [--private] [--gated [auto|manual]] [--disabled] [--shards 3]
                [--shard-size BYTES] [--seed 0] [--hostile-path ../etc/passwd]
+               [--many-files N]
                [--from-commit-of REV --change-file PATH] [--title TEXT]
 
 Prints the new commit's sha. Importable: generate() does the same; repostore.read_files() and
@@ -193,9 +194,19 @@ def common_files(repo_id, repo_type, seed):
 FIXTURE_ONLY = ("empty.txt", "nested/", "docs/", "odd/", "long/", "tiny.bin")
 
 
-def repo_files(repo_id, repo_type, seed, shards, shard_size, plain=False):
+def many_files(n, seed):
+    """n files of a few bytes each, 100 to a directory three levels deep
+    ("many/00/00/f0000000.txt"): a huge tree that is quick to write. They hold 1000 distinct
+    contents, as a tree of many small files shares many (a daemon keeps a data file open per
+    distinct content)."""
+    return {f"many/{i // 10000 % 100:02d}/{i // 100 % 100:02d}/f{i:07d}.txt":
+            f"{seed}:{i % 1000}\n".encode() for i in range(n)}
+
+
+def repo_files(repo_id, repo_type, seed, shards, shard_size, nmany=0, plain=False):
     """plain: only what a real repo of the type holds (a demo), without the test fixtures."""
     files = common_files(repo_id, repo_type, seed)
+    files.update(many_files(nmany, seed))
     if repo_type == "model":
         files.update(model_files(seed, shards, shard_size))
     elif repo_type == "dataset":
@@ -285,14 +296,15 @@ def read_blob(data_dir, sha256):
 def generate(data_dir, repo_id, *, repo_type="model", revision=repostore.DEFAULT_BRANCH,
              tags=(), pr=None, private=None, gated=None, disabled=None, shards=3,
              shard_size=DEFAULT_SHARD_SIZE, seed=0, hostile_paths=(), from_commit_of=None,
-             change_files=(), title=None, plain=False):
+             change_files=(), title=None, many_files=0, plain=False):
     """Adds one commit to a repo (creating it) and returns its sha.
 
     The commit holds freshly generated files, or with `from_commit_of` the files of that
     revision with `change_files` changed or added (every other blob shared). Its parent is
     `from_commit_of`, else the head of branch `revision`. It moves branch `revision`, or only
     refs/pr/`pr` when `pr` is given, and every tag in `tags`. private/gated/disabled: None keeps
-    the repo's setting (new repos: False); gated takes "auto" or "manual"."""
+    the repo's setting (new repos: False); gated takes "auto" or "manual". many_files adds
+    that many files of a few bytes under many/ (fresh files only)."""
     if not repostore.is_valid_repo_id(repo_id):
         raise ValueError(f"invalid repo id {repo_id!r} (HUB_PROTOCOL.md §1)")
     if shard_size < MIN_SHARD_SIZE or shards < 1:
@@ -315,7 +327,7 @@ def generate(data_dir, repo_id, *, repo_type="model", revision=repostore.DEFAULT
         parent = repo.branches.get(revision)
         records = {p: file_record(data_dir, p, d)
                    for p, d in repo_files(repo_id, repo_type, seed, shards, shard_size,
-                                          plain).items()}
+                                           many_files, plain).items()}
     for path in hostile_paths:
         records[path] = file_record(data_dir, path, b"hostile\n")
 
@@ -365,6 +377,8 @@ def main(argv=None):
     ap.add_argument("--change-file", action="append", default=[], metavar="PATH",
                     help="with --from-commit-of: change (or add) this file (repeatable)")
     ap.add_argument("--title", help="commit title")
+    ap.add_argument("--many-files", type=int, default=0, metavar="N",
+                    help="add N files of a few bytes under many/ (a huge tree)")
     ap.add_argument("--plain", action="store_true",
                     help="only what a real repo holds: no odd names or fixture files (demos)")
     a = ap.parse_args(argv)
@@ -373,7 +387,8 @@ def main(argv=None):
                        pr=a.pr, private=a.private, gated=a.gated, disabled=a.disabled,
                        shards=a.shards, shard_size=a.shard_size, seed=a.seed,
                        hostile_paths=a.hostile_path, from_commit_of=a.from_commit_of,
-                       change_files=a.change_file, title=a.title, plain=a.plain)
+                       change_files=a.change_file, title=a.title, many_files=a.many_files,
+                       plain=a.plain)
     except (ValueError, KeyError) as e:
         ap.error(str(e))
     print(sha)

@@ -24,8 +24,9 @@ static bool has_file(const char *dir, const char *cid)
 }
 
 /* Blobs a, b, c of 4 blocks used at 10, 20, 30; the mount's own tree holds c. */
-static struct cache *setup(const char *dir, struct hub_tree *own, uint64_t *ret_one)
+static struct cache *setup(const char *dir, struct inode_table **own, uint64_t *ret_one)
 {
+	struct hub_tree tree = { 0 };
 	struct cache *cache;
 	struct cache_db *db;
 
@@ -34,7 +35,9 @@ static struct cache *setup(const char *dir, struct hub_tree *own, uint64_t *ret_
 	fixture_put_blob(db, dir, CID("a"), 4, 4, 10);
 	fixture_put_blob(db, dir, CID("b"), 4, 4, 20);
 	fixture_put_blob(db, dir, CID("c"), 4, 4, 30);
-	fixture_tree_push(own, "model.safetensors", false, 4 * FIXTURE_BS, "", CID("c"));
+	fixture_tree_push(&tree, "model.safetensors", false, 4 * FIXTURE_BS, "", CID("c"));
+	ASSERT_OK(inode_table_new(&tree, own));
+	hub_tree_done(&tree);
 	*ret_one = blob_disk_usage(dir, CID("a"));
 	ASSERT_TRUE(*ret_one >= 4 * FIXTURE_BS);
 	return cache;
@@ -43,7 +46,7 @@ static struct cache *setup(const char *dir, struct hub_tree *own, uint64_t *ret_
 static void test_max_size(void)
 {
 	const char *dir = fixture_cache_dir("max");
-	struct hub_tree own = { 0 };
+	struct inode_table *own = NULL;
 	struct budget_stats st;
 	struct budget *b;
 	struct cache *cache;
@@ -52,7 +55,7 @@ static void test_max_size(void)
 
 	cache = setup(dir, &own, &one);
 	ASSERT_OK(budget_new(
-		&(struct budget_opts){ .limits = { .max_size = 3 * one + one / 2 }, .own = &own },
+		&(struct budget_opts){ .limits = { .max_size = 3 * one + one / 2 }, .own = own },
 		cache, &b));
 	/* Fits: nothing evicted. */
 	ASSERT_OK(budget_admit(b, one / 4));
@@ -90,14 +93,14 @@ static void test_max_size(void)
 
 	b = budget_free(b);
 	ASSERT_NULL(b);
-	hub_tree_done(&own);
+	inode_table_free(own);
 	cache = cache_close(cache);
 }
 
 static void test_min_free(void)
 {
 	const char *dir = fixture_cache_dir("floor");
-	struct hub_tree own = { 0 };
+	struct inode_table *own = NULL;
 	struct budget *b;
 	struct cache *cache;
 	uint64_t one, total, avail;
@@ -108,7 +111,7 @@ static void test_min_free(void)
 	/* A floor above what the disk has: every unpinned blob goes, and still no room. */
 	ASSERT_OK(budget_new(&(struct budget_opts){ .limits = { .max_size = EVICT_NO_LIMIT,
 								.min_free = avail + (1ULL << 30) },
-						    .own = &own },
+						    .own = own },
 			     cache, &b));
 	ASSERT_EQ(budget_admit(b, 1), -ENOSPC);
 	budget_why(b, why, sizeof(why));
@@ -124,7 +127,7 @@ static void test_min_free(void)
 	ASSERT_OK(budget_admit(b, one));
 	ASSERT_TRUE(has_file(dir, CID("c")));
 	budget_free(b);
-	hub_tree_done(&own);
+	inode_table_free(own);
 	cache_close(cache);
 }
 
