@@ -10,6 +10,7 @@
 #include "fs/inode.h"
 #include "fs/readahead.h"
 #include "fs/sched.h"
+#include "fs/tensors.h"
 
 struct fuse_lowlevel_ops;
 struct fuse_session;
@@ -25,6 +26,7 @@ struct mount_ctx {
 	unsigned readahead_kb; /* kernel read-ahead asked for (conn->max_readahead) */
 	struct readahead_limits ra; /* our own read-ahead per open file; max_window 0: off */
 	uint64_t ra_fetch; /* bytes per read-ahead fetch */
+	struct tensors *tensors; /* tensor-aware read-ahead; NULL: none */
 	pthread_mutex_t se_lock; /* guards se */
 	struct fuse_session *se; /* se_lock: the session, while it runs (NULL before, after) */
 };
