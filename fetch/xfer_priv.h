@@ -170,7 +170,7 @@ void xreq_resolved(struct xfer *x, struct resolve_entry *b);
 bool xq_intake(struct xfer *x, bool *ret_rate_changed, uint64_t *ret_rate);
 void xq_backoff_due(struct xfer *x, uint64_t now);
 /* Starts what the slots allow, highest priority first (may cut a transfer for demand; while
- * a reader waits, cuts background transfers down to one). */
+ * a reader waits, cuts background transfers down to two). */
 void xq_start(struct xfer *x);
 /* Earliest backoff end, or limit. */
 uint64_t xq_next_due(const struct xfer *x, uint64_t limit);

@@ -98,24 +98,17 @@ static void set_phase(struct prefetch *p, enum prefetch_phase ph)
 	pthread_mutex_unlock(&p->lock);
 }
 
-/* While reads wait on the network, background completion keeps to READER_SHARE fetches of at
- * most READER_FETCH bytes: measured on a 50 MB/s link with 16 connections (docs/benchmarks.md),
- * a reader beside 14 background transfers got 13 MB/s, alone 45 MB/s. The engine cuts what is
- * already on the wire down to one transfer (xfer.h); the small fetches keep what completion
- * still has in flight then to about what an 800 Mbit/s link carries in 50 ms, and the queue
- * short, so that what it fetches next is where the reader is (follow_reader()). */
+/* While reads wait on the network, background completion keeps to READER_SHARE transfers:
+ * measured on a 50 MB/s link with 16 connections (docs/benchmarks.md), a reader beside 14
+ * background transfers got 13 MB/s, alone 45 MB/s. */
 #define READER_SHARE 2
-#define READER_FETCH (4ULL << 20)
 #define READER_RECENT_USEC (2 * 1000000ULL)
-
-static bool reader_recent(struct prefetch *p)
-{
-	return sched_demand_age_usec(p->s) < READER_RECENT_USEC;
-}
 
 static unsigned inflight_limit(struct prefetch *p)
 {
-	return reader_recent(p) ? MIN(p->o.max_inflight, READER_SHARE) : p->o.max_inflight;
+	if (sched_demand_age_usec(p->s) < READER_RECENT_USEC)
+		return MIN(p->o.max_inflight, READER_SHARE);
+	return p->o.max_inflight;
 }
 
 static bool pause_for(struct prefetch *p, unsigned seconds, enum prefetch_phase ph);
@@ -147,16 +140,13 @@ static bool wait_room(struct prefetch *p, uint64_t n)
 	return true;
 }
 
-/* Submits the start of [o, o+len) of f once fewer than the allowed background fetches are in
- * flight and the budget has room: all of it, or READER_FETCH while a reader waits. Returns
- * false when stopping, else true with *ret_len, what it took of the range. */
-static bool feed_piece(struct prefetch *p, const struct inode *f, uint64_t o, uint64_t len,
-		       uint64_t *ret_len)
+/* Submits one chunk of f at o (at most len bytes) once fewer than the allowed background
+ * fetches are in flight and the budget has room. Returns false when stopping. */
+static bool feed_chunk(struct prefetch *p, const struct inode *f, uint64_t o, uint64_t len)
 {
 	uint64_t missing = sched_missing(p->s, f, o, len);
 	int r;
 
-	*ret_len = len;
 	if (!missing)
 		return true;
 	/* Near the cache's limits a smaller piece may still fit: from the first missing block,
@@ -179,24 +169,7 @@ static bool feed_piece(struct prefetch *p, const struct inode *f, uint64_t o, ui
 			return false;
 	if (r < 0 || stopping(p))
 		return false;
-	/* Unless the budget's halving above cut the range already (the rest waits for a pass). */
-	if (len == *ret_len && len > READER_FETCH && reader_recent(p))
-		*ret_len = len = READER_FETCH;
 	return sched_prefetch(p->s, f, o, len, p->o.chunk, XFER_PRIO_BACKGROUND) >= 0;
-}
-
-/* Submits [o, o+len) of f, piece by piece (feed_piece()). Returns false when stopping. */
-static bool feed_chunk(struct prefetch *p, const struct inode *f, uint64_t o, uint64_t len)
-{
-	while (len) {
-		uint64_t took;
-
-		if (!feed_piece(p, f, o, len, &took))
-			return false;
-		o += took;
-		len -= took;
-	}
-	return true;
 }
 
 static bool wanted(struct prefetch *p, const struct inode *f)
