@@ -173,13 +173,18 @@ bool tensors_window(const struct tensor_span *v, size_t n, uint64_t offset, uint
 	return true;
 }
 
-/* One file's tensors, once looked at. Immutable after it is published. */
+/* One file's tensors, once looked at. All but last_end immutable after it is published. */
 struct tfile {
 	uint64_t ino;
 	bool parsed; /* false: not a safetensors file we can read; spans stay NULL */
 	struct tensor_span *spans;
 	size_t n;
+	uint64_t last_end; /* t->lock: where the last read of the file ended */
 };
+
+/* Reads within this of where the last one ended continue it (the kernel's async reads arrive
+ * a little out of order), as in fs/readahead.c. */
+#define TENSORS_SLACK (2ULL << 20)
 
 struct tensors {
 	struct sched *s;
@@ -238,15 +243,23 @@ static size_t find_slot(const struct tensors *t, uint64_t ino)
 	return lo;
 }
 
-static const struct tfile *lookup(struct tensors *t, uint64_t ino)
+/* f's record, or NULL; *ret_seq: the read [offset, offset+len) continues the last one. */
+static const struct tfile *lookup(struct tensors *t, uint64_t ino, uint64_t offset, uint64_t len,
+				  bool *ret_seq)
 {
-	const struct tfile *tf = NULL;
+	struct tfile *tf = NULL;
 	size_t i;
 
 	pthread_mutex_lock(&t->lock);
 	i = find_slot(t, ino);
-	if (i < t->nfiles && t->files[i]->ino == ino)
+	if (i < t->nfiles && t->files[i]->ino == ino) {
 		tf = t->files[i];
+		*ret_seq = tf->last_end && offset + TENSORS_SLACK >= tf->last_end &&
+			   offset <= tf->last_end + TENSORS_SLACK;
+		tf->last_end = MAX(tf->last_end, offset + len);
+		if (!*ret_seq)
+			tf->last_end = offset + len;
+	}
 	pthread_mutex_unlock(&t->lock);
 	return tf;
 }
@@ -343,10 +356,11 @@ void tensors_read(struct tensors *t, const struct inode *f, uint64_t offset, uin
 {
 	const struct tfile *tf;
 	uint64_t off, n;
+	bool seq = false;
 
 	if (!t)
 		return;
-	tf = lookup(t, f->ino);
+	tf = lookup(t, f->ino, offset, len, &seq);
 	if (!tf) {
 		struct tfile *fresh;
 
@@ -358,8 +372,12 @@ void tensors_read(struct tensors *t, const struct inode *f, uint64_t offset, uin
 		if (!tf)
 			return;
 	}
-	if (!tf->parsed || !tensors_window(tf->spans, tf->n, offset, len, t->o.min_ahead,
-					   t->o.max_ahead, &off, &n))
+	/* A read that continues the last one needs nothing here: the window its first read
+	 * planned covers it, and a sequential reader is served by fs/readahead.c and completion
+	 * (the bench's model load ran at 0.8x with a window at every tensor of every shard). */
+	if (seq || !tf->parsed ||
+	    !tensors_window(tf->spans, tf->n, offset, len, t->o.min_ahead, t->o.max_ahead, &off,
+			    &n))
 		return;
 	(void)sched_prefetch(t->s, f, off, n, t->o.piece, XFER_PRIO_READAHEAD);
 }

@@ -55,7 +55,8 @@ struct tensors *tensors_new(struct sched *s, const struct tensors_opts *o);
 struct tensors *tensors_free(struct tensors *t);
 
 /* A read of [offset, offset+len) of f arrived (a read() or a page fault): when f is a
- * safetensors file and the read lands in a tensor, asks sched to fetch the window
+ * safetensors file and the read lands in a tensor and does not continue the file's last read
+ * (a seek: a loader going to one tensor, or a page fault away from the last), asks sched to fetch the window
  * tensors_window() plans at read-ahead priority. The first read of a file whose header is in
  * the cache parses it (local disk only); until then, and for other files, it does nothing.
  * Any thread; never blocks on the network. */
