@@ -53,6 +53,7 @@ int xfer_new(const struct hub_config *cfg, const struct xfer_opts *opts, struct 
 	xpolicy_init(&x->policy, opts);
 	x->slots = opts->connections ? opts->connections : XFER_CONNECTIONS_DEFAULT;
 	x->reserve = x->slots >= 4 ? MAX(1, x->slots / 8) : 0;
+	x->yield_min_left = opts->yield_min_left ? opts->yield_min_left : 4ULL << 20;
 	/* HF_HUB_OFFLINE means no HTTP at all, whoever filled in the options. */
 	x->offline = opts->offline || cfg->offline;
 	x->next_id = 1;

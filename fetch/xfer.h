@@ -6,7 +6,9 @@
  * It retries transient failures with backoff and jitter (Retry-After and RateLimit honoured),
  * detects stalls, short bodies and a 200 where 206 was asked (of which only the range's bytes
  * are taken), and streams bytes to the sink (never buffers a whole range). Demand requests go
- * before read-ahead before background.
+ * before read-ahead before background, and while demand requests are live (a reader waits)
+ * background work keeps two transfers on the wire: the rest, unless nearly done, are cut and
+ * resume after the reader.
  * It knows nothing of FUSE or the cache. */
 #pragma once
 
@@ -31,6 +33,8 @@ struct xfer_opts {
 				     * max(1, connections / 8) are kept for demand, which may also
 				     * cut a lower-priority transfer (it resumes later) */
 	uint64_t max_rate; /* bytes/s over all transfers; 0: unlimited */
+	uint64_t yield_min_left; /* while a reader waits, background transfers with more bytes
+				  * left than this are cut (all but two); 0 -> 4 MiB */
 	unsigned connect_timeout_s; /* 0 -> 10 */
 	unsigned stall_timeout_s; /* no byte for this long: abort and retry; 0 -> 30 */
 	unsigned max_retries; /* retries of a demand/read-ahead request; an attempt that
@@ -72,6 +76,7 @@ struct xfer_stats {
 	uint64_t resolves; /* resolve-URL exchanges */
 	uint64_t retries;
 	uint64_t stalls;
+	uint64_t yields; /* background transfers cut to give a reader the link */
 	uint64_t failures; /* requests that failed after their retries */
 	unsigned active; /* transfers on the wire now */
 	unsigned queued[XFER_PRIO_COUNT];

@@ -93,6 +93,7 @@ struct xfer {
 	struct xpolicy policy;
 	unsigned slots; /* exchanges on the wire at most (and the connection pool's size) */
 	unsigned reserve; /* of the slots, kept for demand requests */
+	uint64_t yield_min_left; /* background transfers with more left yield to a reader */
 	bool offline;
 	struct xnet *net;
 	pthread_t thread;
@@ -114,6 +115,8 @@ struct xfer {
 	unsigned live[XFER_PRIO_COUNT]; /* taken in and not done, by priority */
 	struct backoff_rng rng;
 	uint64_t resolve_hold; /* monotonic usec: no resolve starts before (a 429 of the Hub) */
+	uint64_t reader_until; /* monotonic usec: background work yields to a reader until then
+				* (0: no reader) */
 	struct xfer_stats es; /* the engine's counters */
 };
 
@@ -166,7 +169,8 @@ void xreq_resolved(struct xfer *x, struct resolve_entry *b);
  * (*ret_rate_changed, *ret_rate). Returns true when the engine must stop. */
 bool xq_intake(struct xfer *x, bool *ret_rate_changed, uint64_t *ret_rate);
 void xq_backoff_due(struct xfer *x, uint64_t now);
-/* Starts what the slots allow, highest priority first (may cut a transfer for demand). */
+/* Starts what the slots allow, highest priority first (may cut a transfer for demand; while
+ * a reader waits, cuts background transfers down to two). */
 void xq_start(struct xfer *x);
 /* Earliest backoff end, or limit. */
 uint64_t xq_next_due(const struct xfer *x, uint64_t limit);

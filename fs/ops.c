@@ -294,6 +294,7 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	/* After the demand fetch is queued, so the window never goes before the read. */
 	if (ra_len)
 		(void)sched_prefetch(m->sched, e, ra_off, ra_len, m->ra_fetch, XFER_PRIO_READAHEAD);
+	tensors_read(m->tensors, e, offset, len); /* the rest of the tensor the read is in */
 	if (r == 0)
 		return; /* parked: read_ready() replies */
 	free(rc);

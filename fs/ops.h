@@ -10,6 +10,7 @@
 #include "fs/inode.h"
 #include "fs/readahead.h"
 #include "fs/sched.h"
+#include "fs/tensors.h"
 
 struct fuse_lowlevel_ops;
 struct fuse_session;
@@ -27,6 +28,7 @@ struct mount_ctx {
 	uint64_t ra_fetch; /* bytes per read-ahead fetch */
 	/* For the root's user.hffs.* attributes (borrowed, for the life of the mount). */
 	const char *repo, *revision, *commit, *endpoint, *cache_dir;
+	struct tensors *tensors; /* tensor-aware read-ahead; NULL: none */
 	pthread_mutex_t se_lock; /* guards se */
 	struct fuse_session *se; /* se_lock: the session, while it runs (NULL before, after) */
 };

@@ -2,6 +2,7 @@
 include/exclude, and progress that survives an unmount."""
 import json
 import mmap
+import os
 import struct
 import threading
 import time
@@ -111,6 +112,30 @@ def test_demand_read_overtakes_background(hub, mount, cache_dir):
                 int(e["range"].split("=")[1].split("-")[1]) >= off)
     others = [e for e in log[:mine] if e["host"] == "cdn"]
     assert len(others) <= 6, f"{len(others)} background transfers went first"
+
+
+def test_tensor_in_the_middle_of_a_cold_shard_while_completing(hub, mount):
+    """What a loader does for one tensor: the header, then the tensor in the middle of the
+    data, while completion crawls through every shard; the tensor-aware read-ahead fetches the
+    rest of it and the tensors after it. Its bytes and the rest of the shard read right."""
+    hub.set_faults([{"host": "cdn", "fault": "trickle", "rate": 4 * MiB}])
+    src = hub.files("org/model")
+    m = mount("org/model")
+    target = "model-00002-of-00003.safetensors"
+    data = src[target]
+    with open(m.path / target, "rb", buffering=0) as f:
+        n = struct.unpack("<Q", os.pread(f.fileno(), 8, 0))[0]
+        header = json.loads(os.pread(f.fileno(), n, 8))
+        spans = sorted(tuple(t["data_offsets"]) for k, t in header.items()
+                       if k != "__metadata__")
+        a, b = spans[(len(spans) - 1) // 2]
+        a, b = 8 + n + a, 8 + n + b
+        got = b"".join(os.pread(f.fileno(), min(64 * 1024, b - o), o)
+                       for o in range(a, b, 64 * 1024))
+        assert got == data[a:b]
+        # Then everything else, backwards: reads that land in tensors fetched ahead of them.
+        for o in range(len(data) - len(data) % MiB, -1, -MiB):
+            assert os.pread(f.fileno(), MiB, o) == data[o:o + MiB], o
 
 
 def test_loader_maps_every_tensor_while_completing(hub, mount):

@@ -852,6 +852,8 @@ static void job_check_ok(const struct job *j)
 	ASSERT_EQ(memcmp(j->buf + j->offset, j->f->data + j->offset, j->len), 0);
 }
 
+static uint64_t engine_yield_min_left; /* 0: the engine's default */
+
 static struct xfer *engine(unsigned connections, unsigned max_retries, unsigned stall_s)
 {
 	struct hub_config cfg = {
@@ -865,6 +867,7 @@ static struct xfer *engine(unsigned connections, unsigned max_retries, unsigned 
 		.backoff_max_s = 1,
 		.stall_timeout_s = stall_s,
 		.connect_timeout_s = 5,
+		.yield_min_left = engine_yield_min_left,
 	};
 	struct xfer *x = NULL;
 
@@ -1302,6 +1305,41 @@ static void test_demand_goes_first(void)
 		job_free(&j[i]);
 }
 
+/* While a reader waits, background transfers on the wire give it the link: all but two are
+ * cut, resume after their last byte once the reader is gone, and every range completes. */
+static void test_background_yields(void)
+{
+	const struct file *bg = file_of(SHARD1);
+	struct xfer *x;
+	struct xfer_stats st;
+	struct job j[5];
+	char rules[256];
+
+	snprintf(rules, sizeof(rules),
+		 "[{\"host\": \"cdn\", \"fault\": \"trickle\", \"rate\": 65536,"
+		 " \"path_re\": \"%s\"}]",
+		 bg->sha256);
+	engine_yield_min_left = 16 * KiB; /* the fixture's files are small */
+	x = engine(8, 3, 0);
+	engine_yield_min_left = 0;
+	hub_faults(rules);
+	for (int i = 0; i < 4; i++) {
+		job_init(&j[i], bg->path, (uint64_t)i * 96 * KiB, 96 * KiB);
+		job_submit(x, &j[i], XFER_PRIO_BACKGROUND);
+	}
+	jobs_wait(j, 4, has_bytes);
+	job_init(&j[4], SHARD2, 1000, 300 * KiB);
+	job_submit(x, &j[4], XFER_PRIO_DEMAND);
+	jobs_wait(j, 5, is_done);
+	xfer_get_stats(x, &st);
+	x = xfer_free(x);
+	for (int i = 0; i < 5; i++)
+		job_check_ok(&j[i]);
+	ASSERT_TRUE(st.yields >= 2);
+	for (int i = 0; i < 5; i++)
+		job_free(&j[i]);
+}
+
 /* A background request raised to demand overtakes the other queued ones. */
 static void test_raise_priority(void)
 {
@@ -1563,6 +1601,7 @@ int main(void)
 	RUN(test_expired_url_resolves_again);
 	RUN(test_not_found);
 	RUN(test_demand_goes_first);
+	RUN(test_background_yields);
 	RUN(test_raise_priority);
 	RUN(test_cancel_and_free);
 	RUN(test_dns_and_tls_failures);
