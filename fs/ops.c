@@ -180,6 +180,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	const struct inode *e = inode_get(ctx_of(req)->t, ino);
 	struct open_file *of;
+	uint64_t gen;
 
 	if (!e) {
 		fuse_reply_err(req, ENOENT);
@@ -201,7 +202,10 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	pthread_mutex_init(&of->lock, NULL);
 	/* Waits, never on the network, while the kernel's pages of a blob that just failed its
 	 * hash are invalidated: a new handle never sees them. */
-	of->gen = sched_open(ctx_of(req)->sched, e);
+	gen = sched_open(ctx_of(req)->sched, e);
+	pthread_mutex_lock(&of->lock);
+	of->gen = gen;
+	pthread_mutex_unlock(&of->lock);
 	fi->fh = (uint64_t)(uintptr_t)of;
 	fi->keep_cache = 1; /* the bytes of a commit never change */
 	if (fuse_reply_open(req, fi) < 0) {
@@ -216,6 +220,12 @@ static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 
 	(void)ino;
 	if (of) {
+		/* The kernel sends RELEASE only after every read of the handle was answered, but a
+		 * worker may still be leaving op_read(): taking the lock once orders its last
+		 * unlock before the destroy (and shows that order to ThreadSanitizer, which cannot
+		 * see it through /dev/fuse). */
+		pthread_mutex_lock(&of->lock);
+		pthread_mutex_unlock(&of->lock);
 		pthread_mutex_destroy(&of->lock);
 		free(of);
 	}
@@ -223,16 +233,20 @@ static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 }
 
 /* What a sequential reader will want next: the window to fetch at read-ahead priority
- * (*ret_len 0: none). Touches the open file's state, so it runs before the read can be
- * answered: once it is, the kernel may release the file on another worker. */
+ * (*ret_len 0: none), and the generation the handle was opened at. The only place a read
+ * touches the open file's state, under its lock, before the read can be answered: once it
+ * is, the kernel may release the file on another worker (op_release() takes the lock). */
 static void read_ahead_plan(struct mount_ctx *m, const struct inode *e, struct open_file *of,
-			    uint64_t offset, uint64_t len, uint64_t *ret_off, uint64_t *ret_len)
+			    uint64_t offset, uint64_t len, uint64_t *ret_off, uint64_t *ret_len,
+			    uint64_t *ret_gen)
 {
-	*ret_off = *ret_len = 0;
-	if (!of || !m->ra.max_window)
+	*ret_off = *ret_len = *ret_gen = 0;
+	if (!of)
 		return;
 	pthread_mutex_lock(&of->lock);
-	readahead_update(&of->ra, &m->ra, offset, len, e->size, ret_off, ret_len);
+	*ret_gen = of->gen;
+	if (m->ra.max_window)
+		readahead_update(&of->ra, &m->ra, offset, len, e->size, ret_off, ret_len);
 	pthread_mutex_unlock(&of->lock);
 }
 
@@ -271,7 +285,7 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	const struct inode *e = inode_get(m->t, ino);
 	struct open_file *of = (struct open_file *)(uintptr_t)fi->fh;
 	struct read_ctx *rc;
-	uint64_t offset = (uint64_t)off, len, ra_off, ra_len;
+	uint64_t offset = (uint64_t)off, len, ra_off, ra_len, gen;
 	int fd = -1, r;
 
 	if (!e || e->is_dir) {
@@ -289,8 +303,8 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		return;
 	}
 	*rc = (struct read_ctx){ .req = req, .offset = offset, .len = len };
-	read_ahead_plan(m, e, of, offset, len, &ra_off, &ra_len);
-	r = sched_read(m->sched, e, offset, len, of ? of->gen : 0, read_ready, rc, &fd);
+	read_ahead_plan(m, e, of, offset, len, &ra_off, &ra_len, &gen);
+	r = sched_read(m->sched, e, offset, len, gen, read_ready, rc, &fd);
 	/* After the demand fetch is queued, so the window never goes before the read. */
 	if (ra_len)
 		(void)sched_prefetch(m->sched, e, ra_off, ra_len, m->ra_fetch, XFER_PRIO_READAHEAD);
