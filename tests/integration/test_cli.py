@@ -159,9 +159,9 @@ def test_mount_arguments_are_checked_with_the_fix(tmp_path, cache_dir):
     mp = tmp_path / "mp"
     mp.mkdir()
     cases = [
-        (["https://huggingface.co/org/model/tree/main"],
+        (["https://hub.example.org/org/model/tree/main"],
          "is a URL; give the repo id: hffs mount org/model MOUNTPOINT"),
-        (["https://huggingface.co/datasets/org/ds"], "hffs mount datasets/org/ds MOUNTPOINT"),
+        (["https://hub.example.org/datasets/org/ds"], "hffs mount datasets/org/ds MOUNTPOINT"),
         (["org/model/"], "ends with '/'; the repo id is 'org/model'"),
         (["org/model", "--endpoint", "localhost:8080"],
          "--endpoint 'localhost:8080' is not a URL: give it with its scheme"),

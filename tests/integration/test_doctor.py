@@ -189,7 +189,7 @@ def test_dead_mount(hub, cache_dir, mount):
 def test_usage(hub, cache_dir):
     assert run_hffs("doctor", "--bogus").returncode == 2
     assert run_hffs("doctor", "a/b", "c/d").returncode == 2
-    assert run_hffs("doctor", "https://huggingface.co/org/model").returncode == 2
+    assert run_hffs("doctor", "https://hub.example.org/org/model").returncode == 2
     assert run_hffs("doctor", "--help").returncode == 0
 
 

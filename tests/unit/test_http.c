@@ -204,8 +204,8 @@ static void test_url_host_and_relative(void)
 {
 	char buf[64];
 
-	http_url_host("https://huggingface.co/api/models/x", buf, sizeof(buf));
-	ASSERT_STR_EQ(buf, "huggingface.co");
+	http_url_host("https://hub.example.org/api/models/x", buf, sizeof(buf));
+	ASSERT_STR_EQ(buf, "hub.example.org");
 	http_url_host("http://127.0.0.1:8080/x?y", buf, sizeof(buf));
 	ASSERT_STR_EQ(buf, "127.0.0.1:8080");
 	http_url_host("http://Host.Example:80/", buf, sizeof(buf));
