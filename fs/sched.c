@@ -194,7 +194,7 @@ int sched_read(struct sched *s, const struct inode *f, uint64_t offset, uint64_t
 	size_t ncancel;
 	uint64_t first, last;
 	struct sched_waiter *w;
-	bool given_up;
+	bool given_up, missing;
 	int r;
 
 	if (!b || !block_span(b->size, s->bs, offset, len, &first, &last)) {
@@ -205,10 +205,13 @@ int sched_read(struct sched *s, const struct inode *f, uint64_t offset, uint64_t
 	b->accessed = true;
 	r = servable_locked(s, b, first, last, gen);
 	given_up = b->given_up;
+	missing = needs_whole(s, b, last) ? b->prefix < b->nblocks :
+					    !bitmap_all_set(b->present, first, last - first + 1);
 	pthread_mutex_unlock(&s->lock);
-	/* Another process may have fetched the blocks; `hffs cache verify` may have asked for
-	 * another try of a blob given up. */
-	if (r == 0 || given_up) {
+	/* Another process may have fetched missing blocks; `hffs cache verify` may have asked
+	 * for another try of a blob given up. A read that waits only for the hash asks nothing
+	 * of the index. */
+	if ((r == 0 && missing) || given_up) {
 		merge_from_db(s, b);
 		pthread_mutex_lock(&s->lock);
 		r = servable_locked(s, b, first, last, gen);
