@@ -154,24 +154,18 @@ static void hash_more(struct sched *s, struct sched_blob *b)
 	if (r >= 0)
 		r = verify_hasher_finish(b->hasher, b->cid, actual);
 	b->hasher = verify_hasher_free(b->hasher);
-	if (r == -EIO && *actual) {
-		pthread_mutex_lock(&s->lock);
-		/* Blocks dropped while it hashed (a failed sync): the bytes hashed are not the
-		 * ones that will be served; hash again. */
-		if (b->epoch != epoch) {
-			if (b->prefix == b->nblocks)
-				sched_verify_push_locked(s, b);
-			return;
-		}
-		pthread_mutex_unlock(&s->lock);
-		fail_hash(s, b, gen, actual);
-		pthread_mutex_lock(&s->lock);
-		return;
-	}
 	pthread_mutex_lock(&s->lock);
+	/* Blocks dropped while it hashed (a failed sync): the bytes hashed are not the ones that
+	 * will be served, so no verdict; hash again. */
 	if (b->epoch != epoch) {
 		if (b->prefix == b->nblocks)
 			sched_verify_push_locked(s, b);
+		return;
+	}
+	if (r == -EIO && *actual) {
+		pthread_mutex_unlock(&s->lock);
+		fail_hash(s, b, gen, actual);
+		pthread_mutex_lock(&s->lock);
 		return;
 	}
 	if (r < 0) {
