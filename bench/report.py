@@ -10,7 +10,7 @@ READING_RE = re.compile(r"<!-- reading:(\w+) -->\n(.*?)<!-- /reading -->", re.S)
 NO_READING = "_Not yet read: run the benchmark and write what the numbers say here._\n"
 
 # Targets of the issues "Transfer engine" and "Load while downloading".
-TARGETS = {"vs_aria2c": 1.0, "vs_link": 0.90, "rss_mib": 100, "ttft_vs_link": 1.1,
+TARGETS = {"vs_aria2c": 1.0, "vs_link": 0.90, "rss_mib": 100, "ttft_vs_link": 1.2,
            "load_vs_aria2c": 1.05}
 
 
@@ -180,8 +180,9 @@ def ttft(res, reading):
         tt = med(sm.get(name), "t_tensor")
         if tt and t["bytes_at_link_s"]:
             r = tt / t["bytes_at_link_s"]
+            goal = TARGETS["ttft_vs_link"]
             lines.append(f"- {name}: first tensor / its bytes at link speed = **{r:.2f}** "
-                         f"(target <= 1.10): {verdict(r <= 1.1)}" +
+                         f"(target <= {goal:.2f}): {verdict(r <= goal)}" +
                          (f"; / aria2c's whole shard = {tt / aria:.2f}" if aria else ""))
         elif not tt:
             lines.append(f"- {name}: not yet measured: " +
@@ -203,14 +204,15 @@ A cold mount, then what a loader does for one tensor: read the shard's header (8
 JSON), then the tensor in the middle of the data order (index (n-1)/2 of the tensors of
 `{t['file']}`):
 {where}.
-Times count from the `hffs mount` command. The baseline is the time its bytes take at the
-link's speed when a file is fetched front to back: (offset + size) / link rate = {link_s} s.
+Times count from the `hffs mount` command. The baseline is the time the tensor's own bytes
+take at the link's speed: size / link rate = {link_s} s (a reader that fetched exactly that
+tensor at the full rate of the link could not have it sooner).
 
 | seconds | hffs (default) | hffs --prefetch none |
 |---|---|---|
 {table}
 | aria2c -x16 -s16: the whole shard | {aria_s} | {aria_s} |
-| bytes up to the tensor's end at link speed | {link_s} | {link_s} |
+| the tensor's bytes at link speed | {link_s} | {link_s} |
 
 {chr(10).join(lines)}
 {errors_note({**t['runs'], 'aria2c': t['aria2c']})}

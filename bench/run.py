@@ -342,7 +342,9 @@ def bench_ttft(b):
     return {"file": shard, "bytes": b.sizes[shard], "runs": runs,
             "tensor": tensor and {k: tensor[k] for k in ("tensor", "offset", "size")},
             "link_rate": rate,
-            "bytes_at_link_s": tensor and rate and (tensor["offset"] + tensor["size"]) / rate,
+            # Issue 14's baseline: the tensor's own bytes at the link's speed (what a reader
+            # that fetched exactly that tensor, at full link rate, would wait).
+            "bytes_at_link_s": tensor and rate and tensor["size"] / rate,
             "aria2c": b.aria2_shard_runs,
             "summary": {**{v: summarize(r, keys) for v, r in runs.items()},
                         "aria2c": summarize(b.aria2_shard_runs, ("wall",))}}
