@@ -109,6 +109,11 @@ int session_run(const struct session_opts *o, struct mount_ctx *m)
 	fuse_loop_cfg_set_idle_threads(cfg, 4);
 	r = fuse_session_loop_mt(se, cfg);
 	fuse_loop_cfg_destroy(cfg);
+	/* The loop resets the session's exit flag as it returns; set again, it keeps libfuse
+	 * from printing "fuse: writing device: Bad file descriptor" for every read that was
+	 * parked when the kernel went away: serve_stop() answers them after the unmount below
+	 * closed the device, and nobody is there to receive the answer. */
+	fuse_session_exit(se);
 	ops_set_session(m, NULL);
 	/* Unmount first: a stat still in flight then falls through to the directory below. */
 	fuse_session_unmount(se);
