@@ -1,16 +1,31 @@
 """Tests of the fake Xet CAS: the spec's chunking and hashing against reference vectors, xorbs,
-repos made with genrepo --xet, the CAS as served, its faults, and the official JS client.
+repos made with genrepo --xet, the CAS as served, and its faults.
 
 Run: /usr/bin/python3 -m pytest tests/fakehub/test_xet.py
 """
+import http.client
+import json
+import re
 import sys
+import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import genrepo  # noqa: E402
+import repostore  # noqa: E402
 import xet  # noqa: E402
+import xetstore  # noqa: E402
+from fakehub_fixture import FakeHub  # noqa: E402
+
+ALICE = "hf_alice_valid"
+TOKENS = {ALICE: {"user": "alice", "gated_approved": []}}
+PROBE = {"Accept": "application/vnd.xet-fileinfo+json, */*", "Range": "bytes=0-0"}
+SHARDS, SHARD = 10, 400_000
+CHANGED_TENSOR = "model.layers.3.self_attn.q_proj.weight"  # the middle tensor of shard 4
 
 # Reference values of xet-core's aggregated-hash test (xet_core_structures/src/merklehash/
 # aggregated_hashes.rs, test_correctness): eight chunk hashes (as strings, api.md), then node
@@ -127,3 +142,423 @@ def test_decode_refuses_malformed_chunks():
     for bad in (good[:5], good[:-1], b"\x01" + good[1:], good[:4] + b"\x07" + good[5:]):
         with pytest.raises(ValueError):
             xet.decode_chunks(bad)
+
+
+# --- repos made with genrepo --xet ---------------------------------------------------------------
+
+def xorb_files(data):
+    """{xorb hash string: serialized size} of every xorb in the CAS."""
+    root = Path(xetstore.xet_dir(data)) / "xorbs"
+    return {p.name: p.stat().st_size for p in root.glob("*/*") if not p.name.endswith(".json")}
+
+
+def new_raw_bytes(data, before):
+    """Chunk bytes (uncompressed) of the xorbs made since `before` (xorb_files())."""
+    total = 0
+    for name in set(xorb_files(data)) - set(before):
+        with open(xetstore.xorb_index_path(data, name)) as f:
+            total += sum(c[3] for c in json.load(f)["chunks"])
+    return total
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    """org/xet: main (A), then B = A with one tensor changed (tag "b"), then C = A with one
+    shard of ten changed (tag "c"); org/xet-copy: A's files under another id; org/private (Xet,
+    private); org/lfs: not Xet. Records the new xorb bytes of each step."""
+    d = tmp_path_factory.mktemp("xetdata")
+    gen = dict(shards=SHARDS, shard_size=SHARD)
+    genrepo.generate(d, "org/xet", tags=["a"], xet=True, **gen)
+    steps = {}
+    before = xorb_files(d)
+    genrepo.generate(d, "org/xet", tags=["b"], from_commit_of="a",
+                     change_tensors=[CHANGED_TENSOR])
+    steps["tensor"] = new_raw_bytes(d, before)
+    before = xorb_files(d)
+    genrepo.generate(d, "org/xet", revision="c", tags=["c"], from_commit_of="a",
+                     change_files=["model-00002-of-00010.safetensors"])
+    steps["shard"] = new_raw_bytes(d, before)
+    before = xorb_files(d)
+    genrepo.generate(d, "org/xet-copy", xet=True, **gen)
+    steps["copy"] = new_raw_bytes(d, before)
+    genrepo.generate(d, "org/private", private=True, xet=True, shards=1, shard_size=SHARD,
+                     seed=5)
+    genrepo.generate(d, "org/lfs", shards=1, shard_size=SHARD)
+    (d / "steps.json").write_text(json.dumps(steps))
+    return d
+
+
+@pytest.fixture(scope="module")
+def hub(data, tmp_path_factory):
+    h = FakeHub(data, tmp_path_factory.mktemp("xethub"), tokens=TOKENS)
+    h.start()
+    try:
+        yield h
+    finally:
+        h.stop()
+        assert h.server_errors() == ""
+
+
+@pytest.fixture(autouse=True)
+def no_faults(request):
+    if "hub" in request.fixturenames:
+        h = request.getfixturevalue("hub")
+        h.reset()
+        h.clear_log()
+
+
+def fetch(url, method="GET", headers=None, timeout=10):
+    """(status, headers with lowercase names, body) of one request, no redirects."""
+    u = urlsplit(url)
+    conn = http.client.HTTPConnection(u.hostname, u.port, timeout=timeout)
+    try:
+        conn.request(method, u.path + (f"?{u.query}" if u.query else ""), headers=headers or {})
+        resp = conn.getresponse()
+        return resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read()
+    finally:
+        conn.close()
+
+
+def links(value):
+    """rel -> URL of a Link header (the JS client's parsing, XET_CLIENTS.md)."""
+    return {rel: url for url, rel in re.findall(r'<(https?://[^>]+)>;\s+rel="([^"]+)"', value)}
+
+
+def probe(hub, repo, rev, path, token=None):
+    headers = dict(PROBE, **({"Authorization": f"Bearer {token}"} if token else {}))
+    return fetch(f"{hub.api_url}/{repo}/resolve/{rev}/{path}", headers=headers)
+
+
+def cas_token(hub, repo, rev, path, token=None):
+    """(access token, reconstruction URL) as a client gets them: probe, then the xet-auth link."""
+    status, h, _ = probe(hub, repo, rev, path, token)
+    assert status == 200, (status, h)
+    rel = links(h["link"])
+    status, _, body = fetch(rel["xet-auth"],
+                            headers={"Authorization": f"Bearer {token}"} if token else {})
+    assert status == 200
+    return json.loads(body)["accessToken"], rel["xet-reconstruction-info"]
+
+
+def multipart_parts(content_type, body):
+    """The parts of a multipart/byteranges body: [(Content-Range, bytes)]."""
+    boundary = re.search(r"boundary=([^;\s]+)", content_type).group(1).encode()
+    parts = []
+    for piece in body.split(b"--" + boundary)[1:]:
+        if piece.startswith(b"--"):
+            break
+        head, _, payload = piece[2:].partition(b"\r\n\r\n")
+        assert payload.endswith(b"\r\n")
+        crange = re.search(rb"Content-Range: bytes (\d+-\d+/\d+)", head).group(1).decode()
+        parts.append((crange, payload[:-2]))
+    return parts
+
+
+def reconstruction(hub, token, url, version="v2", rng=None):
+    url = url.replace("/v1/reconstructions/", f"/{version}/reconstructions/")
+    headers = {"Authorization": f"Bearer {token}"}
+    if rng:
+        headers["Range"] = rng
+    return fetch(url, headers=headers)
+
+
+def download(hub, token, url, version="v2", first=0, last=None):
+    """File bytes first..last (inclusive; None: to the end) through the CAS, as the spec's
+    download protocol does, in Python. Raises ValueError on anything malformed."""
+    status, _, body = reconstruction(hub, token, url, version,
+                                     f"bytes={first}-{'' if last is None else last}")
+    if status != 200:
+        raise ValueError(f"reconstruction: {status} {body!r}")
+    plan = json.loads(body)
+    chunks = {}
+    if version == "v2":
+        fetches = [(x, e["url"], [(r["chunks"], r["bytes"]) for r in e["ranges"]])
+                   for x, entries in plan["xorbs"].items() for e in entries]
+    else:
+        fetches = [(x, e["url"], [(e["range"], e["url_range"])])
+                   for x, entries in plan["fetch_info"].items() for e in entries]
+    for xorb, xurl, ranges in fetches:
+        rng = "bytes=" + ",".join(f"{b['start']}-{b['end']}" for _, b in ranges)
+        status, h, body = fetch(xurl, headers={"Range": rng})
+        if status != 206:
+            raise ValueError(f"xorb {xorb}: {status} {body[:200]!r}")
+        parts = ([p for _, p in multipart_parts(h["content-type"], body)] if len(ranges) > 1
+                 else [body])
+        if len(parts) != len(ranges):
+            raise ValueError("part count")
+        for (crange, _), part in zip(ranges, parts):
+            decoded = xet.decode_chunks(part)
+            if len(decoded) != crange["end"] - crange["start"]:
+                raise ValueError("chunk count")
+            for i, (_, raw) in enumerate(decoded):
+                chunks[(xorb, crange["start"] + i)] = raw
+    out = b""
+    for t in plan["terms"]:
+        piece = b"".join(chunks[(t["hash"], i)] for i in range(t["range"]["start"],
+                                                                t["range"]["end"]))
+        if len(piece) != t["unpacked_length"]:
+            raise ValueError("unpacked length")
+        out += piece
+    out = out[plan["offset_into_first_range"]:]
+    return out if last is None else out[:last - first + 1]
+
+
+def xet_files(hub, repo, rev):
+    """{path: record} of the revision's Xet files."""
+    manifest = repostore.read_manifest(hub.data_dir, "model", repo)
+    commit = repostore.Repo(manifest).commits[hub.commit(repo, rev)]
+    return {p: f for p, f in commit.files.items() if f.get("xet")}
+
+
+def test_genrepo_xet_round_trip(hub):
+    """Every LFS file of every revision rebuilds from the CAS (v1 and v2) to its bytes; its
+    file hash is the spec's over its chunks; regular files are not on Xet."""
+    for rev in ("a", "b", "c"):
+        files = hub.files("org/xet", rev)
+        on_xet = xet_files(hub, "org/xet", rev)
+        assert set(on_xet) == {p for p in files if p.endswith((".safetensors", ".bin"))}
+        for path, f in on_xet.items():
+            content = files[path]
+            assert f["xet"]["hash"] == xet.hash_hex(xet.file_hash(
+                (h, len(c)) for h, c in xet.chunks(content)))
+            token, url = cas_token(hub, "org/xet", rev, path)
+            for version in ("v1", "v2"):
+                assert download(hub, token, url, version) == content, (rev, path, version)
+
+
+def test_dedup_across_revisions_and_repos(hub, data):
+    """New xorb bytes follow what changed: one tensor, one shard of ten, nothing for a copy."""
+    steps = json.loads((data / "steps.json").read_text())
+    a, b = hub.files("org/xet", "a"), hub.files("org/xet", "b")
+    changed = [p for p in a if a[p] != b[p]]
+    assert changed == ["model-00004-of-00010.safetensors"]
+    spans = {t[0]: t[4] - t[3] for t in genrepo.safetensors_spans(a[changed[0]])}
+    tensor = spans[CHANGED_TENSOR]
+    # The changed bytes plus at most the chunk on either side of them.
+    assert tensor <= steps["tensor"] <= tensor + 2 * xet.MAX_CHUNK
+    shard = len(hub.files("org/xet", "c")["model-00002-of-00010.safetensors"])
+    lfs_total = sum(len(v) for p, v in a.items() if p.endswith(".safetensors"))
+    assert shard // 2 <= steps["shard"] <= shard + 2 * xet.MAX_CHUNK
+    assert steps["shard"] <= 0.15 * lfs_total, "a tenth of the tensors, about a tenth new bytes"
+    assert steps["copy"] == 0
+    copy = xet_files(hub, "org/xet-copy", "main")
+    assert {p: f["xet"]["hash"] for p, f in copy.items()} == {
+        p: f["xet"]["hash"] for p, f in xet_files(hub, "org/xet", "a").items()}
+    # The changed file reuses its old chunks: its first and last terms point into A's xorb,
+    # the new chunks between them into another.
+    rec = json.loads(Path(xetstore.file_path(data, xet_files(hub, "org/xet", "b")[
+        changed[0]]["xet"]["hash"])).read_text())
+    old = json.loads(Path(xetstore.file_path(data, xet_files(hub, "org/xet", "a")[
+        changed[0]]["xet"]["hash"])).read_text())
+    xorbs = [t[0] for t in rec["terms"]]
+    assert len(rec["terms"]) >= 3 and xorbs[0] == xorbs[-1] == old["terms"][0][0]
+    assert any(x != xorbs[0] for x in xorbs[1:-1])
+
+
+def test_tree_and_paths_info_carry_xet_hash(hub):
+    status, _, body = fetch(f"{hub.api_url}/api/models/org/xet/tree/b?recursive=true")
+    assert status == 200
+    entries = {e["path"]: e for e in json.loads(body) if e["type"] == "file"}
+    on_xet = xet_files(hub, "org/xet", "b")
+    for path, e in entries.items():
+        assert e.get("xetHash") == (on_xet[path]["xet"]["hash"] if path in on_xet else None)
+    conn = http.client.HTTPConnection(*urlsplit(hub.api_url).netloc.split(":"), timeout=10)
+    conn.request("POST", "/api/models/org/xet/paths-info/b",
+                 body=json.dumps({"paths": ["tiny.bin", "config.json"]}),
+                 headers={"Content-Type": "application/json"})
+    got = {e["path"]: e.get("xetHash") for e in json.loads(conn.getresponse().read())}
+    conn.close()
+    assert got == {"tiny.bin": on_xet["tiny.bin"]["xet"]["hash"], "config.json": None}
+
+
+def test_resolve_probe_and_bridge(hub):
+    """The probe is answered without a redirect (XET_CLIENTS.md §1); a plain resolve still
+    redirects to the CDN, which serves the whole file (the bridge), with the Xet headers."""
+    path = "model-00001-of-00010.safetensors"
+    f = xet_files(hub, "org/xet", "main")[path]
+    commit = hub.commit("org/xet", "main")
+    for method in ("GET", "HEAD"):
+        status, h, body = fetch(f"{hub.api_url}/org/xet/resolve/main/{path}", method, PROBE)
+        assert status == 200 and h["content-type"] == "application/vnd.xet-fileinfo+json"
+        assert h["x-xet-hash"] == f["xet"]["hash"] and h["x-linked-size"] == str(f["size"])
+        assert h["x-linked-etag"] == f'"{f["sha256"]}"' and h["x-repo-commit"] == commit
+        rel = links(h["link"])
+        assert rel["xet-auth"] == f"{hub.api_url}/api/models/org/xet/xet-read-token/{commit}"
+        assert rel["xet-reconstruction-info"] == (
+            f"{hub.cas_url}/v1/reconstructions/{f['xet']['hash']}")
+        assert (body == b"") == (method == "HEAD")
+    status, h, _ = fetch(f"{hub.api_url}/org/xet/resolve/main/{path}")
+    assert status == 302 and h["x-xet-hash"] == f["xet"]["hash"] and "xet-auth" in h["link"]
+    status, _, body = fetch(h["location"])
+    assert status == 200 and body == hub.files("org/xet")[path]
+    # Not on Xet: the probe gets the plain answers.
+    status, h, _ = probe(hub, "org/lfs", "main", "model-00001-of-00001.safetensors")
+    assert status == 302 and "x-xet-hash" not in h
+    status, h, _ = probe(hub, "org/xet", "main", "config.json")
+    assert status == 307 and "x-xet-hash" not in h
+
+
+def test_read_token_like_the_hub(hub):
+    """auth.md: {accessToken, exp, casUrl} (and X-Xet-* headers), with the Hub's access rules."""
+    url = f"{hub.api_url}/api/models/org/private/xet-read-token/main"
+    status, h, _ = fetch(url)
+    assert status == 401 and h["x-error-code"] == "RepoNotFound"
+    status, h, body = fetch(url, headers={"Authorization": f"Bearer {ALICE}"})
+    assert status == 200
+    tok = json.loads(body)
+    assert tok["casUrl"] == hub.cas_url and tok["exp"] > time.time()
+    assert h["x-xet-access-token"] == tok["accessToken"] and h["x-xet-cas-url"] == hub.cas_url
+    status, _, _ = fetch(f"{hub.api_url}/api/models/org/xet/xet-read-token/nope")
+    assert status == 404
+    path = "model-00001-of-00001.safetensors"
+    token, recon = cas_token(hub, "org/private", "main", path, ALICE)
+    assert download(hub, token, recon) == hub.files("org/private")[path]
+
+
+def test_cas_refuses_bad_tokens(hub):
+    path = "model-00001-of-00010.safetensors"
+    token, url = cas_token(hub, "org/xet", "main", path)
+    v2 = url.replace("/v1/", "/v2/")
+    assert fetch(v2)[0] == 401
+    assert fetch(v2, headers={"Authorization": f"Bearer {token}x"})[0] == 401
+    assert fetch(v2, headers={"Authorization": f"Bearer {ALICE}"})[0] == 401
+    # A token reads its own repo's files only.
+    other, _ = cas_token(hub, "org/private", "main", "model-00001-of-00001.safetensors", ALICE)
+    assert fetch(v2, headers={"Authorization": f"Bearer {other}"})[0] == 404
+    assert fetch(v2.replace(v2[-64:], "0" * 64),
+                 headers={"Authorization": f"Bearer {token}"})[0] == 404
+    # The expire fault: a token works twice, then the CAS calls it expired.
+    hub.set_faults([{"host": "cas", "fault": "expire", "after": 2}])
+    token, _ = cas_token(hub, "org/xet", "main", path)
+    codes = [fetch(v2, headers={"Authorization": f"Bearer {token}"})[0] for _ in range(3)]
+    assert codes == [200, 200, 401]
+    token, _ = cas_token(hub, "org/xet", "main", path)  # a fresh token counts afresh
+    assert fetch(v2, headers={"Authorization": f"Bearer {token}"})[0] == 200
+
+
+def test_reconstruction_ranges(hub):
+    """Range in file bytes: the terms cover exactly the chunks holding it, and
+    offset_into_first_range places its first byte; 416 at or past EOF."""
+    path = "model-00004-of-00010.safetensors"
+    content = hub.files("org/xet", "b")[path]
+    size = len(content)
+    token, url = cas_token(hub, "org/xet", "b", path)
+    ends = xet.chunk_ends(content)
+    cases = [(0, 0), (1, 100), (ends[0] - 1, ends[0]), (ends[2] + 5, ends[5] + 7),
+             (size - 1, size - 1), (size - 300, size + 1000), (12345, None)]
+    for first, last in cases:
+        want = content[first:None if last is None else last + 1]
+        for version in ("v1", "v2"):
+            assert download(hub, token, url, version, first, last) == want, (first, last)
+        status, _, body = reconstruction(hub, token, url, "v2", f"bytes={first}-"
+                                         f"{'' if last is None else last}")
+        plan = json.loads(body)
+        starts = [0] + ends[:-1]
+        k = max(i for i, s in enumerate(starts) if s <= first)
+        assert plan["offset_into_first_range"] == first - starts[k]
+        stop = size - 1 if last is None else min(last, size - 1)
+        n = sum(t["range"]["end"] - t["range"]["start"] for t in plan["terms"])
+        assert n == sum(1 for s, e in zip(starts, ends) if s <= stop and e > first)
+    for rng in (f"bytes={size}-", f"bytes={size + 10}-{size + 20}"):
+        assert reconstruction(hub, token, url, "v2", rng)[0] == 416
+    assert reconstruction(hub, token, url, "v2", "bytes=5-1")[0] == 400
+
+
+def test_v2_asks_one_url_for_several_ranges(hub):
+    """The changed file uses two disjoint ranges of A's xorb: v2 signs both in one URL, served
+    as multipart/byteranges in order; v1 gives one fetch entry per range."""
+    path = "model-00004-of-00010.safetensors"
+    token, url = cas_token(hub, "org/xet", "b", path)
+    plan = json.loads(reconstruction(hub, token, url, "v2")[2])
+    multi = [(x, e) for x, entries in plan["xorbs"].items() for e in entries
+             if len(e["ranges"]) > 1]
+    assert len(multi) == 1
+    xorb, entry = multi[0]
+    spans = [(r["bytes"]["start"], r["bytes"]["end"]) for r in entry["ranges"]]
+    assert "X-Xet-Signed-Range=bytes%3D" in entry["url"]
+    hub.clear_log()
+    status, h, body = fetch(entry["url"], headers={
+        "Range": "bytes=" + ",".join(f"{a}-{b}" for a, b in spans)})
+    assert status == 206 and h["content-type"].startswith("multipart/byteranges; boundary=")
+    parts = multipart_parts(h["content-type"], body)
+    raw = open(xetstore.xorb_path(hub.data_dir, xorb), "rb").read()
+    assert [(c.split("/")[0], p) for c, p in parts] == [
+        (f"{a}-{b}", raw[a:b + 1]) for a, b in spans]
+    assert hub.log_entries()[-1]["bytes"] == len(body)
+    # One of the signed ranges alone is fine; anything else is refused.
+    a, b = spans[0]
+    assert fetch(entry["url"], headers={"Range": f"bytes={a}-{b}"})[0] == 206
+    assert fetch(entry["url"], headers={"Range": f"bytes={a}-{b + 1}"})[0] == 403
+    assert fetch(entry["url"])[0] == 403
+    assert fetch(entry["url"].replace("Signature=", "Signature=0"),
+                 headers={"Range": f"bytes={a}-{b}"})[0] == 403
+    assert fetch(entry["url"], headers={"Range": f"bytes={a}-{b}",
+                                        "Authorization": f"Bearer {token}"})[0] == 400
+    v1 = json.loads(reconstruction(hub, token, url, "v1")[2])
+    assert len(v1["fetch_info"][xorb]) == 2
+    assert download(hub, token, url, "v1") == hub.files("org/xet", "b")[path]
+
+
+def test_signed_xorb_urls_expire(data, tmp_path):
+    """With --url-ttl 1 a xorb URL is refused (403) once its second has passed; a new
+    reconstruction signs new URLs."""
+    h = FakeHub(data, tmp_path, url_ttl=1)
+    h.start()
+    try:
+        path = "tiny.bin"
+        token, url = cas_token(h, "org/xet", "main", path)
+        plan = json.loads(reconstruction(h, token, url)[2])
+        entry = next(iter(plan["xorbs"].values()))[0]
+        rng = "bytes={start}-{end}".format(**entry["ranges"][0]["bytes"])
+        assert fetch(entry["url"], headers={"Range": rng})[0] == 206
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            status, _, body = fetch(entry["url"], headers={"Range": rng})
+            if status != 206:
+                break
+            time.sleep(0.2)
+        assert status == 403 and b"Request has expired" in body
+        assert download(h, token, url) == h.files("org/xet")[path]
+    finally:
+        h.stop()
+    assert h.server_errors() == ""
+
+
+def test_xorb_faults_and_byte_counts(hub):
+    """The faults mechanism applies to the CAS and xorb hosts; the log counts xorb bytes."""
+    path = "model-00001-of-00010.safetensors"
+    content = hub.files("org/xet")[path]
+    token, url = cas_token(hub, "org/xet", "main", path)
+    hub.clear_log()
+    assert download(hub, token, url) == content
+    xorb_log = [e for e in hub.log_entries() if e["path"].startswith("/xorb/")]
+    assert xorb_log and all(e["host"] == "cdn" and e["authorization"] is None for e in xorb_log)
+    asked = sum(b - a + 1 for e in xorb_log for a, b in
+                (map(int, r.split("-")) for r in e["range"][6:].split(",")))
+    assert sum(e["bytes"] for e in xorb_log) == asked
+    # Corrupt xorb bytes come back as wrong data or a malformed chunk, never silently right.
+    hub.set_faults([{"host": "cdn", "path_re": "^/xorb/", "fault": "corrupt", "at_byte": 20000,
+                     "length": 4, "count": 1}])
+    try:
+        assert download(hub, token, url) != content
+    except (ValueError, RuntimeError):
+        pass
+    assert hub.get_faults()[0]["fired"] == 1
+    hub.set_faults([{"host": "cdn", "path_re": "^/xorb/", "fault": "truncate", "at_byte": 1000,
+                     "count": 1}])
+    with pytest.raises((http.client.IncompleteRead, ValueError)):
+        download(hub, token, url)
+    hub.set_faults([{"host": "cas", "fault": "status", "status": 503, "retry_after": 1,
+                     "count": 1}])
+    status, h, _ = reconstruction(hub, token, url)
+    assert status == 503 and h["retry-after"] == "1"
+    hub.set_faults([{"host": "cdn", "path_re": "^/xorb/", "fault": "stall", "at_byte": 100,
+                     "seconds": 3, "count": 1}])
+    with pytest.raises(OSError):  # socket.timeout
+        plan = json.loads(reconstruction(hub, token, url)[2])
+        e = next(iter(plan["xorbs"].values()))[0]
+        fetch(e["url"], headers={"Range": "bytes={start}-{end}".format(**e["ranges"][0]["bytes"])},
+              timeout=1)
+    hub.reset()
+    assert download(hub, token, url) == content
+
