@@ -10,6 +10,7 @@ import base64
 import hashlib
 import hmac
 import json
+import math
 import re
 import secrets
 import time
@@ -67,7 +68,7 @@ class Tokens:
         return hmac.new(self._secret, claims.encode(), hashlib.sha256).hexdigest()[:32]
 
     def issue(self, rtype, repo_id, sha):
-        exp = int(time.time()) + self.ttl
+        exp = math.ceil(time.time()) + self.ttl  # valid at least `ttl` seconds
         claims = base64.urlsafe_b64encode(json.dumps(
             {"t": rtype, "r": repo_id, "c": sha, "exp": exp}).encode()).decode().rstrip("=")
         return f"xet_{claims}.{self._mac(claims)}", exp
@@ -107,7 +108,7 @@ class XorbSigner:
 
     def sign(self, base, path, spans):
         """An absolute URL for GETs of `spans` ([(first, last)] inclusive) of `path`."""
-        expires = int(time.time()) + self.ttl
+        expires = math.ceil(time.time()) + self.ttl  # valid at least `ttl` seconds
         signed = "bytes=" + ",".join(f"{a}-{b}" for a, b in spans)
         policy = base64.b64encode(json.dumps({"Statement": [{"Resource": path, "Condition": {
             "DateLessThan": {"AWS:EpochTime": expires}}}]}).encode()).decode()

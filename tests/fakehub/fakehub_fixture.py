@@ -104,6 +104,11 @@ class FakeHub:
         with open(self.log_file, encoding="utf-8") as f:
             return [json.loads(line) for line in f if line.endswith("\n")]
 
+    def xorb_bytes(self):
+        """Xet bytes fetched so far: the body bytes of every xorb request (README.md, "Xet")."""
+        return sum(e["bytes"] for e in self.log_entries()
+                   if e["host"] == "cdn" and e["path"].startswith("/xorb/"))
+
     def clear_log(self):
         """Empties the log (the server appends with O_APPEND, so this is safe while it runs)."""
         self.log_file.write_bytes(b"")

@@ -503,10 +503,11 @@ def test_v2_asks_one_url_for_several_ranges(hub):
     assert download(hub, token, url, "v1") == hub.files("org/xet", "b")[path]
 
 
-def test_signed_xorb_urls_expire(data, tmp_path):
-    """With --url-ttl 1 a xorb URL is refused (403) once its second has passed; a new
-    reconstruction signs new URLs."""
-    h = FakeHub(data, tmp_path, url_ttl=1)
+def test_signed_xorb_urls_and_tokens_expire(data, tmp_path):
+    """With --url-ttl 1 a xorb URL is refused (403) once its second has passed, and with
+    --xet-token-ttl 1 the CAS refuses the token (401); a new token and a new reconstruction
+    work again."""
+    h = FakeHub(data, tmp_path, url_ttl=1, xet_token_ttl=1)
     h.start()
     try:
         path = "tiny.bin"
@@ -522,6 +523,9 @@ def test_signed_xorb_urls_expire(data, tmp_path):
                 break
             time.sleep(0.2)
         assert status == 403 and b"Request has expired" in body
+        status, _, body = reconstruction(h, token, url)
+        assert status == 401 and b"expired" in body
+        token, url = cas_token(h, "org/xet", "main", path)
         assert download(h, token, url) == h.files("org/xet")[path]
     finally:
         h.stop()
@@ -539,7 +543,7 @@ def test_xorb_faults_and_byte_counts(hub):
     assert xorb_log and all(e["host"] == "cdn" and e["authorization"] is None for e in xorb_log)
     asked = sum(b - a + 1 for e in xorb_log for a, b in
                 (map(int, r.split("-")) for r in e["range"][6:].split(",")))
-    assert sum(e["bytes"] for e in xorb_log) == asked
+    assert sum(e["bytes"] for e in xorb_log) == asked == hub.xorb_bytes()
     # Corrupt xorb bytes come back as wrong data or a malformed chunk, never silently right.
     hub.set_faults([{"host": "cdn", "path_re": "^/xorb/", "fault": "corrupt", "at_byte": 20000,
                      "length": 4, "count": 1}])
