@@ -187,6 +187,7 @@ def data(tmp_path_factory):
     steps["copy"] = new_raw_bytes(d, before)
     genrepo.generate(d, "org/private", private=True, xet=True, shards=1, shard_size=SHARD,
                      seed=5)
+    genrepo.generate(d, "org/gated", gated="manual", xet=True, shards=1, shard_size=4096)
     genrepo.generate(d, "org/lfs", shards=1, shard_size=SHARD)
     (d / "steps.json").write_text(json.dumps(steps))
     return d
@@ -359,6 +360,40 @@ def test_dedup_across_revisions_and_repos(hub, data):
     assert any(x != xorbs[0] for x in xorbs[1:-1])
 
 
+def test_genrepo_cli_xet(tmp_path):
+    """The contract flag from the command line, with other options: a dataset with a tag and
+    a PR changing a file; a model whose next commit changes a tensor (a Xet repo stays one)."""
+    cli = [sys.executable, str(Path(__file__).resolve().parent / "genrepo.py"), str(tmp_path)]
+
+    def run(*args):
+        return subprocess.run(cli + list(args), capture_output=True, text=True, timeout=120)
+    r = run("--repo", "org/ds", "--type", "dataset", "--xet", "--tag", "v1", "--shards", "2",
+            "--shard-size", "70000")
+    assert r.returncode == 0, r.stderr
+    r = run("--repo", "org/ds", "--type", "dataset", "--from-commit-of", "v1",
+            "--change-file", "data/train-00001-of-00002.bin", "--pr", "1")
+    assert r.returncode == 0, r.stderr
+    r = run("--repo", "org/m", "--xet", "--shards", "1", "--shard-size", "70000")
+    assert r.returncode == 0, r.stderr
+    r = run("--repo", "org/m", "--from-commit-of", "main", "--change-tensor", "nope")
+    assert r.returncode != 0 and "nope" in r.stderr
+    r = run("--repo", "org/m", "--from-commit-of", "main", "--change-tensor",
+            "model.layers.0.attn_mask")
+    assert r.returncode == 0, r.stderr
+    store = xetstore.XetStore(tmp_path)
+    for repo, rtype, rev in (("org/ds", "dataset", "v1"), ("org/ds", "dataset", "refs/pr/1"),
+                             ("org/m", "model", "main")):
+        manifest = repostore.read_manifest(tmp_path, rtype, repo)
+        commit = repostore.Repo(manifest).commits[repostore.commit_sha(tmp_path, repo, rev,
+                                                                       rtype)]
+        files = repostore.read_files(tmp_path, repo, rev, rtype)
+        lfs = {p for p, f in commit.files.items() if f["lfs"]}
+        assert lfs and {p for p, f in commit.files.items() if f.get("xet")} == lfs
+        for p in lfs:
+            rec = store.file(commit.files[p]["xet"]["hash"])
+            assert rec["size"] == len(files[p]) and sum(t[3] for t in rec["terms"]) == len(files[p])
+
+
 def test_tree_and_paths_info_carry_xet_hash(hub):
     status, _, body = fetch(f"{hub.api_url}/api/models/org/xet/tree/b?recursive=true")
     assert status == 200
@@ -414,6 +449,11 @@ def test_read_token_like_the_hub(hub):
     assert h["x-xet-access-token"] == tok["accessToken"] and h["x-xet-cas-url"] == hub.cas_url
     status, _, _ = fetch(f"{hub.api_url}/api/models/org/xet/xet-read-token/nope")
     assert status == 404
+    gated = f"{hub.api_url}/api/models/org/gated/xet-read-token/main"
+    status, h, _ = fetch(gated)
+    assert status == 401 and h["x-error-code"] == "GatedRepo"
+    status, h, _ = fetch(gated, headers={"Authorization": f"Bearer {ALICE}"})
+    assert status == 403 and h["x-error-code"] == "GatedRepo"
     path = "model-00001-of-00001.safetensors"
     token, recon = cas_token(hub, "org/private", "main", path, ALICE)
     assert download(hub, token, recon) == hub.files("org/private")[path]
