@@ -654,7 +654,8 @@ def run_js(js_client, hub, tmp_path, repo, files, xorbs=()):
 def test_official_js_client_reads_xet_through_the_cas(hub, js_client, tmp_path):
     """@huggingface/hub's downloadFile reads Xet files through the probe, the read token,
     /v2/reconstructions and the xorb ranges (multi-range too), whole and sliced, and gets
-    every byte right; the official hashing (xetchunk-wasm, blake3-jit) names the files and
+    every byte right, as does its XetBlob given only the hash and the token URL (so the
+    token's casUrl); the official hashing (xetchunk-wasm, blake3-jit) names the files and
     xorbs as the fake does."""
     content = hub.files("org/xet", "b")
     on_xet = xet_files(hub, "org/xet", "b")
@@ -663,7 +664,10 @@ def test_official_js_client_reads_xet_through_the_cas(hub, js_client, tmp_path):
         size = len(content[path])
         slices = [[0, 1], [size // 3, size // 3 + 100_000], [size - 7, size]] if size > 1 else []
         files.append({"path": path, "slices": slices,
-                      "chunkEnds": xet.chunk_ends(content[path])})
+                      "chunkEnds": xet.chunk_ends(content[path]),
+                      "forced": {"hash": on_xet[path]["xet"]["hash"], "size": size,
+                                 "refreshUrl": f"{hub.api_url}/api/models/org/xet/"
+                                               "xet-read-token/b"}})
     xorbs = {t[0] for p in JS_FILES for t in json.loads(Path(xetstore.file_path(
         hub.data_dir, on_xet[p]["xet"]["hash"])).read_text())["terms"]}
     out = run_js(js_client, hub, tmp_path, "org/xet", files, sorted(xorbs))
@@ -671,6 +675,7 @@ def test_official_js_client_reads_xet_through_the_cas(hub, js_client, tmp_path):
         data = content[f["path"]]
         assert got["blob"] == "XetBlob" and got["size"] == len(data)
         assert (tmp_path / f"{i}.bin").read_bytes() == data, f["path"]
+        assert (tmp_path / f"{i}-forced.bin").read_bytes() == data, f["path"]
         for j, (a, b) in enumerate(f["slices"]):
             assert (tmp_path / f"{i}-{j}.bin").read_bytes() == data[a:b], (f["path"], a, b)
         assert got["fileHash"] == on_xet[f["path"]]["xet"]["hash"]

@@ -4,9 +4,12 @@
 // what the fake serves and how it names things. Run by test_xet.py:
 //   node xet_js_check.mjs NPM_DIR REQUEST_JSON OUT_DIR
 // REQUEST_JSON: {"hubUrl", "repo", "revision", "dataKey": [32 bytes],
-//   "files": [{"path", "slices": [[start, end]], "chunkEnds": [the fake's chunk ends]}],
+//   "files": [{"path", "slices": [[start, end]], "chunkEnds": [the fake's chunk ends],
+//              "forced": {"hash", "refreshUrl", "size"}}],
 //   "xorbs": [{"name", "chunks": [[chunk hash string, size]]}]}.
-// Writes OUT_DIR/<i>.bin (file i) and OUT_DIR/<i>-<j>.bin (its slice j), and prints one JSON
+// Writes OUT_DIR/<i>.bin (file i) and OUT_DIR/<i>-<j>.bin (its slice j), OUT_DIR/<i>-forced.bin
+// (with "forced": read by __internal_XetBlob from the hash and the read-token URL alone, so
+// through the token's casUrl, as huggingface_hub does from a listing's xetHash), and prints one JSON
 // line: {"files": [{"path", "size", "blob" (the client's class), "fileHash" (of the bytes cut
 // at chunkEnds), "jsChunkEnds" (xetchunk-wasm's own cuts)}], "xorbs": [{"name", "xorbHash"}]}.
 import { readFileSync, writeFileSync } from "node:fs";
@@ -38,6 +41,10 @@ for (const [i, file] of request.files.entries()) {
 	for (const [j, [start, end]] of (file.slices ?? []).entries()) {
 		const part = new Uint8Array(await blob.slice(start, end).arrayBuffer());
 		writeFileSync(join(outDir, `${i}-${j}.bin`), part);
+	}
+	if (file.forced) {
+		const forced = new hub.__internal_XetBlob(file.forced);
+		writeFileSync(join(outDir, `${i}-forced.bin`), new Uint8Array(await forced.arrayBuffer()));
 	}
 	const ours = [];
 	let start = 0;
