@@ -193,8 +193,8 @@ class CasApp:
             first = int(r.group(1))
             if r.group(2):
                 last = min(last, int(r.group(2)))
-        if first >= rec["size"]:
-            return cas_error(416, "Requested range not satisfiable")
+        if first >= rec["size"] and req.headers.get("Range") is not None:
+            return cas_error(416, "Requested range not satisfiable")  # an empty file: no terms
         return fakehub.json_reply(self.plan(rec, first, last, m.group(1)))
 
     def plan(self, rec, first, last, version):
