@@ -833,6 +833,10 @@ class CdnApp:
 class HubServer(ThreadingHTTPServer):
     """One listener; each connection gets a daemon thread, so none outlives the process."""
     daemon_threads = True
+    # socketserver's default backlog is 5: a client that opens more connections at once (hffs
+    # opens up to 16) had its extra SYNs dropped and retried them after Linux's 1 s initial
+    # RTO, a stall no real Hub front end causes (nginx's backlog is 511).
+    request_queue_size = 512
 
     def __init__(self, address, name, app):
         self.name, self.app = name, app
