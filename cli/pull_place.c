@@ -293,10 +293,21 @@ static int hub_begin(struct pull_place *pp, const struct pull_info *i, char *why
 
 int pull_place_finish(struct pull_place *pp, const struct pull_info *i, char *why, size_t len)
 {
-	char old[41];
+	char old[41], dir[PATH_MAX];
 	int r;
 
-	if (pp->local_dir || !strcmp(i->revision, i->commit))
+	if (pp->local_dir)
+		return 0;
+	/* The snapshot folder exists even when no file was selected: it is the path printed. */
+	r = hf_layout_snapshot_dir(pp->repo_dir, i->commit, dir, sizeof(dir));
+	if (r >= 0)
+		r = cli_mkdir_p(dir);
+	if (r < 0) {
+		snprintf(why, len, "cannot create the snapshot folder of %s in '%s': %s", i->commit,
+			 pp->repo_dir, strerror(-r));
+		return r;
+	}
+	if (!strcmp(i->revision, i->commit))
 		return 0;
 	r = hf_layout_write_ref(pp->repo_dir, i->revision, i->commit, HF_LAYOUT_REF_UPDATE, old);
 	if (r < 0)

@@ -30,9 +30,10 @@ struct pull_place {
 /* Creates the folder the layout needs for i (the repo's folder in the hub cache, or the local
  * dir with its .cache/huggingface). 0, or -errno with the words in why. */
 int pull_place_begin(struct pull_place *pp, const struct pull_info *i, char *why, size_t len);
-/* Once every file is in place, hub layout: refs/<revision> holds the commit when the revision
- * is not that commit (a branch that moved is updated, as the official clients do). 0, or
- * -errno with the words in why. */
+/* Once every file is in place, hub layout: the snapshot folder exists (also when no file was
+ * selected), and refs/<revision> holds the commit when the revision is not that commit (a
+ * branch that moved is updated, as the official clients do). 0, or -errno with the words in
+ * why. */
 int pull_place_finish(struct pull_place *pp, const struct pull_info *i, char *why, size_t len);
 /* Puts f, whose verified bytes fd holds (-1: empty), at its final place for i. 0, or -errno
  * with the words in f->error. */

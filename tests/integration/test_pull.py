@@ -136,6 +136,14 @@ def test_second_pull_fetches_nothing_and_a_mount_reads_what_pull_stored(hub, mou
     p = pull(hub, cache_dir, hf)
     assert p.returncode == 0, p.stderr
     assert data_bytes(hub.log()) == 0, "a second pull fetched file data"
+    # Offline, from the cache alone: not one request.
+    hub.clear_log()
+    out = tmp_path / "offline"
+    p = pull(hub, cache_dir, hf, "--local-dir", out, env_extra={"HF_HUB_OFFLINE": "1"})
+    assert p.returncode == 0, p.stderr
+    assert not [e for e in hub.log() if not e["path"].startswith("/_fake/")]
+    for rel, data in src.items():
+        assert (out / rel).read_bytes() == data, rel
     m = mount(REPO, "--prefetch", "none")
     for rel, data in src.items():
         assert (m.path / rel).read_bytes() == data, rel
