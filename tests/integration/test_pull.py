@@ -5,10 +5,14 @@ and a corrupting CDN. Every wait is bounded; no timing is asserted."""
 import hashlib
 import json
 import os
+import shlex
+import shutil
 import signal
 import subprocess
 import time
 from pathlib import Path
+
+import pytest
 
 from conftest import HFFS, SANITIZER_MARKS, TOKEN, clean_env, run_hffs
 
@@ -284,3 +288,25 @@ def test_usage_errors_exit_2(cache_dir):
     p = run_hffs("pull", REPO, "--connections", "0", "--cache-dir", cache_dir)
     assert p.returncode == 2 and "--connections" in p.stderr
     assert not any(m in p.stderr for m in SANITIZER_MARKS)
+
+
+def test_pull_needs_no_fuse(hub, cache_dir, tmp_path):
+    """In a mount namespace where /dev/fuse is /dev/null (no FUSE device there), a pull goes
+    through: it never needs FUSE."""
+    if os.geteuid() != 0 or not shutil.which("unshare"):
+        pytest.skip("needs root and unshare(1) to hide /dev/fuse")
+    probe = subprocess.run(["unshare", "-m", "true"], capture_output=True)
+    if probe.returncode != 0:
+        pytest.skip(f"unshare -m refused: {probe.stderr.decode(errors='replace')}")
+    out = tmp_path / "out"
+    cmd = " ".join(shlex.quote(str(a)) for a in (
+        HFFS, "pull", REPO, "--local-dir", out, "--include", "*.json", "--endpoint",
+        hub.api_url, "--cache-dir", cache_dir, "--min-free", "0"))
+    p = subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c",
+                        f"mount --bind /dev/null /dev/fuse && exec {cmd}"],
+                       env=clean_env(), capture_output=True, text=True, timeout=120)
+    assert not any(m in p.stderr for m in SANITIZER_MARKS), p.stderr
+    assert p.returncode == 0, p.stderr
+    src = hub.files(REPO)
+    for rel in (r for r in src if r.endswith(".json")):
+        assert (out / rel).read_bytes() == src[rel], rel
