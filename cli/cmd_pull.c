@@ -140,8 +140,7 @@ static int on_place(void *ud, const struct pull_info *i, struct pull_file *f, in
 static void on_progress(void *ud, const struct pull_progress *p, bool final)
 {
 	struct pull_cli *c = ud;
-
-	char why[512];
+	char why[512], size[16];
 
 	pull_view_show(&c->view, p, final);
 	if (!final)
@@ -158,6 +157,12 @@ static void on_progress(void *ud, const struct pull_progress *p, bool final)
 		log_err("%zu of %zu files failed (above); nothing partial is left at their place. "
 			"Run the same command again to resume",
 			p->nfailed, p->nfiles);
+	else if (c->view.mode == PULL_PROGRESS_TTY || c->view.mode == PULL_PROGRESS_LINES)
+		fprintf(stderr,
+			"hffs: pull: %zu files verified, %s fetched; %u shared with the cache "
+			"(reflink), %u copied, %u already in place\n",
+			p->ndone, format_size(p->fetched, size, sizeof(size)), c->place.reflinked,
+			c->place.copied, c->place.kept);
 }
 
 static void print_result(struct pull_cli *c, int code, const char *error)

@@ -88,11 +88,24 @@ def test_pull_into_the_hub_cache_as_hf_download_leaves_it(hub, cache_dir, tmp_pa
         assert (link.parent / target).resolve() == (folder / "blobs" / etag_of(
             data, rel in lfs)).resolve(), rel
     no_temporaries(hf)
+    # What another client stored is never replaced: a copy instead of a link (as on a file
+    # system without symlinks), a blob. A tag gets its ref once every file is in place.
+    (snap / "config.json").unlink()
+    (snap / "config.json").write_bytes(src["config.json"])
+    blob = folder / "blobs" / etag_of(src["README.md"], False)
+    st = blob.stat()
+    assert not (folder / "refs" / "v1").exists()
+    p = pull(hub, cache_dir, hf, "--revision", "v1")
+    assert p.returncode == 0, p.stderr
+    assert not (snap / "config.json").is_symlink()
+    assert (snap / "config.json").read_bytes() == src["config.json"]
+    assert blob.stat().st_ino == st.st_ino and blob.stat().st_mtime_ns == st.st_mtime_ns
+    assert (folder / "refs" / "v1").read_text() == commit
     # At the commit itself: the same snapshot, and no ref named after a commit.
     p = pull(hub, cache_dir, hf, "--revision", commit)
     assert p.returncode == 0, p.stderr
     assert p.stdout.strip().splitlines()[-1] == str(snap)
-    assert sorted(os.listdir(folder / "refs")) == ["main"]
+    assert sorted(os.listdir(folder / "refs")) == ["main", "v1"]
 
 
 def test_pull_into_a_local_dir_with_hf_metadata_and_filters(hub, cache_dir, tmp_path):
