@@ -19,6 +19,7 @@
 #include "fetch/xfer.h"
 #include "fs/budget.h"
 #include "fs/inode.h"
+#include "fs/live.h"
 #include "fs/prefetch.h"
 #include "fs/sched.h"
 #include "fs/snapshot.h"
@@ -38,6 +39,7 @@ struct pull {
 	struct budget *bu;
 	struct sched *s;
 	struct prefetch *pf;
+	struct live_pub *lp; /* the live figures `hffs status` shows */
 	const struct inode **inodes; /* of files[i] */
 	struct pull_file *files;
 	struct pull_progress pr;
@@ -285,6 +287,8 @@ static int run(struct pull *p, struct hub_config *cfg, struct snapshot *snap, st
 		if (r < 0)
 			goto out_record;
 	}
+	if (live_start(db, rec.mountpoint, p->x, p->s, p->pf, p->bu, &p->lp) < 0)
+		log_debug("pull: no live figures for 'hffs status'");
 	while (!tick(p)) {
 		if (o->progress)
 			o->progress(o->ud, &p->pr, false);
@@ -295,6 +299,7 @@ static int run(struct pull *p, struct hub_config *cfg, struct snapshot *snap, st
 		sleep_ms(o->tick_ms ? o->tick_ms : 200);
 	}
 out_record:
+	p->lp = live_stop(p->lp);
 	p->pf = prefetch_stop(p->pf);
 	p->x = xfer_free(p->x);
 	p->s = sched_free(p->s); /* commits what landed: the next pull resumes from there */
@@ -317,6 +322,8 @@ int pull_run(const struct pull_opts *o, struct hub_error *err)
 	int r;
 
 	memset(err, 0, sizeof(*err));
+	/* Before the first thread, as a mount: only the live publisher takes status's signal. */
+	live_block_signal();
 	r = hub_config_init(&cfg, o->endpoint);
 	if (r < 0)
 		return r;

@@ -4,8 +4,9 @@
  * is handed to the caller once verified, to be placed where it belongs; nothing here writes
  * outside the cache. No FUSE: a pull needs no /dev/fuse.
  * While it runs, a record in the index ("pull:<destination> (pid N)", DB_MOUNT_PULL) pins its
- * blobs against eviction as a mount's record does, and shows it in `hffs status`; a pull
- * killed leaves a stale record, dropped by the next reader of the records. */
+ * blobs against eviction as a mount's record does, and shows it in `hffs status` with live
+ * figures (rate, ETA, retries); a pull killed leaves a stale record, dropped by the next
+ * reader of the records. */
 #pragma once
 
 #include <stdbool.h>

@@ -192,6 +192,11 @@ def test_kill9_mid_pull_resumes_without_fetching_a_stored_byte_again(hub, cache_
                     time.monotonic() > deadline:
                 break
         assert proc.poll() is None, "the pull ended before it could be killed"
+        # `hffs status` shows the running pull, its files pinned like a mount's.
+        st = json.loads(run_hffs("status", "--json", "--cache-dir", cache_dir,
+                                 check=True).stdout)
+        assert [m for m in st["mounts"] if m["mountpoint"] ==
+                f"pull:{out} (pid {proc.pid})" and m["pid"] == proc.pid], st
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=10)
