@@ -168,6 +168,21 @@ def test_second_pull_fetches_nothing_and_a_mount_reads_what_pull_stored(hub, mou
     assert data_bytes(hub.log()) == 0, "the mount fetched what the pull had stored"
 
 
+def test_a_pull_delivers_what_a_mount_fetched(hub, mount, cache_dir, tmp_path):
+    src = hub.files(REPO)
+    m = mount(REPO, "--prefetch", "none")
+    for rel, data in src.items():
+        assert (m.path / rel).read_bytes() == data, rel
+    assert m.unmount() == 0
+    hub.clear_log()
+    out = tmp_path / "out"
+    p = pull(hub, cache_dir, tmp_path / "hf", "--local-dir", out)
+    assert p.returncode == 0, p.stderr
+    assert data_bytes(hub.log()) == 0, "the pull fetched what the mount had stored"
+    for rel, data in src.items():
+        assert (out / rel).read_bytes() == data, rel
+
+
 def cached_bytes(cache_dir):
     ls = json.loads(run_hffs("cache", "ls", "--json", "--cache-dir", cache_dir,
                              check=True).stdout)
