@@ -66,6 +66,7 @@ struct db_mount {
 };
 #define DB_MOUNT_OFFLINE 1U /* mounted without network (ref from the cache) */
 #define DB_MOUNT_FLUSHES 2U /* its daemon commits and publishes at once on SIGUSR1 */
+#define DB_MOUNT_PULL 4U /* an `hffs pull`, not a mount: "pull:<destination> (pid N)" */
 
 /* Opens (creating it and the directory if needed) the index of cache_dir. Clears reader
  * slots left by dead processes (mdb_reader_check). Grows the map when it fills.

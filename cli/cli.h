@@ -13,6 +13,7 @@ int cmd_status(int argc, char **argv);
 int cmd_verify(int argc, char **argv);
 int cmd_cache(int argc, char **argv);
 int cmd_doctor(int argc, char **argv);
+int cmd_pull(int argc, char **argv);
 
 /* --cache-dir, else HFFS_CACHE_DIR, else $XDG_CACHE_HOME/hffs, else ~/.cache/hffs, made
  * absolute (not required to exist). malloc'd, NULL on OOM or no HOME. */

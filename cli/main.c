@@ -30,7 +30,8 @@ static const char usage[] =
 	"Example:\n"
 	"  hffs mount Qwen/Qwen2.5-VL-7B-Instruct /models/qwen\n"
 	"  python -c \"from transformers import AutoModel; AutoModel.from_pretrained('/models/qwen')\"\n"
-	"  hffs status\n";
+	"  hffs status\n"
+	"  hffs pull Qwen/Qwen2.5-VL-7B-Instruct --local-dir /models/qwen   # download instead\n";
 
 int main(int argc, char **argv)
 {
@@ -40,7 +41,7 @@ int main(int argc, char **argv)
 	} cmds[] = {
 		{ "mount", cmd_mount },	  { "unmount", cmd_unmount }, { "umount", cmd_unmount },
 		{ "status", cmd_status }, { "cache", cmd_cache },     { "verify", cmd_verify },
-		{ "doctor", cmd_doctor },
+		{ "doctor", cmd_doctor }, { "pull", cmd_pull },
 	};
 
 	log_init("hffs", LOG_LEVEL_INFO, -1);

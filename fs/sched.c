@@ -378,12 +378,15 @@ void sched_file_info(struct sched *s, const struct inode *f, struct sched_file_i
 {
 	struct sched_blob *b = s->blob_of_ino[f->ino];
 
-	if (!b) {
-		*ret = (struct sched_file_info){ .state = "verified" };
+	*ret = (struct sched_file_info){ .state = "verified" };
+	if (!b)
 		return;
-	}
 	pthread_mutex_lock(&s->lock);
 	ret->bytes_cached = present_bytes_locked(s, b);
+	ret->fetch_failures = b->fetch_failures;
+	ret->hash_failures = b->failures;
+	ret->fetch_reason = (enum fetch_reason)b->fetch_reason;
+	memcpy(ret->fetch_error, b->fetch_error, sizeof(ret->fetch_error));
 	ret->state = b->given_up || (b->state == BLOB_BAD && !ret->bytes_cached) ? "bad" :
 		     b->state == BLOB_VERIFIED					 ? "verified" :
 		     b->prefix == b->nblocks					 ? "complete" :

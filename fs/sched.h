@@ -114,10 +114,16 @@ bool sched_hot(struct sched *s, uint64_t max_age_usec, uint64_t *ret_ino, uint64
 bool sched_is_complete(struct sched *s, const struct inode *f);
 
 /* What this mount knows of f's bytes now (an empty file: complete... verified). state is
- * "missing", "partial", "complete", "verified" or "bad", the words of `hffs status`. */
+ * "missing", "partial", "complete", "verified" or "bad", the words of `hffs status`. A fetch
+ * of f's blob that failed after the engine's retries counts in fetch_failures, the last one's
+ * reason and words kept; a hash that failed counts in hash_failures. */
 struct sched_file_info {
 	uint64_t bytes_cached;
 	const char *state;
+	unsigned fetch_failures;
+	unsigned hash_failures;
+	enum fetch_reason fetch_reason; /* of the last failed fetch; FETCH_OK: none */
+	char fetch_error[200]; /* its words ("" none) */
 };
 void sched_file_info(struct sched *s, const struct inode *f, struct sched_file_info *ret);
 

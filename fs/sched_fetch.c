@@ -3,6 +3,7 @@
  * the engine, and the engine's sink that writes their bytes and answers parked reads. Runs on
  * FUSE workers (planning) and the engine thread (the sink). */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "cache/bitmap.h"
@@ -119,6 +120,12 @@ static void sched_fetch_done(void *ud, int err, enum fetch_reason reason, const 
 	s->nfetches--;
 	/* A range the budget refused for no reader: background completion says so once. */
 	quiet = err == -ENOSPC && !f->granted && f->prio != XFER_PRIO_DEMAND && !dead;
+	if (err && err != -ECANCELED && f->count) {
+		b->fetch_failures++;
+		b->fetch_reason = (uint8_t)reason;
+		snprintf(b->fetch_error, sizeof(b->fetch_error), "%s",
+			 why && *why ? why : fetch_reason_str(reason));
+	}
 	pthread_cond_broadcast(&s->cond);
 	pthread_mutex_unlock(&s->lock);
 

@@ -60,6 +60,9 @@ struct sched_blob {
 	bool dropped_elsewhere; /* s->lock: that drop came from another process's hash */
 	unsigned failures; /* s->lock: failed hashes in this mount */
 	bool given_up; /* s->lock: failed twice: reads fail, nothing is fetched */
+	unsigned fetch_failures; /* s->lock: fetches that failed after the engine's retries */
+	uint8_t fetch_reason; /* s->lock: enum fetch_reason of the last of them */
+	char fetch_error[200]; /* s->lock: its words */
 
 	struct verify_hasher *hasher; /* verifier thread: the prefix hashed so far */
 	uint64_t hasher_epoch; /* verifier thread: the epoch the hasher started at */

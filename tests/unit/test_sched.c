@@ -2,8 +2,8 @@
  * server (minihttp.h) that serves two files by Range and flips a byte of the next N replies
  * when told to. Covers parked reads and joins, a cut background fetch, the last block and
  * small files answered only once verified, --verify strict, a failed hash racing a read (at a
- * hook between the index and memory), a second failure giving the blob up, and a failed sync
- * that must never become a claim. Every wait is bounded; no test depends on timing. */
+ * hook between the index and memory), a second failure giving the blob up, a failed sync
+ * that must never become a claim, and a failed fetch counted on its file. Every wait is bounded; no test depends on timing. */
 #include "fs/sched.h"
 
 #include <errno.h>
@@ -34,6 +34,7 @@ static uint8_t big[BIG_SIZE], small[SMALL_SIZE];
 static char big_cid[CID_MAX], small_cid[CID_MAX];
 static char ctl_corrupt[PATH_MAX]; /* replies left to corrupt ("-1": all) */
 static char ctl_delay[PATH_MAX]; /* ms to hold a reply of the whole big file */
+static char ctl_status[PATH_MAX]; /* non-zero: every reply is this status, without a body */
 static struct minihttp srv;
 
 /* ---- the server (runs in minihttp's child) */
@@ -65,8 +66,12 @@ static void handler(const struct mh_request *req, struct mh_reply *rep)
 	static uint8_t body[BIG_SIZE];
 	const uint8_t *data = strstr(req->target, "big.bin") ? big : small;
 	uint64_t size = data == big ? BIG_SIZE : SMALL_SIZE, a = 0, b = size - 1;
-	long corrupt = ctl_read(ctl_corrupt);
+	long corrupt = ctl_read(ctl_corrupt), status = ctl_read(ctl_status);
 
+	if (status) {
+		rep->status = (int)status;
+		return;
+	}
 	if (req->range[0] && sscanf(req->range, "bytes=%" SCNu64 "-%" SCNu64, &a, &b) >= 1) {
 		b = MIN(b, size - 1);
 		rep->status = 206;
@@ -174,6 +179,7 @@ static void env_stop(struct env *e)
 	close(e->fd);
 	ctl_write(ctl_corrupt, 0);
 	ctl_write(ctl_delay, 0);
+	ctl_write(ctl_status, 0);
 	sync_failures_left = 0;
 	after_drop_fn = NULL;
 	minihttp_clear(&srv);
@@ -428,6 +434,7 @@ static void test_second_failure_gives_up(void)
 {
 	struct env e;
 	struct sched_stats st;
+	struct sched_file_info fi;
 	int fd, requests;
 
 	env_start(&e, "giveup", false);
@@ -446,6 +453,10 @@ static void test_second_failure_gives_up(void)
 	ASSERT_U64_EQ(st.verify_failures, 2);
 	ASSERT_TRUE(strstr(st.last_error, "do not match sha256") != NULL);
 	ASSERT_TRUE(strstr(st.last_error, "twice") != NULL);
+	sched_file_info(e.s, e.big, &fi);
+	ASSERT_TRUE(!strcmp(fi.state, "bad"));
+	ASSERT_EQ(fi.hash_failures, 2);
+	ASSERT_EQ(fi.fetch_failures, 0);
 	/* `hffs cache verify` asks for another try: the index no longer calls it bad. */
 	ctl_write(ctl_corrupt, 0);
 	ASSERT_OK(db_blob_set_state(e.db, big_cid, BLOB_PARTIAL));
@@ -481,6 +492,33 @@ static void test_failed_sync_never_becomes_a_claim(void)
 	env_stop(&e);
 }
 
+/* A fetch that failed after the engine's retries is counted on the file, with its reason and
+ * words (what `hffs pull` decides a file's failure on); a later good fetch keeps the count. */
+static void test_failed_fetch_is_counted_on_the_file(void)
+{
+	struct env e;
+	struct sched_file_info fi;
+
+	env_start(&e, "fetchfail", false);
+	sched_file_info(e.s, e.big, &fi);
+	ASSERT_EQ(fi.fetch_failures, 0);
+	ASSERT_EQ(fi.fetch_reason, FETCH_OK);
+	ctl_write(ctl_status, 404);
+	ASSERT_EQ(read_check(&e, e.big, 0, 0, 100, big), -EIO);
+	sched_file_info(e.s, e.big, &fi);
+	ASSERT_EQ(fi.fetch_failures, 1);
+	ASSERT_EQ(fi.fetch_reason, FETCH_NOT_FOUND);
+	ASSERT_TRUE(fi.fetch_error[0] != '\0');
+	ASSERT_TRUE(!strcmp(fi.state, "missing"));
+	ASSERT_EQ(fi.hash_failures, 0);
+	ctl_write(ctl_status, 0);
+	ASSERT_EQ(read_check(&e, e.big, 0, 0, 100, big), 0);
+	sched_file_info(e.s, e.big, &fi);
+	ASSERT_EQ(fi.fetch_failures, 1);
+	ASSERT_TRUE(!strcmp(fi.state, "partial"));
+	env_stop(&e);
+}
+
 int main(void)
 {
 	for (size_t i = 0; i < BIG_SIZE; i++)
@@ -494,8 +532,10 @@ int main(void)
 		log_set_level(LOG_LEVEL_DEBUG);
 	snprintf(ctl_corrupt, sizeof(ctl_corrupt), "%s/corrupt", fixture_tmpdir());
 	snprintf(ctl_delay, sizeof(ctl_delay), "%s/delay", fixture_tmpdir());
+	snprintf(ctl_status, sizeof(ctl_status), "%s/status", fixture_tmpdir());
 	ctl_write(ctl_corrupt, 0);
 	ctl_write(ctl_delay, 0);
+	ctl_write(ctl_status, 0);
 	minihttp_start(&srv, handler, fixture_tmpdir());
 	RUN(test_parked_reads_join_one_fetch);
 	RUN(test_last_block_waits_for_the_whole_blob);
@@ -505,6 +545,7 @@ int main(void)
 	RUN(test_failed_hash_racing_a_read);
 	RUN(test_second_failure_gives_up);
 	RUN(test_failed_sync_never_becomes_a_claim);
+	RUN(test_failed_fetch_is_counted_on_the_file);
 	minihttp_stop(&srv);
 	fixture_tmpdir_done();
 	return 0;
