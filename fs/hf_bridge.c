@@ -1,0 +1,163 @@
+/* hf_bridge.c: the entries `hffs mount --hf-cache` adds to the Hugging Face hub cache, on the
+ * mount's main thread before the mount answers. It decides which entries; the layout and the
+ * safe writes are cache/hf_layout.c's, the record and the removal cache/hf_manifest.c's. */
+#include "fs/hf_bridge.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "cache/hf_layout.h"
+#include "util/cleanup.h"
+#include "util/log.h"
+
+struct counts {
+	size_t files; /* files whose snapshot entry is there now */
+	size_t kept; /* entries another client stored, left as they were */
+	size_t skipped; /* paths the layout cannot hold (a backslash) */
+};
+
+/* Makes link -> target unless something is there already: the manifest names it first, and
+ * is told when another client won the race. 1 made, 0 left as it was, -errno. */
+static int add_link(struct hf_manifest *m, const char *link, const char *target, bool blob)
+{
+	struct stat st;
+	int r;
+
+	if (lstat(link, &st) == 0)
+		return 0;
+	r = hf_manifest_add_link(m, link, target, blob);
+	if (r < 0)
+		return r;
+	r = hf_layout_symlink(target, link);
+	if (r == 1)
+		return 1;
+	if (r == 0 || r == -EEXIST)
+		return hf_manifest_cancel_link(m, link);
+	return r;
+}
+
+static int add_file(struct hf_manifest *m, const struct hf_bridge_opts *o, const char *repo_dir,
+		    const struct inode *f, struct counts *c)
+{
+	char blob[PATH_MAX], snap[PATH_MAX], target[PATH_MAX], rel[PATH_MAX];
+	int r;
+
+	if (!hf_layout_path_is_safe(f->path)) {
+		c->skipped++;
+		return 0;
+	}
+	if (hf_layout_blob_path(repo_dir, f->cid, blob, sizeof(blob)) < 0 ||
+	    hf_layout_snapshot_path(repo_dir, o->commit, f->path, snap, sizeof(snap)) < 0 ||
+	    hf_layout_blob_link(f->path, f->cid, rel, sizeof(rel)) < 0 ||
+	    snprintf(target, sizeof(target), "%s/%s", o->mountpoint, f->path) >=
+		    (int)sizeof(target))
+		return -ENAMETOOLONG;
+	/* A blob another client stored (a real file) holds the same bytes: its etag is their
+	 * hash. Several paths of one content share one blob, linked to the first path. */
+	r = add_link(m, blob, target, true);
+	if (r < 0)
+		return r;
+	r = add_link(m, snap, rel, false);
+	if (r < 0)
+		return r;
+	c->files++;
+	c->kept += r == 0;
+	return 0;
+}
+
+/* refs/<revision> names the commit, as the official clients leave it after resolving the
+ * branch: Python's offline lookup goes through it. The old content is recorded for unmount. */
+static int add_ref(struct hf_manifest *m, const struct hf_bridge_opts *o, const char *repo_dir)
+{
+	char path[PATH_MAX], old[41] = "";
+	int r;
+
+	if (hf_layout_is_commit(o->revision))
+		return 0;
+	r = hf_layout_ref_path(repo_dir, o->revision, path, sizeof(path));
+	if (r < 0)
+		return r;
+	r = hf_layout_read_ref(repo_dir, o->revision, old);
+	if (r == 0 && !strcmp(old, o->commit))
+		return 0;
+	if (r < 0 && r != -ENOENT)
+		old[0] = '\0'; /* unreadable: replaced like the official clients would, and removed
+				  at unmount */
+	r = hf_manifest_add_ref(m, path, o->commit, old);
+	if (r < 0)
+		return r;
+	r = hf_layout_write_ref(repo_dir, o->revision, o->commit, HF_LAYOUT_REF_UPDATE, NULL);
+	return r < 0 ? r : 0;
+}
+
+int hf_bridge_add(const struct hf_bridge_opts *o, const struct inode_table *t,
+		  struct hf_manifest **ret)
+{
+	_cleanup_free_ char *root = o->hf_root ? strdup(o->hf_root) : hf_layout_root();
+	char repo_dir[PATH_MAX];
+	struct hf_manifest *m = NULL;
+	struct counts c = { 0 };
+	const char *what = "";
+	int r;
+
+	if (!root) {
+		log_err("--hf-cache: cannot tell where the Hugging Face cache is (set HF_HUB_CACHE, "
+			"HF_HOME or HOME)");
+		return -ENOENT;
+	}
+	r = hf_manifest_sweep(o->cache_dir);
+	if (r > 0)
+		log_info("took out the Hugging Face cache entries of %d mount%s that ended without "
+			 "cleaning up",
+			 r, r == 1 ? "" : "s");
+	else if (r < 0)
+		log_warn("cannot clean what an earlier mount left in the Hugging Face cache: %s",
+			 strerror(-r));
+	r = hf_layout_repo_dir(root, hub_repo_type_plural(o->repo->type), o->repo->id, repo_dir,
+			       sizeof(repo_dir));
+	if (r < 0) {
+		log_err("--hf-cache: '%s' has no folder in the Hugging Face cache '%s': %s",
+			o->repo->id, root, strerror(-r));
+		return r;
+	}
+	r = hf_manifest_new(o->cache_dir, o->mountpoint, repo_dir, &m);
+	if (r < 0) {
+		log_err("--hf-cache: cannot create a manifest under '%s/hf-cache': %s",
+			o->cache_dir, strerror(-r));
+		return r;
+	}
+	for (uint64_t ino = 1; ino <= inode_count(t) && r >= 0; ino++) {
+		const struct inode *f = inode_get(t, ino);
+
+		if (!f->is_dir)
+			r = add_file(m, o, repo_dir, f, &c);
+		if (r < 0)
+			what = f->path;
+	}
+	if (r >= 0) {
+		r = add_ref(m, o, repo_dir);
+		what = o->revision;
+	}
+	if (r >= 0) {
+		r = hf_manifest_sync(m);
+		what = hf_manifest_path(m);
+	}
+	if (r < 0) {
+		log_err("--hf-cache: cannot add '%s' to the Hugging Face cache '%s': %s", what,
+			repo_dir, strerror(-r));
+		(void)hf_manifest_undo(m);
+		return r;
+	}
+	log_info("the Hugging Face cache '%s' shows the %zu files of commit %s%s", repo_dir,
+		 c.files, o->commit, c.kept ? " (some entries other clients stored are kept)" : "");
+	if (c.skipped)
+		log_warn("--hf-cache: %zu file%s whose path the Hugging Face cache cannot hold (a "
+			 "backslash) %s only in the mount",
+			 c.skipped, c.skipped == 1 ? "" : "s", c.skipped == 1 ? "is" : "are");
+	*ret = m;
+	return 0;
+}
