@@ -427,8 +427,11 @@ int hf_manifest_sweep(const char *cache_dir)
 		_cleanup_close_ int fd = open(path, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
 		if (fd < 0 || flock(fd, LOCK_EX | LOCK_NB) < 0)
 			continue; /* a live mount holds it */
-		/* Deleted between our readdir and our lock by the mount that cleaned it. */
-		if (fstat(fd, &st) < 0 || st.st_nlink == 0)
+		/* Deleted between our readdir and our lock by the mount that cleaned it; or being
+		 * created (a new mount locks it right after creating it, then writes the magic):
+		 * an empty manifest names no entry, and is never deleted under its creator. */
+		if (fstat(fd, &st) < 0 || st.st_nlink == 0 ||
+		    st.st_size < (off_t)strlen(MANIFEST_MAGIC))
 			continue;
 		int x = hf_manifest_undo_file(path);
 

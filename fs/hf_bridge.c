@@ -4,11 +4,15 @@
 #include "fs/hf_bridge.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "cache/hf_layout.h"
 #include "util/cleanup.h"
@@ -160,4 +164,56 @@ int hf_bridge_add(const struct hf_bridge_opts *o, const struct inode_table *t,
 			 c.skipped, c.skipped == 1 ? "" : "s", c.skipped == 1 ? "is" : "are");
 	*ret = m;
 	return 0;
+}
+
+int hf_bridge_watch(const char *cache_dir, const char *log_path, int ready_fd)
+{
+	int p[2], out, r;
+	char b;
+	pid_t pid;
+
+	if (pipe2(p, O_CLOEXEC) < 0)
+		return -errno;
+	pid = fork();
+	if (pid < 0) {
+		r = -errno;
+		close(p[0]);
+		close(p[1]);
+		return r;
+	}
+	if (pid > 0) {
+		/* The write end lives as long as this process: its end is the child's EOF. */
+		close(p[0]);
+		return 0;
+	}
+	close(p[1]);
+	if (ready_fd >= 0)
+		close(ready_fd);
+	(void)prctl(PR_SET_NAME, "hffs-hf-watch");
+	/* Ctrl-C of a foreground mount reaches the whole group: the daemon cleans up itself
+	 * then, and this process must still outlive it in case it cannot. */
+	signal(SIGINT, SIG_IGN);
+	/* Holds no terminal, pipe or mount busy: a caller waiting for EOF on the command's
+	 * output, or an unmount, does not wait for it. */
+	out = open(log_path ? log_path : "/dev/null", O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC,
+		   0644);
+	if (out < 0)
+		out = open("/dev/null", O_WRONLY | O_CLOEXEC);
+	dup2(out, STDOUT_FILENO);
+	dup2(out, STDERR_FILENO);
+	if (out > STDERR_FILENO)
+		close(out);
+	(void)!chdir("/");
+	while (read(p[0], &b, 1) < 0 && errno == EINTR)
+		;
+	r = hf_manifest_sweep(cache_dir);
+	if (r > 0)
+		log_warn("the mount daemon ended without cleaning up: took its entries out of the "
+			 "Hugging Face cache");
+	else if (r < 0)
+		log_warn("the mount daemon ended without cleaning up, and its entries cannot be "
+			 "taken out of the Hugging Face cache: %s; the next hffs mount or unmount "
+			 "tries again",
+			 strerror(-r));
+	_exit(0);
 }

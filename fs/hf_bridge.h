@@ -18,6 +18,14 @@ struct hf_bridge_opts {
 	const char *commit;
 };
 
+/* Starts the watchdog of a --hf-cache mount: a child process that waits until this process
+ * is gone, however it ends (kill -9 included), then takes out the entries of every manifest
+ * under cache_dir that no live mount holds, so a dead daemon's links into its mount do not
+ * outlive it, and exits. Call before any thread or LMDB handle exists (it forks). The child
+ * closes ready_fd (>= 0: the pipe the starting command waits on) and writes its one line to
+ * log_path (NULL: /dev/null). 0 in this process, -errno when it could not start. */
+int hf_bridge_watch(const char *cache_dir, const char *log_path, int ready_fd);
+
 /* Cleans what mounts that ended without cleaning left (hf_manifest_sweep()), then adds the
  * entries of every file of t and logs what it did. *ret gets the manifest, for
  * hf_manifest_undo() at unmount. -EINVAL (a repo id or revision the layout cannot hold),

@@ -283,6 +283,12 @@ int mount_run(const struct mount_opts *o)
 
 	/* Before the first thread: only the live publisher ever takes status's signal. */
 	live_block_signal();
+	/* Also before the first thread or LMDB handle: it forks. */
+	if (o->hf_cache && (r = hf_bridge_watch(o->cache_dir, o->log_path, o->ready_fd)) < 0) {
+		log_err("--hf-cache: cannot start the process that cleans up after a crash: %s",
+			strerror(-r));
+		return r;
+	}
 	/* Until the mount answers, lines go to the terminal that started it; the log file gets
 	 * them too, so it begins with the mount's start and its warnings. */
 	if (o->log_path) {

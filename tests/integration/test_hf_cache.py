@@ -222,13 +222,50 @@ def test_js_download_file_to_cache_dir(hub, mount, tmp_path):
     assert tree_state(hf) == {}
 
 
-def test_crash_then_next_mount_repairs(hub, mount, tmp_path):
-    """kill -9 of the daemon, then fusermount3 -u: the links point at an empty directory.
-    huggingface_hub treats a dangling pointer as absent (os.path.exists), but the JS client
-    lstat()s blobs/<etag> and would hand out a broken path: the next mount takes them out."""
+def watchdog_of(daemon_pid):
+    """The PID of the daemon's watchdog child (comm "hffs-hf-watch"), found in /proc."""
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            stat = (d / "stat").read_text()
+        except OSError:
+            continue
+        comm, rest = stat[stat.index("(") + 1:stat.rindex(")")], stat[stat.rindex(")") + 2:]
+        if comm == "hffs-hf-watch" and int(rest.split()[1]) == daemon_pid:
+            return int(d.name)
+    raise AssertionError(f"no watchdog process for daemon {daemon_pid}")
+
+
+def kill9(pid):
+    os.kill(pid, signal.SIGKILL)
+    wait_for(lambda: not Path(f"/proc/{pid}").exists() or
+             Path(f"/proc/{pid}/stat").read_text().split(")")[1].split()[0] == "Z",
+             what=f"pid {pid} to die")
+
+
+def test_crash_the_watchdog_cleans(hub, mount, tmp_path):
+    """kill -9 of the daemon: its watchdog takes the entries out while the mount is dead
+    (links into it fail with ENOTCONN), before anyone unmounts it."""
     hf = tmp_path / "hf"
     m = mount("org/model", "--hf-cache", "--prefetch", "none", env=hf_env(hf))
     assert (hf / "models--org--model" / "blobs").is_dir()
+    watchdog = watchdog_of(m.proc.pid)
+    m.proc.send_signal(signal.SIGKILL)
+    m.proc.wait(timeout=10)
+    wait_for(lambda: tree_state(hf) == {}, what="the watchdog to clean the HF cache")
+    wait_for(lambda: not Path(f"/proc/{watchdog}").exists(), what="the watchdog to exit")
+    subprocess.run(["fusermount3", "-u", str(m.path)], capture_output=True, timeout=30)
+
+
+def test_crash_without_watchdog_next_mount_repairs(hub, mount, tmp_path):
+    """Daemon and watchdog both killed, then fusermount3 -u: the links point at an empty
+    directory. huggingface_hub treats a dangling pointer as absent (os.path.exists), but the
+    JS client lstat()s blobs/<etag> and would hand out a broken path: the next mount takes
+    them out."""
+    hf = tmp_path / "hf"
+    m = mount("org/model", "--hf-cache", "--prefetch", "none", env=hf_env(hf))
+    kill9(watchdog_of(m.proc.pid))
     m.proc.send_signal(signal.SIGKILL)
     m.proc.wait(timeout=10)
     subprocess.run(["fusermount3", "-u", str(m.path)], capture_output=True, timeout=30)
@@ -245,8 +282,10 @@ def test_crash_then_next_mount_repairs(hub, mount, tmp_path):
 def test_unmount_of_a_dead_mount_cleans(hub, mount, tmp_path):
     hf = tmp_path / "hf"
     m = mount("org/model", "--hf-cache", "--prefetch", "none", env=hf_env(hf))
+    kill9(watchdog_of(m.proc.pid))
     m.proc.send_signal(signal.SIGKILL)
     m.proc.wait(timeout=10)
+    assert tree_state(hf) != {}
     p = run_hffs("unmount", m.path, "--cache-dir", tmp_path / "cache", env=hf_env(hf))
     assert p.returncode == 0, p.stderr
     assert not os.path.ismount(m.path)
@@ -286,6 +325,30 @@ def test_mountpoint_picked_and_printed(hub, cache_dir, tmp_path):
                 p.kill()
                 p.wait(timeout=10)
         p.stdout.close()
+
+
+def test_background_mount_picks_and_prints(hub, cache_dir, tmp_path):
+    """The daemon and its watchdog hold neither the command's output nor the mount: the
+    command returns, prints the mountpoint last, and `hffs unmount` ends both."""
+    hf = tmp_path / "hf"
+    env = hf_env(hf)
+    env.pop("XDG_RUNTIME_DIR", None)
+    p = run_hffs("mount", "org/model", "--hf-cache", "--prefetch", "none", "--min-free", "0",
+                 "--cache-dir", cache_dir, "--endpoint", hub.api_url, env=env)
+    mp = p.stdout.strip().splitlines()[-1] if p.stdout.strip() else ""
+    try:
+        assert p.returncode == 0, p.stderr
+        assert mp == str(cache_dir / "mnt" / "models--org--model")
+        assert is_live_mount(mp)
+        files = hub.files("org/model", "main")
+        path = sorted(files)[0]
+        assert py_lookup(hf, "models--org--model", "main", path).read_bytes() == files[path]
+        r = run_hffs("unmount", mp, env=env)
+        assert r.returncode == 0, r.stderr
+        wait_for(lambda: tree_state(hf) == {}, what="the HF cache to be cleaned")
+    finally:
+        if mp and os.path.ismount(mp):
+            subprocess.run(["fusermount3", "-u", mp], capture_output=True, timeout=30)
 
 
 @pytest.fixture(scope="module")

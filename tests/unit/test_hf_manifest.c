@@ -177,9 +177,15 @@ static void test_sweep(void)
 	ASSERT_FALSE(lexists(blob));
 	ASSERT_FALSE(lexists(path));
 	ASSERT_EQ(access("/etc/passwd", F_OK), 0);
+	/* Empty: a manifest being created (or whose creator died before its first line). */
+	snprintf(path, sizeof(path), "%s/hf-cache/new.manifest", cache);
+	put_file(path, "");
+	ASSERT_EQ(hf_manifest_sweep(cache), 0);
+	ASSERT_TRUE(lexists(path));
+	ASSERT_OK(unlink(path));
 	/* Not a manifest: refused, kept. */
 	snprintf(path, sizeof(path), "%s/hf-cache/junk.manifest", cache);
-	put_file(path, "hello\n");
+	put_file(path, "hello, this is no manifest\n");
 	ASSERT_EQ(hf_manifest_sweep(cache), -EBADMSG);
 	ASSERT_TRUE(lexists(path));
 	ASSERT_OK(unlink(path));
