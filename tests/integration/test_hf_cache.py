@@ -179,12 +179,13 @@ def js_hub_dir():
 
 
 JS_SCRIPT = r"""
-const { downloadFileToCacheDir } = require("@huggingface/hub");
+const { downloadFileToCacheDir, snapshotDownload } = require("@huggingface/hub");
 const [hubUrl, repo, revision, cacheDir, ...paths] = process.argv.slice(2);
 (async () => {
   const out = {};
   for (const path of paths)
     out[path] = await downloadFileToCacheDir({ repo, path, revision, hubUrl, cacheDir });
+  out[""] = await snapshotDownload({ repo, revision, hubUrl, cacheDir });
   console.log(JSON.stringify(out));
 })().catch((e) => { console.error(String(e)); process.exit(1); });
 """
@@ -217,6 +218,11 @@ def test_js_download_file_to_cache_dir(hub, mount, tmp_path):
     assert f"/snapshots/{v1}/" in got["README.md"]
     for path, data in files.items():
         assert Path(got[path]).read_bytes() == data, path
+    # snapshotDownload: the commit's snapshot folder, every file found there.
+    snap = Path(got[""])
+    assert snap == hf / "models--org--shared" / "snapshots" / hub.commit("org/shared", "main")
+    for path, data in files.items():
+        assert (snap / path).read_bytes() == data, path
     assert m.unmount() == 0
     assert dangling_links(hf) == []
     assert tree_state(hf) == {}
