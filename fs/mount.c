@@ -260,6 +260,9 @@ static int serve(const struct mount_opts *o, struct hub_config *cfg, struct cach
 			log_warn("cannot take every entry of this mount out of the Hugging Face "
 				 "cache (%s); the next hffs mount or unmount does",
 				 strerror(-x));
+		else
+			log_info("took the %d entries of this mount out of the Hugging Face cache",
+				 x);
 	}
 	(void)db_mount_del(db, o->mountpoint);
 out:
