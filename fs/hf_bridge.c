@@ -1,6 +1,7 @@
 /* hf_bridge.c: the entries `hffs mount --hf-cache` adds to the Hugging Face hub cache, on the
- * mount's main thread before the mount answers. It decides which entries; the layout and the
- * safe writes are cache/hf_layout.c's, the record and the removal cache/hf_manifest.c's. */
+ * mount's main thread before the mount answers, and the watchdog process that takes them out
+ * if the daemon dies. It decides which entries; the layout and the safe writes are
+ * cache/hf_layout.c's, the record and the removal cache/hf_manifest.c's. */
 #include "fs/hf_bridge.h"
 
 #include <errno.h>

@@ -3,7 +3,8 @@
  * there and reads it through the mount. It adds blobs/<etag> -> <mountpoint>/<path>,
  * snapshots/<commit>/<path> -> ../../blobs/<etag> (the official clients' link) and
  * refs/<revision> -> commit, never over an entry another client stored, each recorded in a
- * manifest first (cache/hf_manifest.h). The mount's main thread; blocking file system calls. */
+ * manifest first (cache/hf_manifest.h); a watchdog process takes them out if the daemon dies.
+ * The mount's main thread; blocking file system calls. */
 #pragma once
 
 #include "cache/hf_manifest.h"
