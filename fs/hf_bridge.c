@@ -99,6 +99,19 @@ static int add_ref(struct hf_manifest *m, const struct hf_bridge_opts *o, const 
 	return r < 0 ? r : 0;
 }
 
+void hf_bridge_sweep(const char *cache_dir)
+{
+	int r = hf_manifest_sweep(cache_dir);
+
+	if (r > 0)
+		log_info("took out the Hugging Face cache entries of %d mount%s that ended without "
+			 "cleaning up",
+			 r, r == 1 ? "" : "s");
+	else if (r < 0)
+		log_warn("cannot clean what an earlier mount left in the Hugging Face cache: %s",
+			 strerror(-r));
+}
+
 int hf_bridge_add(const struct hf_bridge_opts *o, const struct inode_table *t,
 		  struct hf_manifest **ret)
 {
@@ -114,14 +127,7 @@ int hf_bridge_add(const struct hf_bridge_opts *o, const struct inode_table *t,
 			"HF_HOME or HOME)");
 		return -ENOENT;
 	}
-	r = hf_manifest_sweep(o->cache_dir);
-	if (r > 0)
-		log_info("took out the Hugging Face cache entries of %d mount%s that ended without "
-			 "cleaning up",
-			 r, r == 1 ? "" : "s");
-	else if (r < 0)
-		log_warn("cannot clean what an earlier mount left in the Hugging Face cache: %s",
-			 strerror(-r));
+	hf_bridge_sweep(o->cache_dir);
 	r = hf_layout_repo_dir(root, hub_repo_type_plural(o->repo->type), o->repo->id, repo_dir,
 			       sizeof(repo_dir));
 	if (r < 0) {

@@ -27,6 +27,11 @@ struct hf_bridge_opts {
  * log_path (NULL: /dev/null). 0 in this process, -errno when it could not start. */
 int hf_bridge_watch(const char *cache_dir, const char *log_path, int ready_fd);
 
+/* Takes out what --hf-cache mounts that ended without cleaning up left in the Hugging Face
+ * cache (hf_manifest_sweep() of cache_dir), logging it. Any mount calls it: whichever comes
+ * next repairs. */
+void hf_bridge_sweep(const char *cache_dir);
+
 /* Cleans what mounts that ended without cleaning left (hf_manifest_sweep()), then adds the
  * entries of every file of t and logs what it did. *ret gets the manifest, for
  * hf_manifest_undo() at unmount. -EINVAL (a repo id or revision the layout cannot hold),

@@ -299,6 +299,9 @@ int mount_run(const struct mount_opts *o)
 		if (early_log >= 0)
 			log_set_copy_fd(early_log);
 	}
+	/* The --hf-cache entries of a mount that died with its watchdog: any next mount repairs. */
+	if (!o->hf_cache)
+		hf_bridge_sweep(o->cache_dir);
 	r = hub_config_init(&cfg, o->endpoint);
 	if (r < 0) {
 		log_err("out of memory");
