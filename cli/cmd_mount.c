@@ -16,7 +16,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "cache/hf_layout.h"
 #include "cli/mount_check.h"
+#include "fetch/hub.h"
 #include "fs/mount.h"
 #include "util/cleanup.h"
 #include "util/log.h"
@@ -24,6 +26,7 @@
 
 static const char mount_usage[] =
 	"Usage: hffs mount REPO MOUNTPOINT [OPTIONS]\n"
+	"       hffs mount REPO [MOUNTPOINT] --hf-cache [OPTIONS]\n"
 	"\n"
 	"Mounts REPO (org/name, name, datasets/org/name or spaces/org/name) read-only at\n"
 	"MOUNTPOINT, pinned to the commit REV resolves to now. Returns once the mount is ready\n"
@@ -46,6 +49,12 @@ static const char mount_usage[] =
 	"      --allow-non-empty   mount over a directory that has entries (they are hidden)\n"
 	"      --allow-other       let users other than you read the mount (as root, or with\n"
 	"                          user_allow_other in /etc/fuse.conf)\n"
+	"      --hf-cache          also show the commit in the Hugging Face cache\n"
+	"                          ($HF_HUB_CACHE, else $HF_HOME/hub, else\n"
+	"                          ~/.cache/huggingface/hub), so code that loads REPO by id\n"
+	"                          reads it through the mount, online or offline; without\n"
+	"                          MOUNTPOINT one is picked under $XDG_RUNTIME_DIR/hffs (else\n"
+	"                          DIR/mnt) and printed\n"
 	"      --include GLOB      complete only files matching GLOB (repeatable)\n"
 	"      --exclude GLOB      do not complete files matching GLOB (repeatable)\n"
 	"      --cache-max-size SIZE  keep the cache's data under SIZE (e.g. 200G), evicting\n"
@@ -76,6 +85,7 @@ enum {
 	OPT_VERIFY,
 	OPT_ALLOW_NON_EMPTY,
 	OPT_ALLOW_OTHER,
+	OPT_HF_CACHE,
 };
 
 #define MAX_PATTERNS 64
@@ -94,6 +104,40 @@ static char *default_log_path(const char *cache_dir, const char *mountpoint)
 	if (asprintf(&r, "%s/logs/%.200s.log", cache_dir, name) < 0)
 		return NULL;
 	return r;
+}
+
+/* --hf-cache without a MOUNTPOINT: $XDG_RUNTIME_DIR/hffs/<repo folder>[@<rev>] (private to the
+ * user, gone at logout like the mount), else <cache dir>/mnt/...; "/" in rev becomes "%2F".
+ * malloc'd; NULL when the repo id is not one (the mount then says why) or on OOM. */
+static char *hf_mountpoint(const char *cache_dir, const char *spec, const char *rev)
+{
+	const char *run = secure_getenv("XDG_RUNTIME_DIR");
+	_cleanup_free_ char *base = NULL, *revpart = NULL;
+	struct hub_repo repo;
+	struct hub_error err;
+	char dir[PATH_MAX];
+	struct stat st;
+	char *r;
+
+	if (hub_repo_parse(spec, &repo, &err) < 0)
+		return NULL;
+	if (run && run[0] == '/' && stat(run, &st) == 0 && S_ISDIR(st.st_mode))
+		r = asprintf(&base, "%s/hffs", run) < 0 ? NULL : base;
+	else
+		r = asprintf(&base, "%s/mnt", cache_dir) < 0 ? NULL : base;
+	if (!r || hf_layout_repo_dir(base, hub_repo_type_plural(repo.type), repo.id, dir,
+				     sizeof(dir)) < 0)
+		return NULL;
+	if (!strcmp(rev, "main"))
+		return strdup(dir);
+	revpart = malloc(3 * strlen(rev) + 1);
+	if (!revpart)
+		return NULL;
+	r = revpart;
+	for (const char *c = rev; *c; c++)
+		r += *c == '/' ? sprintf(r, "%%2F") : sprintf(r, "%c", *c);
+	*r = '\0';
+	return asprintf(&r, "%s@%s", dir, revpart) < 0 ? NULL : r;
 }
 
 /* A dead FUSE daemon leaves "Transport endpoint is not connected" behind: clear it so the
@@ -216,6 +260,7 @@ int cmd_mount(int argc, char **argv)
 		{ "verify", required_argument, NULL, OPT_VERIFY },
 		{ "allow-non-empty", no_argument, NULL, OPT_ALLOW_NON_EMPTY },
 		{ "allow-other", no_argument, NULL, OPT_ALLOW_OTHER },
+		{ "hf-cache", no_argument, NULL, OPT_HF_CACHE },
 		{ "include", required_argument, NULL, OPT_INCLUDE },
 		{ "exclude", required_argument, NULL, OPT_EXCLUDE },
 		{ "cache-max-size", required_argument, NULL, OPT_CACHE_MAX_SIZE },
@@ -228,6 +273,8 @@ int cmd_mount(int argc, char **argv)
 	bool allow_non_empty = false, new_cache;
 	const char *include[MAX_PATTERNS], *exclude[MAX_PATTERNS];
 	_cleanup_free_ char *cache_dir = NULL, *mountpoint = NULL, *log_path = NULL;
+	_cleanup_free_ char *hf_root = NULL;
+	char *picked = NULL; /* mountpoint, when --hf-cache picked it */
 	const char *cache_arg = NULL, *log_arg = NULL, *max_size_arg = NULL, *min_free_arg = NULL;
 	struct evict_limits budget;
 	bool foreground = false;
@@ -301,6 +348,9 @@ int cmd_mount(int argc, char **argv)
 		case OPT_ALLOW_OTHER:
 			o.allow_other = true;
 			break;
+		case OPT_HF_CACHE:
+			o.hf_cache = true;
+			break;
 		case OPT_VERIFY:
 			if (strcmp(optarg, "default") && strcmp(optarg, "strict")) {
 				log_err("--verify takes 'default' or 'strict', not '%s'", optarg);
@@ -332,7 +382,7 @@ int cmd_mount(int argc, char **argv)
 			return 2;
 		}
 	}
-	if (argc - optind != 2) {
+	if (argc - optind != 2 && !(o.hf_cache && argc - optind == 1)) {
 		fputs(mount_usage, stderr);
 		return 2;
 	}
@@ -347,8 +397,11 @@ int cmd_mount(int argc, char **argv)
 				 cli_check_endpoint(secure_getenv("HF_ENDPOINT"), "HF_ENDPOINT");
 	if (r)
 		return r;
-	mountpoint = cli_abspath(argv[optind + 1]);
 	cache_dir = cli_cache_dir(cache_arg);
+	if (argc - optind == 2)
+		mountpoint = cli_abspath(argv[optind + 1]);
+	else if (cache_dir)
+		mountpoint = picked = hf_mountpoint(cache_dir, o.repo, o.revision);
 	if (!mountpoint || !cache_dir) {
 		log_err("cannot determine the %s (set HOME or pass --cache-dir)",
 			mountpoint ? "cache directory" : "mountpoint");
@@ -372,6 +425,21 @@ int cmd_mount(int argc, char **argv)
 	}
 	o.cache_max_size = budget.max_size;
 	o.min_free = budget.min_free;
+	if (o.hf_cache) {
+		_cleanup_free_ char *root = hf_layout_root();
+
+		hf_root = root ? cli_abspath(root) : NULL;
+		if (!hf_root) {
+			log_err("--hf-cache: cannot tell where the Hugging Face cache is (set "
+				"HF_HUB_CACHE, HF_HOME or HOME)");
+			return 1;
+		}
+		o.hf_root = hf_root;
+	}
+	if (picked && (r = cli_mkdir_p(picked)) < 0) {
+		log_err("cannot create the mountpoint '%s': %s", picked, strerror(-r));
+		return 1;
+	}
 	if (check_mountpoint(mountpoint, allow_non_empty) < 0)
 		return 1;
 	o.mountpoint = mountpoint;
@@ -394,8 +462,14 @@ int cmd_mount(int argc, char **argv)
 			r = wait_ready(pid, fd);
 			if (r == 0 && log_path)
 				fprintf(stderr, "hffs: log: %s\n", log_path);
+			if (r == 0 && picked)
+				printf("%s\n", picked);
 			return r;
 		}
+	}
+	if (picked) { /* in the foreground, before it serves: a script reads it at once */
+		printf("%s\n", picked);
+		fflush(stdout);
 	}
 	r = mount_run(&o);
 	return r < 0 ? 1 : 0;

@@ -1,6 +1,7 @@
 /* cmd_unmount.c: `hffs unmount MOUNTPOINT`: asks the kernel to unmount, then waits (bounded)
  * for the daemon to commit what it fetched and exit, so a following mount or status sees
- * a settled cache. A mount whose daemon died is detached lazily. */
+ * a settled cache. A mount whose daemon died is detached lazily, and what it had added to the
+ * Hugging Face cache (--hf-cache) is taken out. */
 #include "cli/cli.h"
 
 #include <errno.h>
@@ -13,6 +14,7 @@
 #include <unistd.h>
 
 #include "cache/db.h"
+#include "cache/hf_manifest.h"
 #include "util/cleanup.h"
 #include "util/log.h"
 #include "util/mountinfo.h"
@@ -23,7 +25,8 @@ static const char unmount_usage[] =
 	"Usage: hffs unmount MOUNTPOINT [--cache-dir DIR] [--timeout S]\n"
 	"\n"
 	"Unmounts an hffs mount and waits up to S seconds (default 30) for its daemon to\n"
-	"record what it fetched and exit. A mount whose daemon died is detached.\n";
+	"record what it fetched and exit. A mount whose daemon died is detached, and the\n"
+	"entries it had added to the Hugging Face cache (--hf-cache) are taken out.\n";
 
 static pid_t mount_pid(const char *cache_dir, const char *mountpoint)
 {
@@ -139,5 +142,10 @@ int cmd_unmount(int argc, char **argv)
 			(int)pid, (unsigned)timeout_s);
 		return 1;
 	}
+	/* A daemon that exited cleaned its own entries; one that died left its manifest. */
+	r = hf_manifest_sweep(cache_dir);
+	if (r < 0)
+		log_warn("cannot take a dead mount's entries out of the Hugging Face cache: %s",
+			 strerror(-r));
 	return 0;
 }

@@ -17,6 +17,7 @@
 #include "cache/evict.h"
 #include "fetch/xfer.h"
 #include "fs/budget.h"
+#include "fs/hf_bridge.h"
 #include "fs/inode.h"
 #include "fs/live.h"
 #include "fs/ops.h"
@@ -24,6 +25,7 @@
 #include "fs/sched.h"
 #include "fs/session.h"
 #include "fs/snapshot.h"
+#include "util/cleanup.h"
 #include "util/log.h"
 #include "util/notify.h"
 #include "util/timeutil.h"
@@ -169,6 +171,15 @@ static int serve(const struct mount_opts *o, struct hub_config *cfg, struct cach
 		.stopped = serve_stop,
 		.stopped_ud = &st,
 	};
+	struct hf_manifest *hf = NULL;
+	struct hf_bridge_opts ho = {
+		.cache_dir = o->cache_dir,
+		.mountpoint = o->mountpoint,
+		.hf_root = o->hf_root,
+		.repo = &snap->repo,
+		.revision = snap->revision,
+		.commit = snap->commit,
+	};
 	int lock_fd = -1, r;
 
 	pthread_mutex_init(&m.se_lock, NULL);
@@ -235,8 +246,24 @@ static int serve(const struct mount_opts *o, struct hub_config *cfg, struct cach
 	}
 	if (live_start(db, o->mountpoint, st.x, st.s, st.pf, bu, &st.lp) < 0)
 		log_warn("live figures will not be published for 'hffs status'");
+	/* Before the mount answers, so a script that waits for `hffs mount` finds the files. */
+	if (o->hf_cache && (r = hf_bridge_add(&ho, t, &hf)) < 0) {
+		(void)db_mount_del(db, o->mountpoint);
+		goto out;
+	}
 	r = session_run(&se, &m);
 	log_info("unmounted '%s'", o->mountpoint);
+	if (hf) {
+		int x = hf_manifest_undo(TAKE_PTR(hf));
+
+		if (x < 0)
+			log_warn("cannot take every entry of this mount out of the Hugging Face "
+				 "cache (%s); the next hffs mount or unmount does",
+				 strerror(-x));
+		else
+			log_info("took the %d entries of this mount out of the Hugging Face cache",
+				 x);
+	}
 	(void)db_mount_del(db, o->mountpoint);
 out:
 	if (lock_fd >= 0)
@@ -259,6 +286,12 @@ int mount_run(const struct mount_opts *o)
 
 	/* Before the first thread: only the live publisher ever takes status's signal. */
 	live_block_signal();
+	/* Also before the first thread or LMDB handle: it forks. */
+	if (o->hf_cache && (r = hf_bridge_watch(o->cache_dir, o->log_path, o->ready_fd)) < 0) {
+		log_err("--hf-cache: cannot start the process that cleans up after a crash: %s",
+			strerror(-r));
+		return r;
+	}
 	/* Until the mount answers, lines go to the terminal that started it; the log file gets
 	 * them too, so it begins with the mount's start and its warnings. */
 	if (o->log_path) {
@@ -266,6 +299,9 @@ int mount_run(const struct mount_opts *o)
 		if (early_log >= 0)
 			log_set_copy_fd(early_log);
 	}
+	/* The --hf-cache entries of a mount that died with its watchdog: any next mount repairs. */
+	if (!o->hf_cache)
+		hf_bridge_sweep(o->cache_dir);
 	r = hub_config_init(&cfg, o->endpoint);
 	if (r < 0) {
 		log_err("out of memory");

@@ -28,6 +28,8 @@ struct mount_opts {
 	size_t nexclude;
 	bool debug; /* FUSE request tracing and debug logs */
 	bool allow_other; /* FUSE allow_other: users other than the mounter may read */
+	bool hf_cache; /* show the commit in the Hugging Face hub cache (fs/hf_bridge.h) */
+	const char *hf_root; /* that cache's root; NULL: hf_layout_root() */
 	int ready_fd; /* >= 0: a byte 0 is written there once the mount answers */
 	const char *log_path; /* after ready, stdout/stderr go there (NULL: unchanged) */
 };

@@ -104,7 +104,7 @@ def test_mount_options_map_to_flags_one_to_one(helper, tmp_path):
     opts = ("ro,defaults,_netdev,nofail,revision=v1,endpoint=http://h:1,cache_dir=/c,"
             "connections=4,max_rate=50M,stall_timeout=9,prefetch=none,verify=strict,"
             "include=*.json,include=*.txt,exclude=x/,cache_max_size=20G,min_free=1%,"
-            "log_file=/l,allow_other,allow_non_empty,debug,x-systemd.automount")
+            "log_file=/l,allow_other,allow_non_empty,debug,hf_cache,x-systemd.automount")
     p = subprocess.run(["mount", "-t", "hffs", "org/model", str(mp), "-o", opts],
                        capture_output=True, text=True)
     assert p.returncode == 0, p.stderr
@@ -114,7 +114,7 @@ def test_mount_options_map_to_flags_one_to_one(helper, tmp_path):
                     "--stall-timeout", "9", "--prefetch", "none", "--verify", "strict",
                     "--include", "*.json", "--include", "*.txt", "--exclude", "x/",
                     "--cache-max-size", "20G", "--min-free", "1%", "--log-file", "/l",
-                    "--allow-other", "--allow-non-empty", "--debug"]
+                    "--allow-other", "--allow-non-empty", "--debug", "--hf-cache"]
     # Each flag the helper passes is one hffs mount takes.
     mount_help = run_hffs("mount", "--help", check=True).stdout
     for a in args:
