@@ -104,7 +104,8 @@ def test_mount_options_map_to_flags_one_to_one(helper, tmp_path):
     opts = ("ro,defaults,_netdev,nofail,revision=v1,endpoint=http://h:1,cache_dir=/c,"
             "connections=4,max_rate=50M,stall_timeout=9,prefetch=none,verify=strict,"
             "include=*.json,include=*.txt,exclude=x/,cache_max_size=20G,min_free=1%,"
-            "log_file=/l,allow_other,allow_non_empty,debug,x-systemd.automount")
+            "log_file=/l,metrics_file=/m.prom,allow_other,allow_non_empty,debug,"
+            "x-systemd.automount")
     p = subprocess.run(["mount", "-t", "hffs", "org/model", str(mp), "-o", opts],
                        capture_output=True, text=True)
     assert p.returncode == 0, p.stderr
@@ -114,7 +115,8 @@ def test_mount_options_map_to_flags_one_to_one(helper, tmp_path):
                     "--stall-timeout", "9", "--prefetch", "none", "--verify", "strict",
                     "--include", "*.json", "--include", "*.txt", "--exclude", "x/",
                     "--cache-max-size", "20G", "--min-free", "1%", "--log-file", "/l",
-                    "--allow-other", "--allow-non-empty", "--debug"]
+                    "--metrics-file", "/m.prom", "--allow-other", "--allow-non-empty",
+                    "--debug"]
     # Each flag the helper passes is one hffs mount takes.
     mount_help = run_hffs("mount", "--help", check=True).stdout
     for a in args:
@@ -277,91 +279,3 @@ def test_systemd_unit_verifies(tmp_path):
                        env=dict(os.environ, SYSTEMD_UNIT_PATH=f"{tmp_path}:"))
     assert p.returncode == 0, p.stdout + p.stderr
     assert "hffs@" not in p.stderr, p.stderr  # no warning about the unit itself
-
-
-PROM_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
-PROM_SAMPLE = re.compile(r'([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{((?:[a-zA-Z_][a-zA-Z0-9_]*="'
-                         r'(?:[^"\\\n]|\\[\\"n])*",?)*)\})? (\S+)$')
-PROM_LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\\n]|\\[\\"n])*)"')
-
-
-def parse_prometheus(text):
-    """A strict reader of the text exposition format 0.0.4: every line a HELP, a TYPE or a
-    sample; TYPE before the family's samples and given once; a family's samples together;
-    counters named *_total; values numbers; no series twice. Returns {(name, labels): value}
-    with labels a sorted tuple of (name, value)."""
-    assert text.endswith("\n"), "the last line ends with a newline"
-    types, helps, series, done, current = {}, {}, {}, set(), None
-    for line in text[:-1].split("\n"):
-        if line.startswith("# HELP "):
-            name, _, doc = line[7:].partition(" ")
-            assert PROM_NAME.fullmatch(name) and doc and name not in helps, line
-            helps[name] = doc
-            continue
-        if line.startswith("# TYPE "):
-            name, _, typ = line[7:].partition(" ")
-            assert name not in types and name not in done, f"TYPE repeated or late: {line}"
-            assert typ in ("counter", "gauge", "histogram", "summary", "untyped"), line
-            assert typ != "counter" or name.endswith("_total"), f"counter not _total: {line}"
-            types[name] = typ
-            continue
-        assert not line.startswith("#") and line.strip() == line and line, repr(line)
-        m = PROM_SAMPLE.fullmatch(line)
-        assert m, f"not a sample: {line!r}"
-        name, labels, value = m.group(1), m.group(2) or "", m.group(3)
-        assert name in types and name in helps, f"sample before its TYPE and HELP: {line}"
-        if name != current:
-            assert name not in done, f"family {name} split"
-            if current:
-                done.add(current)
-            current = name
-        key = (name, tuple(sorted(PROM_LABEL.findall(labels))))
-        assert key not in series, f"series twice: {line}"
-        series[key] = float(value)
-    return series
-
-
-def prom_value(series, name, mp):
-    vals = [v for (n, labels), v in series.items()
-            if n == name and ("mountpoint", str(mp)) in labels]
-    assert len(vals) == 1, (name, vals)
-    return vals[0]
-
-
-def test_status_prometheus_parses_and_changes_as_reads_happen(mount, hub, cache_dir):
-    files = hub.files("org/model")
-    m = mount("org/model", "--prefetch", "none")
-
-    def scrape():
-        p = run_hffs("status", "--prometheus", "--cache-dir", cache_dir, check=True)
-        return parse_prometheus(p.stdout)
-
-    before = scrape()
-    assert before[("hffs_mounts", ())] == 1 and before[("hffs_dead_mounts", ())] == 0
-    info = [labels for (n, labels), v in before.items() if n == "hffs_mount_info"]
-    assert dict(info[0])["repo"] == "models/org/model" and dict(info[0])["revision"] == "main"
-    assert prom_value(before, "hffs_files", m.path) == len(files)
-    assert prom_value(before, "hffs_size_bytes", m.path) == sum(map(len, files.values()))
-    big = max(files, key=lambda f: len(files[f]))
-    assert (m.path / big).read_bytes() == files[big]
-    after = scrape()
-    for name in ("hffs_cached_bytes", "hffs_coverage_ratio", "hffs_fetched_bytes_total",
-                 "hffs_files_complete"):
-        assert prom_value(after, name, m.path) > prom_value(before, name, m.path), name
-    assert prom_value(after, "hffs_fetched_bytes_total", m.path) >= len(files[big])
-    assert prom_value(after, "hffs_verify_failures_total", m.path) == 0
-    # One mount by its mountpoint; --json and --prometheus are exclusive.
-    one = parse_prometheus(run_hffs("status", m.path, "--prometheus", check=True).stdout)
-    assert prom_value(one, "hffs_files", m.path) == len(files)
-    assert run_hffs("status", "--json", "--prometheus").returncode == 2
-
-
-def test_prometheus_parser_is_strict():
-    good = "# HELP a_total x\n# TYPE a_total counter\na_total{l=\"a\\\"b\"} 1\n"
-    assert parse_prometheus(good) == {("a_total", (("l", 'a\\"b'),)): 1.0}
-    for bad in ("# HELP a x\n# TYPE a counter\na 1\n",
-                "a 1\n", good + "a_total{l=\"a\\\"b\"} 2\n", good.replace(" 1\n", " x\n"),
-                good + "# HELP b y\n# TYPE b counter\nb 1\n", good.rstrip("\n"),
-                good.replace('{l="a\\"b"}', '{l="a"b"}')):
-        with pytest.raises((AssertionError, ValueError)):
-            parse_prometheus(bad)
