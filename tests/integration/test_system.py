@@ -1,16 +1,20 @@
 """hffs as system software: the man pages match --help, the mount(8) helper (mount -t hffs,
-an fstab line, options to flags, the private token file), --allow-other, readiness for a
-systemd Type=notify unit and `systemd-analyze verify` of the unit.
+an fstab line, options to flags, the private token file, a user mount), --allow-other,
+readiness for a systemd Type=notify unit and `systemd-analyze verify` of the unit.
 
 The helper is installed as /sbin/mount.hffs (where mount(8) looks) for the length of a test
-and removed after; tests run as root on a throwaway machine."""
+and removed after; the user-mount test adds its lines to /etc/fstab and a throwaway user,
+and takes both out again; tests run as root on a throwaway machine."""
 import json
 import os
 import pwd
 import re
 import shutil
+import signal
 import socket
+import stat
 import subprocess
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -214,6 +218,107 @@ def test_mount_t_hffs_and_fstab_mount_read_and_umount(helper, hub, cache_dir, tm
         for d in (tmp_path / "direct", tmp_path / "fromfstab"):
             if os.path.ismount(d):
                 subprocess.run(["umount", "-l", str(d)], capture_output=True)
+
+
+@pytest.fixture
+def throwaway_user():
+    """A user made for the test, its home in a fresh directory every user can enter, removed
+    after (its processes are the test's to stop, by PID). /dev/fuse is opened to every user
+    for the test, as udev makes it on a Debian host (0666; a container may give 0600)."""
+    for tool in ("useradd", "userdel", "runuser"):
+        if not shutil.which(tool):
+            pytest.skip(f"{tool} is not installed")
+    for suid in ("/bin/mount", "/bin/umount", shutil.which("fusermount3") or "/nonexistent"):
+        if not os.path.exists(suid) or not os.stat(suid).st_mode & stat.S_ISUID:
+            pytest.skip(f"{suid} is not setuid root: no user mounts on this machine")
+    top = Path(tempfile.mkdtemp(prefix="hffs-user-"))
+    top.chmod(0o755)
+    name = f"hffst{os.getpid() % 100000}"
+    subprocess.run(["useradd", "-M", "-d", str(top / "home"), "-s", "/bin/sh", name],
+                   check=True, capture_output=True)
+    fuse_mode = stat.S_IMODE(os.stat("/dev/fuse").st_mode)
+    try:
+        user = pwd.getpwnam(name)
+        (top / "home").mkdir()
+        os.chown(top / "home", user.pw_uid, user.pw_gid)
+        os.chmod("/dev/fuse", 0o666)
+        yield user, top
+    finally:
+        os.chmod("/dev/fuse", fuse_mode)
+        subprocess.run(["userdel", name], capture_output=True)
+        shutil.rmtree(top, ignore_errors=True)
+
+
+def fstab_add(line):
+    """Appends line to /etc/fstab (mount(8) reads no other fstab for a user); returns the
+    function that takes it out again, leaving every other line as it was."""
+    with open("/etc/fstab", "a") as f:
+        f.write(line + "\n")
+
+    def remove():
+        lines = Path("/etc/fstab").read_text().splitlines(True)
+        Path("/etc/fstab").write_text("".join(ln for ln in lines if ln.rstrip("\n") != line))
+    return remove
+
+
+def test_user_fstab_mount_runs_as_the_user(helper, hub, throwaway_user):
+    """An fstab line with `user`: the user mounts and unmounts it; the daemon runs as that user,
+    with the user's own cache (mount(8) gives the helper no HOME) and the user's private
+    token file; other users cannot read it (no allow_other)."""
+    user, top = throwaway_user
+    helper()
+    home = top / "home"
+    as_user = ["runuser", "-u", user.pw_name, "--"]
+    mps = {n: home / n for n in ("mp", "badtoken")}
+    tok = home / "token"
+    tok.write_text(TOKEN + "\n")
+    tok.chmod(0o600)
+    for path in (*mps.values(), tok):
+        path.mkdir() if path != tok else None
+        os.chown(path, user.pw_uid, user.pw_gid)
+    root_tok = top / "root-token"
+    root_tok.write_text(TOKEN + "\n")
+    root_tok.chmod(0o600)
+    opts = f"user,noauto,revision=main,endpoint={hub.api_url},min_free=0,prefetch=none"
+    removers = [fstab_add(f"org/gated {mps['mp']} hffs {opts},token_file={tok} 0 0"),
+                fstab_add(f"org/gated {mps['badtoken']} hffs {opts},token_file={root_tok} 0 0")]
+    pid = None
+    try:
+        p = subprocess.run([*as_user, "mount", str(mps["mp"])], capture_output=True, text=True,
+                           env=clean_env(), timeout=60)
+        assert p.returncode == 0, p.stderr
+        cache = home / ".cache" / "hffs"
+        assert f"log: {cache}/logs/" in p.stderr, p.stderr
+        pid = daemon_pid(mps["mp"], cache)
+        with open(f"/proc/{pid}/status") as f:
+            uids = next(ln for ln in f if ln.startswith("Uid:")).split()[1:]
+        assert set(map(int, uids)) == {user.pw_uid}, uids
+        assert os.stat(cache).st_uid == user.pw_uid
+        want = hub.files("org/gated")["config.json"]
+        p = subprocess.run([*as_user, "cat", str(mps["mp"] / "config.json")],
+                           capture_output=True, timeout=60)
+        assert p.returncode == 0 and p.stdout == want, p.stderr
+        p = subprocess.run(["runuser", "-u", "nobody", "--", "cat",
+                            str(mps["mp"] / "config.json")], capture_output=True, timeout=60)
+        assert p.returncode != 0 and b"Permission denied" in p.stderr, p.stderr
+        # The token file must be the user's own: root's is refused by name.
+        p = subprocess.run([*as_user, "mount", str(mps["badtoken"])], capture_output=True,
+                           text=True, env=clean_env(), timeout=60)
+        assert p.returncode != 0 and f"must be owned by {user.pw_name}" in p.stderr, p.stderr
+        assert not os.path.ismount(mps["badtoken"])
+        p = subprocess.run([*as_user, "umount", str(mps["mp"])], capture_output=True,
+                           text=True, timeout=60)
+        assert p.returncode == 0, p.stderr
+        wait_for(lambda: not os.path.exists(f"/proc/{pid}"), what="the daemon to exit")
+        assert not os.path.ismount(mps["mp"])
+    finally:
+        for mp in mps.values():
+            if os.path.ismount(mp):
+                subprocess.run(["fusermount3", "-uz", str(mp)], capture_output=True)
+        if pid and os.path.exists(f"/proc/{pid}"):
+            os.kill(pid, signal.SIGKILL)
+        for remove in removers:
+            remove()
 
 
 def test_allow_other_lets_another_user_read(mount, hub):
