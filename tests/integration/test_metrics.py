@@ -9,6 +9,7 @@ no notion of age, so a file left behind would export a mount that is gone, its c
 frozen, for as long as the machine runs; removing it ends the series, as a target that goes
 away does. (A daemon killed with -9 cannot remove it: `hffs_live_updated_timestamp_seconds`
 and node_exporter's `node_textfile_mtime_seconds` show its age.)"""
+import json
 import math
 import os
 import re
@@ -145,6 +146,10 @@ def read_uncached(path):
         os.close(fd)
 
 
+def misses_now(series, mp):
+    return value(series, "hffs_reads_total", mp, cache="miss")
+
+
 def fetched(series, mp):
     return sum(values(series, "hffs_fetched_bytes_total", mp).values())
 
@@ -242,6 +247,16 @@ def test_reads_hits_misses_bytes_by_source_and_latency(mount, hub, tmp_path):
     assert value(warm, "hffs_read_duration_seconds_sum", m.path) > 0
     assert value(warm, "hffs_read_errors_total", m.path) == 0
     assert value(warm, "hffs_cache_used_bytes", m.path) >= net - 2 * (1 << 20)
+
+    # --json and the text report say the same figures.
+    live = json.loads(run_hffs("status", str(m.path), "--json", check=True).stdout)
+    live = live["mounts"][0]["live"]
+    assert live["reads"] == {"hits": hits, "misses": misses_now(warm, m.path), "errors": 0}
+    assert live["bytes_from"] == {
+        "hub": value(warm, "hffs_fetched_bytes_total", m.path, source="hub"),
+        "cdn": value(warm, "hffs_fetched_bytes_total", m.path, source="cdn")}
+    text = run_hffs("status", str(m.path), check=True).stdout
+    assert f"reads: {int(hits)} from the cache, {int(misses_now(warm, m.path))} waited" in text
 
     # The file catches up within its period (no read happens meanwhile) and says the same.
     def from_file():
