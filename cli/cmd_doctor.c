@@ -20,7 +20,8 @@
 #include "util/log.h"
 
 static const char doctor_usage[] =
-	"Usage: hffs doctor [REPO] [--revision REV] [--endpoint URL] [--cache-dir DIR] [--json]\n"
+	"Usage: hffs doctor [REPO] [--revision REV] [--endpoint URL] [--cache-dir DIR]\n"
+	"                   [--allow-other] [--json]\n"
 	"\n"
 	"Says why a mount would fail or be slow: the endpoint (DNS, TCP, TLS and the CA\n"
 	"bundle, the proxy), the clock, the token, and with REPO the repo (exists, private,\n"
@@ -32,6 +33,8 @@ static const char doctor_usage[] =
 	"  -r, --revision REV      revision of REPO to check (default: main)\n"
 	"      --endpoint URL      Hub endpoint (default: $HF_ENDPOINT or https://huggingface.co)\n"
 	"      --cache-dir DIR     cache directory (default: as 'hffs mount')\n"
+	"      --allow-other       check what 'hffs mount --allow-other' needs too\n"
+	"                          (user_allow_other in /etc/fuse.conf when not root)\n"
 	"      --json              one JSON object: {\"checks\": [{name, status, detail, fix}]}\n"
 	"  -h, --help              this text\n";
 
@@ -39,6 +42,7 @@ enum {
 	OPT_ENDPOINT = 256,
 	OPT_CACHE_DIR,
 	OPT_JSON,
+	OPT_ALLOW_OTHER,
 };
 
 /* Above this the signed CDN URLs of S3 are refused (RequestTimeTooSkewed: 15 min). */
@@ -323,6 +327,7 @@ int cmd_doctor(int argc, char **argv)
 		{ "endpoint", required_argument, NULL, OPT_ENDPOINT },
 		{ "cache-dir", required_argument, NULL, OPT_CACHE_DIR },
 		{ "json", no_argument, NULL, OPT_JSON },
+		{ "allow-other", no_argument, NULL, OPT_ALLOW_OTHER },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
@@ -332,7 +337,7 @@ int cmd_doctor(int argc, char **argv)
 	_cleanup_free_ struct doctor *d = NULL;
 	struct hub_repo repo;
 	struct hub_error err = { 0 };
-	bool json = false;
+	bool json = false, allow_other = false;
 	int c, r;
 
 	while ((c = getopt_long(argc, argv, "r:h", longopts, NULL)) != -1) {
@@ -348,6 +353,9 @@ int cmd_doctor(int argc, char **argv)
 			break;
 		case OPT_JSON:
 			json = true;
+			break;
+		case OPT_ALLOW_OTHER:
+			allow_other = true;
 			break;
 		case 'h':
 			fputs(doctor_usage, stdout);
@@ -389,6 +397,8 @@ int cmd_doctor(int argc, char **argv)
 	else if (check_endpoint(d, &cfg) && optind < argc)
 		check_repo(d, &cfg, &repo, rev);
 	doctor_check_fuse(d);
+	if (allow_other)
+		doctor_check_allow_other(d);
 	doctor_check_cache(d, cache_dir);
 	doctor_check_mounts(d);
 	return doctor_print(d, json);

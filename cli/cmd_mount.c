@@ -63,6 +63,9 @@ static const char mount_usage[] =
 	"                          at most 5G); completion pauses there and reads that\n"
 	"                          cannot be cached fail with 'No space left on device'\n"
 	"      --log-file FILE     daemon log (default: DIR/logs/<mountpoint>.log)\n"
+	"      --metrics-file FILE  the mount's metrics in the Prometheus text format,\n"
+	"                          rewritten every 5 s and removed at unmount (for\n"
+	"                          node_exporter's textfile collector; default: none)\n"
 	"  -d, --debug             debug logs and FUSE request tracing\n"
 	"  -h, --help              this text\n"
 	"\n"
@@ -86,6 +89,7 @@ enum {
 	OPT_ALLOW_NON_EMPTY,
 	OPT_ALLOW_OTHER,
 	OPT_HF_CACHE,
+	OPT_METRICS_FILE,
 };
 
 #define MAX_PATTERNS 64
@@ -194,6 +198,36 @@ static int check_mountpoint(const char *mp, bool allow_non_empty)
 	return 0;
 }
 
+/* The daemon replaces path by renaming a file it writes beside it: its directory must take
+ * new files, and path must not be a directory. Said now, not in a log later. */
+static int check_metrics_file(const char *path)
+{
+	_cleanup_free_ char *dir = strdup(path);
+	char *slash = dir ? strrchr(dir, '/') : NULL;
+	const char *why = NULL;
+	struct stat st;
+
+	if (!slash)
+		return -ENOMEM;
+	slash[slash == dir] = '\0'; /* "/x" -> "/" */
+	if (stat(dir, &st) < 0)
+		why = strerror(errno);
+	else if (!S_ISDIR(st.st_mode))
+		why = "it is not a directory";
+	else if (access(dir, W_OK | X_OK) < 0)
+		why = "it is not writable (the file is replaced by renaming a file written beside it)";
+	if (why) {
+		log_err("--metrics-file '%s': directory '%s': %s", path, dir, why);
+		return -EINVAL;
+	}
+	if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
+		log_err("--metrics-file '%s' is a directory; name a file in it, e.g. '%s/hffs.prom'",
+			path, path);
+		return -EISDIR;
+	}
+	return 0;
+}
+
 /* Parent side: 0 once the daemon says the mount answers, else the daemon's exit status. */
 static int wait_ready(pid_t pid, int fd)
 {
@@ -265,6 +299,7 @@ int cmd_mount(int argc, char **argv)
 		{ "exclude", required_argument, NULL, OPT_EXCLUDE },
 		{ "cache-max-size", required_argument, NULL, OPT_CACHE_MAX_SIZE },
 		{ "min-free", required_argument, NULL, OPT_MIN_FREE },
+		{ "metrics-file", required_argument, NULL, OPT_METRICS_FILE },
 		{ "debug", no_argument, NULL, 'd' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
@@ -275,7 +310,9 @@ int cmd_mount(int argc, char **argv)
 	_cleanup_free_ char *cache_dir = NULL, *mountpoint = NULL, *log_path = NULL;
 	_cleanup_free_ char *hf_root = NULL;
 	char *picked = NULL; /* mountpoint, when --hf-cache picked it */
+	_cleanup_free_ char *metrics_file = NULL;
 	const char *cache_arg = NULL, *log_arg = NULL, *max_size_arg = NULL, *min_free_arg = NULL;
+	const char *metrics_arg = NULL;
 	struct evict_limits budget;
 	bool foreground = false;
 	uint64_t v;
@@ -321,6 +358,9 @@ int cmd_mount(int argc, char **argv)
 			break;
 		case OPT_LOG_FILE:
 			log_arg = optarg;
+			break;
+		case OPT_METRICS_FILE:
+			metrics_arg = optarg;
 			break;
 		case OPT_CACHE_MAX_SIZE:
 			max_size_arg = optarg;
@@ -442,6 +482,12 @@ int cmd_mount(int argc, char **argv)
 	}
 	if (check_mountpoint(mountpoint, allow_non_empty) < 0)
 		return 1;
+	if (metrics_arg) {
+		metrics_file = cli_abspath(metrics_arg);
+		if (!metrics_file || check_metrics_file(metrics_file) < 0)
+			return 1;
+		o.metrics_file = metrics_file;
+	}
 	o.mountpoint = mountpoint;
 	o.cache_dir = cache_dir;
 	if (!foreground) {

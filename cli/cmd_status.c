@@ -148,6 +148,12 @@ static void print_live_text(const struct live *l)
 	printf("  retries %llu, stalls %llu, failed ranges %llu, verification failures %llu\n",
 	       (unsigned long long)l->retries, (unsigned long long)l->stalls,
 	       (unsigned long long)l->failures, (unsigned long long)l->verify_failures);
+	printf("  reads: %llu from the cache, %llu waited for the network, %llu failed; fetched "
+	       "%s from the Hub, %s from the CDN\n",
+	       (unsigned long long)l->reads.reads[READSTATS_HIT],
+	       (unsigned long long)l->reads.reads[READSTATS_MISS],
+	       (unsigned long long)l->reads.errors, format_size(l->bytes_hub, a, sizeof(a)),
+	       format_size(l->bytes_cdn, b, sizeof(b)));
 	if (l->last_error[0])
 		printf("  last error (%llu s ago): %s\n", (unsigned long long)age, l->last_error);
 	if (l->retrying[0])
@@ -208,6 +214,15 @@ static void print_live_json(struct jsonw *w, const struct live *l)
 	jsonw_uint(w, "failures", l->failures);
 	jsonw_uint(w, "verify_failures", l->verify_failures);
 	jsonw_uint(w, "bytes_fetched", l->bytes_fetched);
+	jsonw_begin_object(w, "bytes_from");
+	jsonw_uint(w, "hub", l->bytes_hub);
+	jsonw_uint(w, "cdn", l->bytes_cdn);
+	jsonw_end_object(w);
+	jsonw_begin_object(w, "reads");
+	jsonw_uint(w, "hits", l->reads.reads[READSTATS_HIT]);
+	jsonw_uint(w, "misses", l->reads.reads[READSTATS_MISS]);
+	jsonw_uint(w, "errors", l->reads.errors);
+	jsonw_end_object(w);
 	jsonw_string(w, "phase", l->phase);
 	jsonw_bool(w, "stalled", l->stalled);
 	jsonw_string(w, "last_error", l->last_error[0] ? l->last_error : NULL);

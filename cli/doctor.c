@@ -16,6 +16,7 @@
 
 #include "cache/cache.h"
 #include "cli/cli.h"
+#include "cli/mount_check.h"
 #include "cli/mounts.h"
 #include "util/cleanup.h"
 #include "util/jsonw.h"
@@ -126,6 +127,30 @@ void doctor_check_fuse(struct doctor *d)
 			   "%s is not setuid root: only root can mount", path);
 	else
 		doctor_add(d, "fusermount", DOCTOR_OK, NULL, "%s", path);
+}
+
+void doctor_check_allow_other(struct doctor *d)
+{
+	const char *conf = secure_getenv("HFFS_DOCTOR_FUSE_CONF");
+	bool allows;
+
+	if (!conf || !*conf)
+		conf = "/etc/fuse.conf";
+	allows = cli_fuse_conf_allows_other(conf);
+	if (geteuid() == 0)
+		doctor_add(d, "allow_other", DOCTOR_OK, NULL,
+			   "root may mount with --allow-other; %s %s user_allow_other (users' own "
+			   "mounts with allow_other%s)",
+			   conf, allows ? "has" : "has no line",
+			   allows ? " may use it" : ", fstab 'user' mounts included, are refused");
+	else if (allows)
+		doctor_add(d, "allow_other", DOCTOR_OK, NULL, "%s has user_allow_other", conf);
+	else
+		doctor_add(d, "allow_other", DOCTOR_FAIL,
+			   "as root: echo user_allow_other >> /etc/fuse.conf",
+			   "%s has no line user_allow_other: fusermount3 refuses --allow-other to "
+			   "users other than root",
+			   conf);
 }
 
 static void human(unsigned long long n, char *buf, size_t len)

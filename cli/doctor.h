@@ -35,6 +35,9 @@ int doctor_print(const struct doctor *d, bool json);
 
 /* /dev/fuse (HFFS_DOCTOR_FUSE_DEV replaces the path: a test hook) and fusermount3 on PATH. */
 void doctor_check_fuse(struct doctor *d);
+/* For --allow-other: a user other than root needs a line user_allow_other in /etc/fuse.conf
+ * (HFFS_DOCTOR_FUSE_CONF replaces the path: a test hook), as `hffs mount` checks it. */
+void doctor_check_allow_other(struct doctor *d);
 /* The cache directory dir: writable, 0700, free space against the default floor, the index
  * opens with this build's schema (never created here). */
 void doctor_check_cache(struct doctor *d, const char *dir);

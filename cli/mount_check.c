@@ -76,7 +76,7 @@ int cli_check_endpoint(const char *endpoint, const char *from)
 }
 
 /* fusermount3 reads each line without its surrounding blanks; '#' starts a comment. */
-static bool conf_allows_other(const char *conf)
+bool cli_fuse_conf_allows_other(const char *conf)
 {
 	FILE *f = fopen(conf, "re");
 	char line[256];
@@ -97,7 +97,7 @@ static bool conf_allows_other(const char *conf)
 
 int cli_check_allow_other(const char *conf)
 {
-	if (geteuid() == 0 || conf_allows_other(conf))
+	if (geteuid() == 0 || cli_fuse_conf_allows_other(conf))
 		return 0;
 	log_err("--allow-other needs a line 'user_allow_other' in %s when not mounting as root "
 		"(fusermount3 refuses it otherwise): as root, echo user_allow_other >> %s",

@@ -2,6 +2,8 @@
  * the message: a repo given as a URL or with a trailing slash, an endpoint without a scheme. */
 #pragma once
 
+#include <stdbool.h>
+
 /* 0 when spec looks like a repo id (the Hub's own rules are checked later); else says what is
  * wrong, with the id to use when one can be read from it, and returns 2. */
 int cli_check_repo_arg(const char *spec);
@@ -12,3 +14,6 @@ int cli_check_endpoint(const char *endpoint, const char *from);
  * /etc/fuse.conf) has a user_allow_other line, which fusermount3 requires; else says so with
  * the fix and returns 1. */
 int cli_check_allow_other(const char *conf);
+/* Whether the FUSE config file conf has a user_allow_other line, read as fusermount3 reads
+ * it (blanks around, '#' comments). False when it cannot be read. */
+bool cli_fuse_conf_allows_other(const char *conf);

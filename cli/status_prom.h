@@ -1,6 +1,6 @@
-/* status_prom.h: `hffs status --prometheus`: the figures status shows, as the Prometheus text
- * exposition format (version 0.0.4): one family per metric, HELP and TYPE first, a series per
- * mount labelled by mountpoint and repo. Main thread only; docs/cli.md lists every metric. */
+/* status_prom.h: `hffs status --prometheus`: the mounts status saw, written in the Prometheus
+ * text exposition format by fs/prom.h, with the report's totals (mounts, dead mounts). Main
+ * thread only; docs/metrics.md lists every metric. */
 #pragma once
 
 #include <stdbool.h>
@@ -32,7 +32,8 @@ struct status_prom {
 int status_prom_add(struct status_prom *p, const char *cache_dir, const struct db_mount *m,
 		    const struct live *l, size_t files, size_t files_complete, uint64_t total,
 		    uint64_t cached);
-/* Writes every family to f, then the count of dead mounts (their daemon gone). */
+/* Writes every family to f, then the count of dead mounts (their daemon gone). Out of
+ * memory, only the totals. */
 void status_prom_print(const struct status_prom *p, size_t dead, FILE *f);
 /* Frees what status_prom_add() copied; p is empty after. */
 void status_prom_done(struct status_prom *p);

@@ -198,3 +198,8 @@ void xfer_get_stats(struct xfer *x, struct xfer_stats *ret)
 	*ret = x->stats;
 	pthread_mutex_unlock(&x->lock);
 }
+
+const char *xfer_source_str(enum xfer_source s)
+{
+	return s == XFER_SOURCE_CDN ? "cdn" : "hub";
+}

@@ -70,8 +70,19 @@ struct xfer_req {
 	struct xfer_sink sink;
 };
 
+/* Where a transfer's bytes came from, as the engine tells origins apart. */
+enum xfer_source {
+	XFER_SOURCE_HUB, /* the endpoint's origin (the Hub, or the mirror HF_ENDPOINT names) */
+	XFER_SOURCE_CDN, /* any other origin a redirect led to (the Hub's CDN) */
+	XFER_SOURCE_COUNT,
+};
+
+/* The label of a source in metrics: "hub", "cdn". */
+const char *xfer_source_str(enum xfer_source s);
+
 struct xfer_stats {
 	uint64_t bytes; /* body bytes received since start */
+	uint64_t bytes_from[XFER_SOURCE_COUNT]; /* the same bytes by origin (they sum to it) */
 	uint64_t requests; /* ranges completed */
 	uint64_t resolves; /* resolve-URL exchanges */
 	uint64_t retries;

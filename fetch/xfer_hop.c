@@ -140,6 +140,7 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *ud)
 	h->last_io = now_usec();
 	xfer_limit_take(&n->limit, len);
 	h->x->es.bytes += len;
+	h->x->es.bytes_from[h->source] += len;
 	off = (size_t)MIN(h->skip, (uint64_t)len);
 	h->skip -= off;
 	take = (size_t)MIN((uint64_t)(len - off), r->len - r->written);
@@ -249,6 +250,8 @@ int xnet_hop_start(struct xfer *x, struct xreq *r, const char *url, unsigned red
 		goto out_free_hop;
 	h->is_resolve = strcmp(url, r->url) == 0;
 	h->from_target = !h->is_resolve;
+	h->source = n->endpoint[0] && !http_same_origin(h->url, n->endpoint) ? XFER_SOURCE_CDN :
+									       XFER_SOURCE_HUB;
 	h->first = r->offset + r->written;
 	h->last = r->offset + r->len - 1;
 	h->last_io = now_usec();

@@ -39,6 +39,7 @@ struct xhop {
 	char *url;
 	bool is_resolve; /* url is r's resolve URL */
 	bool from_target; /* url was learnt from a redirect (a CDN or the resolve-cache) */
+	enum xfer_source source; /* the endpoint's origin or another, for the byte counts */
 	uint64_t gen; /* the blob entry's gen when this hop began */
 	unsigned redirects; /* hops before this one in the attempt */
 	uint64_t first, last; /* bytes asked for */

@@ -33,6 +33,7 @@ struct budget {
 	pthread_mutex_t scan;
 	pthread_mutex_t lock;
 	uint64_t usage0, avail0; /* lock: as measured */
+	bool usage_walked; /* lock: usage0 came from a walk (else it only adds what landed) */
 	uint64_t measured_at; /* lock: monotonic usec; 0: never */
 	uint64_t landed; /* lock: bytes settled since the measurement */
 	uint64_t pending; /* lock: bytes granted and not settled */
@@ -97,12 +98,15 @@ static void explain_locked(struct budget *b, uint64_t n)
 			 format_size(n, s3, sizeof(s3)));
 }
 
-/* Sets the figures as measured; bytes settled since landed0 was read may or may not be in
- * them, so they stay counted. */
-static void set_figures(struct budget *b, uint64_t usage, uint64_t avail, uint64_t landed0)
+/* Sets the figures as measured (usage walked, or not: then what landed is added to the
+ * last figure); bytes settled since landed0 was read may or may not be in them, so they stay
+ * counted. */
+static void set_figures(struct budget *b, bool walked, uint64_t usage, uint64_t avail,
+			uint64_t landed0)
 {
 	pthread_mutex_lock(&b->lock);
-	b->usage0 = usage;
+	b->usage0 = walked ? usage : b->usage0 + landed0;
+	b->usage_walked |= walked;
 	b->avail0 = avail;
 	b->landed -= landed0;
 	b->measured_at = now_usec();
@@ -120,15 +124,16 @@ static uint64_t landed_now(struct budget *b)
 }
 
 /* Takes the figures again: free space always, usage (a walk of the blob records) when there
- * is a max size. Called with scan held, lock not held. */
-static int measure(struct budget *b)
+ * is a max size or walk says so. Called with scan held, lock not held. */
+static int measure(struct budget *b, bool walk)
 {
 	struct evict_limits none = { .max_size = EVICT_NO_LIMIT };
 	struct evict_plan plan = { 0 };
 	uint64_t total, avail, landed0 = landed_now(b);
 	int r;
 
-	if (b->limits.max_size != EVICT_NO_LIMIT) {
+	walk |= b->limits.max_size != EVICT_NO_LIMIT;
+	if (walk) {
 		r = evict_plan(b->cache, &none, NULL, &plan);
 		evict_plan_done(&plan);
 		if (r < 0)
@@ -137,8 +142,18 @@ static int measure(struct budget *b)
 	r = evict_fs_space(b->dir, &total, &avail);
 	if (r < 0)
 		return r;
-	set_figures(b, plan.usage, avail, landed0);
+	set_figures(b, walk, plan.usage, avail, landed0);
 	return 0;
+}
+
+int budget_measure_usage(struct budget *b)
+{
+	int r;
+
+	pthread_mutex_lock(&b->scan);
+	r = measure(b, true);
+	pthread_mutex_unlock(&b->scan);
+	return r;
 }
 
 /* Evicts what the limits ask for n more bytes (beyond what is pending) plus some slack, so
@@ -193,9 +208,9 @@ static void evict_for(struct budget *b, uint64_t n)
 	/* The plan walked every record before removing: its usage less what went is the usage
 	 * now; free space is asked again (one statvfs). Without a plan, measure from scratch. */
 	if (r == 0 && evict_fs_space(b->dir, &total, &avail) == 0)
-		set_figures(b, sub0(plan.usage, res.freed), avail, landed0);
+		set_figures(b, true, sub0(plan.usage, res.freed), avail, landed0);
 	else
-		(void)measure(b);
+		(void)measure(b, false);
 	evict_plan_done(&plan);
 }
 
@@ -208,7 +223,7 @@ static void refresh(struct budget *b, uint64_t n)
 	pthread_mutex_lock(&b->lock);
 	ok = now_usec() - b->measured_at < MEASURE_MAX_AGE_USEC;
 	pthread_mutex_unlock(&b->lock);
-	if (!ok && measure(b) < 0)
+	if (!ok && measure(b, false) < 0)
 		return;
 	pthread_mutex_lock(&b->lock);
 	ok = fits_locked(b, n);
@@ -298,6 +313,8 @@ void budget_get_stats(struct budget *b, struct budget_stats *ret)
 	*ret = (struct budget_stats){
 		.limits = b->limits,
 		.usage = est_usage_locked(b),
+		.used = b->usage0 + b->landed,
+		.used_known = b->usage_walked,
 		.avail = est_avail_locked(b),
 		.evicted_blobs = b->evicted_blobs,
 		.evicted_bytes = b->evicted_bytes,

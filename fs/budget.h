@@ -47,9 +47,17 @@ bool budget_room(struct budget *b, uint64_t n);
 /* The last refusal in words ("" while nothing was refused since the last grant), into buf. */
 void budget_why(struct budget *b, char *buf, size_t len);
 
+/* Measures the bytes the cache's data files occupy now (a walk of the blob records and a
+ * stat of each data file, under the budget's slow lock), which a budget without
+ * --cache-max-size never needs for itself: for the figures of `hffs status` and metrics.
+ * Blocking (disk); any thread but one that holds the budget. -errno of the walk. */
+int budget_measure_usage(struct budget *b);
+
 struct budget_stats {
 	struct evict_limits limits;
 	uint64_t usage; /* estimated bytes of the cache's data files (0: not measured) */
+	uint64_t used; /* of which written (not merely granted); valid when used_known */
+	bool used_known; /* usage was walked at least once (always with a max_size) */
 	uint64_t avail; /* estimated bytes free on the cache's file system */
 	uint64_t evicted_blobs; /* by this mount */
 	uint64_t evicted_bytes;

@@ -9,20 +9,23 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
+#include "fs/prom.h"
+#include "util/atomic_file.h"
 #include "util/cleanup.h"
 #include "util/log.h"
 #include "util/timeutil.h"
 
 #define RATE_SAMPLES 5
+/* The cache's usage is a walk of its blob records and a stat per data file: not every
+ * second. */
+#define USAGE_EVERY_USEC (30 * USEC_PER_SEC)
 
 struct live_pub {
-	struct cache_db *db;
-	char *mountpoint;
-	struct xfer *x;
-	struct sched *s;
-	struct prefetch *p;
-	struct budget *b;
+	struct live_opts o; /* as given; use the copies below for its strings and record */
+	struct db_mount rec;
+	char *cache_dir, *metrics_file;
 	pthread_t thread;
 	pthread_mutex_t lock;
 	bool stop; /* lock */
@@ -32,30 +35,63 @@ struct live_pub {
 	uint64_t last_progress; /* monotonic usec when bytes last grew (thread only) */
 	uint64_t last_bytes;
 	enum fetch_reason warned; /* the retried cause last said in the log (thread only) */
+	uint64_t usage_at; /* monotonic usec of the last walk of the cache (thread only) */
+	uint64_t metrics_at; /* monotonic usec of the last metrics file (thread only) */
+	int metrics_err; /* the last failure to write it, said once (thread only) */
 };
 
-enum field_kind { F_U64, F_UINT, F_I64, F_BOOL, F_STR };
+/* F_U64S: an array of uint64_t, its values on one line separated by spaces. */
+enum field_kind { F_U64, F_UINT, F_I64, F_BOOL, F_STR, F_U64S };
 
 /* clang-format 14 splits a braced initializer in a macro over lines, badly. */
 /* clang-format off */
 #define FIELD(n, k) { #n, k, offsetof(struct live, n), sizeof(((struct live *)0)->n) }
+#define FIELD_AS(name, n, k) { name, k, offsetof(struct live, n), sizeof(((struct live *)0)->n) }
 /* clang-format on */
 static const struct field {
 	const char *name;
 	enum field_kind kind;
 	size_t off, size;
 } fields[] = {
-	FIELD(updated, F_U64),	     FIELD(rate, F_U64),	   FIELD(bytes_fetched, F_U64),
-	FIELD(bytes_total, F_U64),   FIELD(bytes_cached, F_U64),   FIELD(eta_s, F_I64),
-	FIELD(active, F_UINT),	     FIELD(queued, F_UINT),	   FIELD(retries, F_U64),
-	FIELD(stalls, F_U64),	     FIELD(failures, F_U64),	   FIELD(verify_failures, F_U64),
-	FIELD(files_wanted, F_UINT), FIELD(files_done, F_UINT),	   FIELD(phase, F_STR),
-	FIELD(stalled, F_BOOL),	     FIELD(last_error_at, F_U64),  FIELD(last_error, F_STR),
-	FIELD(paused, F_STR),	     FIELD(cache_max_size, F_U64), FIELD(min_free, F_U64),
-	FIELD(disk_free, F_U64),     FIELD(space_needed, F_U64),   FIELD(space_room, F_U64),
-	FIELD(evicted_blobs, F_U64), FIELD(evicted_bytes, F_U64),  FIELD(retrying, F_STR),
+	FIELD(updated, F_U64),
+	FIELD(rate, F_U64),
+	FIELD(bytes_fetched, F_U64),
+	FIELD(bytes_total, F_U64),
+	FIELD(bytes_cached, F_U64),
+	FIELD(eta_s, F_I64),
+	FIELD(active, F_UINT),
+	FIELD(queued, F_UINT),
+	FIELD(retries, F_U64),
+	FIELD(stalls, F_U64),
+	FIELD(failures, F_U64),
+	FIELD(verify_failures, F_U64),
+	FIELD(files_wanted, F_UINT),
+	FIELD(files_done, F_UINT),
+	FIELD(phase, F_STR),
+	FIELD(stalled, F_BOOL),
+	FIELD(last_error_at, F_U64),
+	FIELD(last_error, F_STR),
+	FIELD(paused, F_STR),
+	FIELD(cache_max_size, F_U64),
+	FIELD(min_free, F_U64),
+	FIELD(disk_free, F_U64),
+	FIELD(space_needed, F_U64),
+	FIELD(space_room, F_U64),
+	FIELD(evicted_blobs, F_U64),
+	FIELD(evicted_bytes, F_U64),
+	FIELD(retrying, F_STR),
+	FIELD(cache_used, F_U64),
+	FIELD(cache_used_known, F_BOOL),
+	FIELD(bytes_hub, F_U64),
+	FIELD(bytes_cdn, F_U64),
+	FIELD_AS("reads", reads.reads, F_U64S),
+	FIELD_AS("read_bytes", reads.bytes, F_U64S),
+	FIELD_AS("read_errors", reads.errors, F_U64),
+	FIELD_AS("read_usec", reads.usec_sum, F_U64),
+	FIELD_AS("read_buckets", reads.buckets, F_U64S),
 };
 #undef FIELD
+#undef FIELD_AS
 
 /* A failure the engine retries makes reads wait: said once per cause in the log, at once,
  * and shown in status while it lasts; its end is said too. */
@@ -95,6 +131,14 @@ static int field_put(const struct live *l, const struct field *f, char *buf, siz
 		break;
 	case F_BOOL:
 		n = snprintf(buf, len, "%s=%d\n", f->name, *(const bool *)p);
+		break;
+	case F_U64S:
+		n = snprintf(buf, len, "%s=", f->name);
+		for (size_t i = 0; i < f->size / sizeof(uint64_t) && n >= 0 && (size_t)n < len; i++)
+			n += snprintf(buf + n, len - (size_t)n, "%s%" PRIu64, i ? " " : "",
+				      ((const uint64_t *)p)[i]);
+		if (n >= 0 && (size_t)n < len)
+			n += snprintf(buf + n, len - (size_t)n, "\n");
 		break;
 	case F_STR:
 		n = snprintf(buf, len, "%s=%.*s\n", f->name, (int)strnlen(p, f->size), p);
@@ -139,6 +183,18 @@ static bool field_set(struct live *l, const struct field *f, const char *v)
 	case F_STR:
 		snprintf(p, f->size, "%s", v);
 		return true;
+	case F_U64S: {
+		size_t i = 0;
+		int used;
+
+		/* As many values as are given, up to the array's length. */
+		while (i < f->size / sizeof(uint64_t) &&
+		       sscanf(v, " %" SCNu64 "%n", &((uint64_t *)p)[i], &used) == 1) {
+			v += used;
+			i++;
+		}
+		return i > 0;
+	}
 	}
 	return false;
 }
@@ -173,10 +229,10 @@ static void sample(struct live_pub *lp, struct live *l)
 	struct prefetch_stats ps = { .phase = PREFETCH_DONE };
 	uint64_t now = now_usec(), oldest, remaining;
 
-	xfer_get_stats(lp->x, &xs);
-	sched_get_stats(lp->s, &ss);
-	if (lp->p)
-		prefetch_get_stats(lp->p, &ps);
+	xfer_get_stats(lp->o.x, &xs);
+	sched_get_stats(lp->o.s, &ss);
+	if (lp->o.p)
+		prefetch_get_stats(lp->o.p, &ps);
 	memset(l, 0, sizeof(*l));
 	l->updated = now_realtime_usec();
 	/* Rate over the last RATE_SAMPLES samples (about a second apart; a status request adds
@@ -198,6 +254,10 @@ static void sample(struct live_pub *lp, struct live *l)
 	if (!xs.active && lp->nsamples > 1 && xs.bytes == lp->samples[lp->nsamples - 2])
 		l->rate = 0;
 	l->bytes_fetched = xs.bytes;
+	l->bytes_hub = xs.bytes_from[XFER_SOURCE_HUB];
+	l->bytes_cdn = xs.bytes_from[XFER_SOURCE_CDN];
+	if (lp->o.reads)
+		readstats_get(lp->o.reads, &l->reads);
 	l->bytes_total = ss.bytes_total;
 	l->bytes_cached = ss.bytes_present;
 	remaining = ss.bytes_total - MIN(ss.bytes_total, ss.bytes_present);
@@ -211,17 +271,23 @@ static void sample(struct live_pub *lp, struct live *l)
 	l->verify_failures = ss.verify_failures;
 	l->files_wanted = ps.files_wanted;
 	l->files_done = ps.files_done;
-	snprintf(l->phase, sizeof(l->phase), "%s", lp->p ? prefetch_phase_str(ps.phase) : "off");
+	snprintf(l->phase, sizeof(l->phase), "%s", lp->o.p ? prefetch_phase_str(ps.phase) : "off");
 	if (xs.bytes != lp->last_bytes || !lp->last_progress) {
 		lp->last_bytes = xs.bytes;
 		lp->last_progress = now;
 	}
 	l->stalled =
 		(xs.active || l->queued) && now - lp->last_progress > LIVE_STALL_S * USEC_PER_SEC;
-	if (lp->b) {
+	if (lp->o.b) {
 		struct budget_stats bs;
 
-		budget_get_stats(lp->b, &bs);
+		if (!lp->usage_at || now - lp->usage_at >= USAGE_EVERY_USEC) {
+			(void)budget_measure_usage(lp->o.b);
+			lp->usage_at = now;
+		}
+		budget_get_stats(lp->o.b, &bs);
+		l->cache_used = bs.used;
+		l->cache_used_known = bs.used_known;
 		l->cache_max_size = bs.limits.max_size == EVICT_NO_LIMIT ? 0 : bs.limits.max_size;
 		l->min_free = bs.limits.min_free;
 		l->disk_free = bs.avail;
@@ -262,7 +328,49 @@ static bool stopping(struct live_pub *lp)
 	return stop;
 }
 
-/* Publishes once a second, and at once (after committing what landed) when status asks. */
+/* The mount's files as the scheduler knows them now, for the metrics' coverage. */
+static void coverage(struct live_pub *lp, struct prom_mount *v)
+{
+	const struct inode_table *t = lp->o.t;
+
+	for (uint64_t ino = 1; t && ino <= inode_count(t); ino++) {
+		const struct inode *f = inode_get(t, ino);
+		struct sched_file_info fi;
+
+		if (f->is_dir)
+			continue;
+		sched_file_info(lp->o.s, f, &fi);
+		v->files++;
+		v->bytes_total += f->size;
+		v->bytes_cached += fi.bytes_cached;
+		v->files_complete += !strcmp(fi.state, "complete") || !strcmp(fi.state, "verified");
+	}
+}
+
+static int metrics_fill(FILE *f, void *ud)
+{
+	prom_print(f, ud, 1);
+	return ferror(f) ? -EIO : 0;
+}
+
+/* Rewrites the metrics file (whole, or not at all); says once why it cannot. */
+static void metrics_write(struct live_pub *lp, const struct live *l)
+{
+	struct prom_mount v = { .m = &lp->rec, .cache_dir = lp->cache_dir, .live = l };
+	int r;
+
+	coverage(lp, &v);
+	r = atomic_file_write(lp->metrics_file, 0644, metrics_fill, &v);
+	if (r < 0 && r != lp->metrics_err)
+		log_warn("cannot write the metrics file '%s': %s; trying again every %d s",
+			 lp->metrics_file, strerror(-r), LIVE_METRICS_S);
+	else if (r == 0 && lp->metrics_err)
+		log_info("the metrics file '%s' is written again", lp->metrics_file);
+	lp->metrics_err = r;
+}
+
+/* Publishes once a second, and at once (after committing what landed) when status asks;
+ * rewrites the metrics file every LIVE_METRICS_S. */
 static void *live_main(void *arg)
 {
 	struct live_pub *lp = arg;
@@ -276,19 +384,33 @@ static void *live_main(void *arg)
 	while (!stopping(lp)) {
 		struct live l;
 		size_t n;
+		uint64_t now;
 
 		if (flush)
-			sched_flush(lp->s);
+			sched_flush(lp->o.s);
 		sample(lp, &l);
 		n = live_encode(&l, buf, sizeof(buf));
-		(void)db_live_put(lp->db, lp->mountpoint, buf, n);
+		(void)db_live_put(lp->o.db, lp->rec.mountpoint, buf, n);
+		now = now_usec();
+		if (lp->metrics_file &&
+		    (!lp->metrics_at || now - lp->metrics_at >= LIVE_METRICS_S * USEC_PER_SEC)) {
+			metrics_write(lp, &l);
+			lp->metrics_at = now;
+		}
 		flush = sigtimedwait(&set, NULL, &second) == LIVE_FLUSH_SIGNAL;
 	}
 	return NULL;
 }
 
-int live_start(struct cache_db *db, const char *mountpoint, struct xfer *x, struct sched *s,
-	       struct prefetch *p, struct budget *b, struct live_pub **ret)
+static void live_free(struct live_pub *lp)
+{
+	pthread_mutex_destroy(&lp->lock);
+	free(lp->cache_dir);
+	free(lp->metrics_file);
+	free(lp);
+}
+
+int live_start(const struct live_opts *o, struct live_pub **ret)
 {
 	struct live_pub *lp = calloc(1, sizeof(*lp));
 	sigset_t set, old;
@@ -296,13 +418,15 @@ int live_start(struct cache_db *db, const char *mountpoint, struct xfer *x, stru
 
 	if (!lp)
 		return -ENOMEM;
-	*lp = (struct live_pub){ .db = db, .x = x, .s = s, .p = p, .b = b };
-	lp->mountpoint = strdup(mountpoint);
-	if (!lp->mountpoint) {
-		free(lp);
+	pthread_mutex_init(&lp->lock, NULL);
+	lp->o = *o;
+	lp->rec = *o->rec;
+	lp->cache_dir = strdup(o->cache_dir ? o->cache_dir : "");
+	lp->metrics_file = o->metrics_file ? strdup(o->metrics_file) : NULL;
+	if (!lp->cache_dir || (o->metrics_file && !lp->metrics_file)) {
+		live_free(lp);
 		return -ENOMEM;
 	}
-	pthread_mutex_init(&lp->lock, NULL);
 	/* The thread starts with the signal blocked (it inherits this mask), so the wake-up of
 	 * live_stop() can never take its default action, whoever the caller is. */
 	sigemptyset(&set);
@@ -311,9 +435,7 @@ int live_start(struct cache_db *db, const char *mountpoint, struct xfer *x, stru
 	r = pthread_create(&lp->thread, NULL, live_main, lp);
 	(void)pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (r != 0) {
-		pthread_mutex_destroy(&lp->lock);
-		free(lp->mountpoint);
-		free(lp);
+		live_free(lp);
 		return -EAGAIN;
 	}
 	*ret = lp;
@@ -329,9 +451,11 @@ struct live_pub *live_stop(struct live_pub *lp)
 	pthread_mutex_unlock(&lp->lock);
 	(void)pthread_kill(lp->thread, LIVE_FLUSH_SIGNAL);
 	pthread_join(lp->thread, NULL);
-	(void)db_live_del(lp->db, lp->mountpoint);
-	pthread_mutex_destroy(&lp->lock);
-	free(lp->mountpoint);
-	free(lp);
+	(void)db_live_del(lp->o.db, lp->rec.mountpoint);
+	/* The mount is gone: so are its series (a file left would export it forever). */
+	if (lp->metrics_file && unlink(lp->metrics_file) < 0 && errno != ENOENT)
+		log_warn("cannot remove the metrics file '%s': %s", lp->metrics_file,
+			 strerror(errno));
+	live_free(lp);
 	return NULL;
 }

@@ -1,7 +1,9 @@
 /* live.h: the live figures of a running mount (rate, ETA, connections, retries, stalls, the
- * last error in words, background completion's phase). A publisher thread samples the engine,
- * the scheduler and background completion once a second and writes them to the cache index
- * (db_live_put), where `hffs status` reads them, daemon or not. The record is "key=value"
+ * last error in words, background completion's phase, bytes by origin, what reads met, the
+ * cache's usage). A publisher thread samples the engine, the scheduler, the read counters and
+ * background completion once a second and writes them to the cache index (db_live_put),
+ * where `hffs status` reads them, daemon or not; with a metrics file, it also rewrites that
+ * every LIVE_METRICS_S seconds in the Prometheus text format (prom.h). The record is "key=value"
  * lines, so readers ignore keys they do not know and old readers survive new keys.
  * `hffs status` asks for the truth now with LIVE_FLUSH_SIGNAL sent to the daemon: the
  * publisher then commits every landed block and verdict to the index (sched_flush) and
@@ -18,12 +20,15 @@
 #include "cache/db.h"
 #include "fetch/xfer.h"
 #include "fs/budget.h"
+#include "fs/inode.h"
 #include "fs/prefetch.h"
+#include "fs/readstats.h"
 #include "fs/sched.h"
 
 #define LIVE_STALL_S 30
 #define LIVE_RETRY_S 10
 #define LIVE_FLUSH_SIGNAL SIGUSR1
+#define LIVE_METRICS_S 5
 
 /* Blocks LIVE_FLUSH_SIGNAL in the calling thread, and so in every thread it creates after.
  * Call once in the daemon before any thread exists. */
@@ -52,6 +57,10 @@ struct live {
 	uint64_t space_needed; /* bytes completion still had to fetch when its pass began */
 	uint64_t space_room; /* of which the cache's limits left room for then */
 	uint64_t evicted_blobs, evicted_bytes; /* by this mount's budget */
+	uint64_t cache_used; /* bytes of the cache's data files, as last measured */
+	bool cache_used_known; /* cache_used was measured (else it is absent) */
+	uint64_t bytes_hub, bytes_cdn; /* bytes_fetched by origin (xfer_source) */
+	struct readstats_figs reads; /* what FUSE reads met since the mount began */
 };
 
 /* Encodes into buf (4 KiB holds every field); returns the length. */
@@ -60,8 +69,25 @@ size_t live_encode(const struct live *l, char *buf, size_t len);
 int live_decode(const char *buf, size_t len, struct live *ret);
 
 struct live_pub;
-/* Starts publishing for mountpoint. Everything is borrowed; prefetch and budget may be NULL. */
-int live_start(struct cache_db *db, const char *mountpoint, struct xfer *x, struct sched *s,
-	       struct prefetch *p, struct budget *b, struct live_pub **ret);
-/* Stops and joins; removes the record. Takes NULL; returns NULL. */
+
+/* What a publisher samples; pointers are borrowed and must outlive it, but the strings and
+ * the record, which are copied. */
+struct live_opts {
+	struct cache_db *db; /* where the figures go */
+	const struct db_mount *rec; /* the mount's record (its mountpoint is the key) */
+	const char *cache_dir;
+	struct xfer *x;
+	struct sched *s;
+	struct prefetch *p; /* NULL: none */
+	struct budget *b; /* NULL: none; else the cache's usage is walked every 30 s */
+	struct readstats *reads; /* NULL: none */
+	const struct inode_table *t; /* the mount's files, for the metrics' coverage */
+	/* NULL: none. Else rewritten atomically (0644) every LIVE_METRICS_S with the mount's
+	 * metrics (prom.h), and removed by live_stop(). */
+	const char *metrics_file;
+};
+
+/* Starts publishing. -ENOMEM, -EAGAIN (thread). */
+int live_start(const struct live_opts *o, struct live_pub **ret);
+/* Stops and joins; removes the record and the metrics file. Takes NULL; returns NULL. */
 struct live_pub *live_stop(struct live_pub *lp);

@@ -159,6 +159,7 @@ static int serve(const struct mount_opts *o, struct hub_config *cfg, struct cach
 		.cache_dir = o->cache_dir,
 	};
 	struct db_mount rec = { .pid = getpid(), .started = now_realtime_usec() };
+	struct live_opts lo;
 	char fsname[200];
 	struct ready_ud rud = { .o = o };
 	struct session_opts se = {
@@ -244,8 +245,19 @@ static int serve(const struct mount_opts *o, struct hub_config *cfg, struct cach
 				 "they are read",
 				 strerror(-r));
 	}
-	if (live_start(db, o->mountpoint, st.x, st.s, st.pf, bu, &st.lp) < 0)
-		log_warn("live figures will not be published for 'hffs status'");
+	lo = (struct live_opts){ .db = db,
+				 .rec = &rec,
+				 .cache_dir = o->cache_dir,
+				 .x = st.x,
+				 .s = st.s,
+				 .p = st.pf,
+				 .b = bu,
+				 .reads = &m.reads,
+				 .t = t,
+				 .metrics_file = o->metrics_file };
+	if (live_start(&lo, &st.lp) < 0)
+		log_warn("live figures will not be published for 'hffs status'%s",
+			 o->metrics_file ? " nor written to the metrics file" : "");
 	/* Before the mount answers, so a script that waits for `hffs mount` finds the files. */
 	if (o->hf_cache && (r = hf_bridge_add(&ho, t, &hf)) < 0) {
 		(void)db_mount_del(db, o->mountpoint);

@@ -32,6 +32,7 @@ struct mount_opts {
 	const char *hf_root; /* that cache's root; NULL: hf_layout_root() */
 	int ready_fd; /* >= 0: a byte 0 is written there once the mount answers */
 	const char *log_path; /* after ready, stdout/stderr go there (NULL: unchanged) */
+	const char *metrics_file; /* absolute; the mount's metrics, rewritten (NULL: none) */
 };
 
 /* Runs the mount to its end. 0 after a clean unmount; -errno when it could not start, after

@@ -16,6 +16,7 @@
 #include "util/cleanup.h"
 #include "fs/xattr.h"
 #include "util/log.h"
+#include "util/timeutil.h"
 
 /* A commit never changes: the kernel may keep entries and attributes as long as it likes. */
 #define CACHE_TIMEOUT_S 86400.0
@@ -254,6 +255,8 @@ struct read_ctx {
 	fuse_req_t req;
 	uint64_t offset;
 	uint64_t len;
+	struct readstats *stats;
+	uint64_t start; /* monotonic usec when the read arrived */
 };
 
 static void reply_from_fd(fuse_req_t req, int fd, uint64_t offset, uint64_t len)
@@ -267,15 +270,24 @@ static void reply_from_fd(fuse_req_t req, int fd, uint64_t offset, uint64_t len)
 }
 
 /* Engine or committer thread: the parked read's blocks landed, or will never land. */
-static void read_ready(void *ud, int err, int fd)
+static void read_ready(void *ud, int err, int fd, bool net)
 {
 	struct read_ctx *rc = ud;
+	enum readstats_kind kind = net ? READSTATS_MISS : READSTATS_HIT;
 
 	if (err)
 		fuse_reply_err(rc->req, err == -ENOSPC ? ENOSPC : EIO);
 	else
 		reply_from_fd(rc->req, fd, rc->offset, rc->len);
+	readstats_count(rc->stats, rc->start, kind, rc->len, err);
 	free(rc);
+}
+
+/* Replies err to a read that arrived at start, and counts it. */
+static void read_fail(struct mount_ctx *m, fuse_req_t req, uint64_t start, int err)
+{
+	fuse_reply_err(req, err);
+	readstats_count(&m->reads, start, READSTATS_HIT, 0, err);
 }
 
 static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
@@ -285,24 +297,27 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	const struct inode *e = inode_get(m->t, ino);
 	struct open_file *of = (struct open_file *)(uintptr_t)fi->fh;
 	struct read_ctx *rc;
-	uint64_t offset = (uint64_t)off, len, ra_off, ra_len, gen;
+	uint64_t offset = (uint64_t)off, len, ra_off, ra_len, gen, start = now_usec();
 	int fd = -1, r;
 
 	if (!e || e->is_dir) {
-		fuse_reply_err(req, e ? EISDIR : ENOENT);
+		read_fail(m, req, start, e ? EISDIR : ENOENT);
 		return;
 	}
 	if (offset >= e->size || !size) {
 		fuse_reply_buf(req, NULL, 0);
+		readstats_count(&m->reads, start, READSTATS_HIT, 0, 0);
 		return;
 	}
 	len = MIN((uint64_t)size, e->size - offset);
 	rc = malloc(sizeof(*rc));
 	if (!rc) {
-		fuse_reply_err(req, ENOMEM);
+		read_fail(m, req, start, ENOMEM);
 		return;
 	}
-	*rc = (struct read_ctx){ .req = req, .offset = offset, .len = len };
+	*rc = (struct read_ctx){
+		.req = req, .offset = offset, .len = len, .stats = &m->reads, .start = start
+	};
 	read_ahead_plan(m, e, of, offset, len, &ra_off, &ra_len, &gen);
 	r = sched_read(m->sched, e, offset, len, gen, read_ready, rc, &fd);
 	/* After the demand fetch is queued, so the window never goes before the read. */
@@ -312,10 +327,12 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	if (r == 0)
 		return; /* parked: read_ready() replies */
 	free(rc);
-	if (r < 0)
-		fuse_reply_err(req, r == -ENOMEM ? ENOMEM : EIO);
-	else
-		reply_from_fd(req, fd, offset, len);
+	if (r < 0) {
+		read_fail(m, req, start, r == -ENOMEM ? ENOMEM : EIO);
+		return;
+	}
+	reply_from_fd(req, fd, offset, len);
+	readstats_count(&m->reads, start, READSTATS_HIT, len, 0);
 }
 
 void ops_set_session(struct mount_ctx *m, struct fuse_session *se)

@@ -9,6 +9,7 @@
 
 #include "fs/inode.h"
 #include "fs/readahead.h"
+#include "fs/readstats.h"
 #include "fs/sched.h"
 #include "fs/tensors.h"
 
@@ -29,6 +30,7 @@ struct mount_ctx {
 	/* For the root's user.hffs.* attributes (borrowed, for the life of the mount). */
 	const char *repo, *revision, *commit, *endpoint, *cache_dir;
 	struct tensors *tensors; /* tensor-aware read-ahead; NULL: none */
+	struct readstats reads; /* what the reads met (atomics) */
 	pthread_mutex_t se_lock; /* guards se */
 	struct fuse_session *se; /* se_lock: the session, while it runs (NULL before, after) */
 };

@@ -232,6 +232,7 @@ static int run(struct pull *p, struct hub_config *cfg, struct snapshot *snap, st
 	struct sched_opts so = {
 		.cache = p->cache, .cfg = cfg, .repo = &snap->repo, .commit = snap->commit
 	};
+	struct live_opts lo;
 	struct db_mount rec = { .pid = getpid(),
 				.started = now_realtime_usec(),
 				.flags = DB_MOUNT_PULL };
@@ -287,7 +288,15 @@ static int run(struct pull *p, struct hub_config *cfg, struct snapshot *snap, st
 		if (r < 0)
 			goto out_record;
 	}
-	if (live_start(db, rec.mountpoint, p->x, p->s, p->pf, p->bu, &p->lp) < 0)
+	lo = (struct live_opts){ .db = db,
+				 .rec = &rec,
+				 .cache_dir = o->cache_dir,
+				 .x = p->x,
+				 .s = p->s,
+				 .p = p->pf,
+				 .b = p->bu,
+				 .t = p->t };
+	if (live_start(&lo, &p->lp) < 0)
 		log_debug("pull: no live figures for 'hffs status'");
 	while (!tick(p)) {
 		if (o->progress)

@@ -237,6 +237,9 @@ int sched_read(struct sched *s, const struct inode *f, uint64_t offset, uint64_t
 		return r;
 	}
 	w->whole = needs_whole(s, b, last);
+	/* A read that is not servable lacks blocks, unless it waits for the whole blob's hash
+	 * with every block present. */
+	w->net = !w->whole || b->prefix < b->nblocks;
 	s->last_demand = now_usec();
 	s->hot_ino = f->ino;
 	s->hot_off = offset + len;

@@ -56,8 +56,10 @@ struct sched_hooks {
 
 /* Called once when a parked read can be answered (err 0: every byte is in the file behind fd)
  * or cannot (-EIO; -ENOSPC when the cache has no room for its blocks; the reason is logged).
- * Runs on the engine, committer or verifier thread; must not block beyond a local read. */
-typedef void (*sched_ready_fn)(void *ud, int err, int fd);
+ * net: the read waited for bytes from the network (false: every byte it needed was in the
+ * cache when it was parked, and it waited only for the file's hash). Runs on the engine,
+ * committer or verifier thread; must not block beyond a local read. */
+typedef void (*sched_ready_fn)(void *ud, int err, int fd, bool net);
 
 /* Registers every file blob of t in the cache's index (creating records), loads their bitmaps
  * and opens their data files. x and t are borrowed and must outlive the sched. Starts the committer

@@ -87,7 +87,7 @@ void sched_answer(struct sched_waiter *list, int err, int fd)
 	while (list) {
 		struct sched_waiter *next = list->next;
 
-		list->ready(list->ud, err, err ? -1 : fd);
+		list->ready(list->ud, err, err ? -1 : fd, list->net);
 		free(list);
 		list = next;
 	}

@@ -29,6 +29,7 @@ struct sched_waiter {
 	uint64_t first, last; /* blocks the read needs */
 	uint64_t gen; /* the generation its handle was opened at */
 	bool whole; /* answered only once the whole blob is verified */
+	bool net; /* some block it waits for was missing when it was parked */
 	sched_ready_fn ready;
 	void *ud;
 };

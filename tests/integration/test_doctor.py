@@ -1,19 +1,23 @@
 """`hffs doctor`: all OK against a healthy fake Hub, and the right line FAILs, with words, for
 each broken case (DNS, refused, proxy, bad token, private, gated, CDN down, wrong CA, clock
-skew, no /dev/fuse, a broken index). Exit 0 only when nothing FAILs; 2 for bad usage."""
+skew, no /dev/fuse, a broken index; with --allow-other, no user_allow_other for a user). Exit 0
+only when nothing FAILs; 2 for bad usage."""
 import http.server
+import os
+import shutil
 import signal
 import json
 import socket
 import ssl
 import subprocess
+import tempfile
 import threading
 import time
 from email.utils import formatdate
 
 import pytest
 
-from conftest import TOKEN, TOKEN_UNAPPROVED, clean_env, run_hffs
+from conftest import HFFS, TOKEN, TOKEN_UNAPPROVED, clean_env, run_hffs
 
 # What the machine outside the test decides (its free disk, other processes' mounts): these
 # lines may WARN, never FAIL.
@@ -258,3 +262,38 @@ def test_wrong_ca(hub, cache_dir, tmp_path, tls_server):
     rc, checks = doctor(hub, cache_dir, endpoint=url, HF_TOKEN=TOKEN, SSL_CERT_FILE=str(crt))
     assert checks["tls"]["status"] == "OK" and str(crt) in checks["tls"]["detail"]
     assert "tls-user" in checks["token"]["detail"]
+
+
+def test_allow_other_needs_user_allow_other_when_not_root(tmp_path):
+    """--allow-other adds a line: OK for root (with what users would meet); for another user
+    FAIL without `user_allow_other` in the FUSE config (as fusermount3 reads it), OK with."""
+    d = tempfile.mkdtemp(prefix="hffs-doctor-")  # nobody must read the config: not tmp_path
+    try:
+        os.chmod(d, 0o755)
+        conf = os.path.join(d, "fuse.conf")
+        with open(conf, "w") as f:
+            f.write("# user_allow_other\nmount_max = 1000\n")
+        os.chmod(conf, 0o644)
+
+        def run(*pre, hook=conf):
+            env = clean_env(HF_HUB_OFFLINE="1", HFFS_DOCTOR_FUSE_CONF=hook)
+            p = subprocess.run([*pre, HFFS, "doctor", "--json", "--allow-other", "--cache-dir",
+                                str(tmp_path / "cache")], env=env, capture_output=True,
+                               text=True, timeout=60)
+            assert p.returncode in (0, 1), p.stderr
+            return {c["name"]: c for c in json.loads(p.stdout)["checks"]}
+
+        root = run()["allow_other"]
+        assert root["status"] == "OK" and "has no line" in root["detail"], root
+        nobody = ["runuser", "-u", "nobody", "--", "env"]
+        fails(run(*nobody), "allow_other", "user_allow_other", "echo user_allow_other >>")
+        with open(conf, "a") as f:
+            f.write("  user_allow_other  # shared mounts\n")
+        assert run(*nobody)["allow_other"]["status"] == "OK"
+        assert "has user_allow_other" in run()["allow_other"]["detail"]
+        # Only when asked.
+        p = run_hffs("doctor", "--json", "--cache-dir", tmp_path / "cache",
+                     env=clean_env(HF_HUB_OFFLINE="1"))
+        assert "allow_other" not in {c["name"] for c in json.loads(p.stdout)["checks"]}
+    finally:
+        shutil.rmtree(d)

@@ -1,16 +1,20 @@
 """hffs as system software: the man pages match --help, the mount(8) helper (mount -t hffs,
-an fstab line, options to flags, the private token file), --allow-other, readiness for a
-systemd Type=notify unit and `systemd-analyze verify` of the unit.
+an fstab line, options to flags, the private token file, a user mount), --allow-other,
+readiness for a systemd Type=notify unit and `systemd-analyze verify` of the unit.
 
 The helper is installed as /sbin/mount.hffs (where mount(8) looks) for the length of a test
-and removed after; tests run as root on a throwaway machine."""
+and removed after; the user-mount test adds its lines to /etc/fstab and a throwaway user,
+and takes both out again; tests run as root on a throwaway machine."""
 import json
 import os
 import pwd
 import re
 import shutil
+import signal
 import socket
+import stat
 import subprocess
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -104,7 +108,8 @@ def test_mount_options_map_to_flags_one_to_one(helper, tmp_path):
     opts = ("ro,defaults,_netdev,nofail,revision=v1,endpoint=http://h:1,cache_dir=/c,"
             "connections=4,max_rate=50M,stall_timeout=9,prefetch=none,verify=strict,"
             "include=*.json,include=*.txt,exclude=x/,cache_max_size=20G,min_free=1%,"
-            "log_file=/l,allow_other,allow_non_empty,debug,hf_cache,x-systemd.automount")
+            "log_file=/l,metrics_file=/m.prom,allow_other,allow_non_empty,debug,hf_cache,"
+            "x-systemd.automount")
     p = subprocess.run(["mount", "-t", "hffs", "org/model", str(mp), "-o", opts],
                        capture_output=True, text=True)
     assert p.returncode == 0, p.stderr
@@ -114,7 +119,8 @@ def test_mount_options_map_to_flags_one_to_one(helper, tmp_path):
                     "--stall-timeout", "9", "--prefetch", "none", "--verify", "strict",
                     "--include", "*.json", "--include", "*.txt", "--exclude", "x/",
                     "--cache-max-size", "20G", "--min-free", "1%", "--log-file", "/l",
-                    "--allow-other", "--allow-non-empty", "--debug", "--hf-cache"]
+                    "--metrics-file", "/m.prom", "--allow-other", "--allow-non-empty",
+                    "--debug", "--hf-cache"]
     # Each flag the helper passes is one hffs mount takes.
     mount_help = run_hffs("mount", "--help", check=True).stdout
     for a in args:
@@ -214,6 +220,107 @@ def test_mount_t_hffs_and_fstab_mount_read_and_umount(helper, hub, cache_dir, tm
                 subprocess.run(["umount", "-l", str(d)], capture_output=True)
 
 
+@pytest.fixture
+def throwaway_user():
+    """A user made for the test, its home in a fresh directory every user can enter, removed
+    after (its processes are the test's to stop, by PID). /dev/fuse is opened to every user
+    for the test, as udev makes it on a Debian host (0666; a container may give 0600)."""
+    for tool in ("useradd", "userdel", "runuser"):
+        if not shutil.which(tool):
+            pytest.skip(f"{tool} is not installed")
+    for suid in ("/bin/mount", "/bin/umount", shutil.which("fusermount3") or "/nonexistent"):
+        if not os.path.exists(suid) or not os.stat(suid).st_mode & stat.S_ISUID:
+            pytest.skip(f"{suid} is not setuid root: no user mounts on this machine")
+    top = Path(tempfile.mkdtemp(prefix="hffs-user-"))
+    top.chmod(0o755)
+    name = f"hffst{os.getpid() % 100000}"
+    subprocess.run(["useradd", "-M", "-d", str(top / "home"), "-s", "/bin/sh", name],
+                   check=True, capture_output=True)
+    fuse_mode = stat.S_IMODE(os.stat("/dev/fuse").st_mode)
+    try:
+        user = pwd.getpwnam(name)
+        (top / "home").mkdir()
+        os.chown(top / "home", user.pw_uid, user.pw_gid)
+        os.chmod("/dev/fuse", 0o666)
+        yield user, top
+    finally:
+        os.chmod("/dev/fuse", fuse_mode)
+        subprocess.run(["userdel", name], capture_output=True)
+        shutil.rmtree(top, ignore_errors=True)
+
+
+def fstab_add(line):
+    """Appends line to /etc/fstab (mount(8) reads no other fstab for a user); returns the
+    function that takes it out again, leaving every other line as it was."""
+    with open("/etc/fstab", "a") as f:
+        f.write(line + "\n")
+
+    def remove():
+        lines = Path("/etc/fstab").read_text().splitlines(True)
+        Path("/etc/fstab").write_text("".join(ln for ln in lines if ln.rstrip("\n") != line))
+    return remove
+
+
+def test_user_fstab_mount_runs_as_the_user(helper, hub, throwaway_user):
+    """An fstab line with `user`: the user mounts and unmounts it; the daemon runs as that user,
+    with the user's own cache (mount(8) gives the helper no HOME) and the user's private
+    token file; other users cannot read it (no allow_other)."""
+    user, top = throwaway_user
+    helper()
+    home = top / "home"
+    as_user = ["runuser", "-u", user.pw_name, "--"]
+    mps = {n: home / n for n in ("mp", "badtoken")}
+    tok = home / "token"
+    tok.write_text(TOKEN + "\n")
+    tok.chmod(0o600)
+    for path in (*mps.values(), tok):
+        path.mkdir() if path != tok else None
+        os.chown(path, user.pw_uid, user.pw_gid)
+    root_tok = top / "root-token"
+    root_tok.write_text(TOKEN + "\n")
+    root_tok.chmod(0o600)
+    opts = f"user,noauto,revision=main,endpoint={hub.api_url},min_free=0,prefetch=none"
+    removers = [fstab_add(f"org/gated {mps['mp']} hffs {opts},token_file={tok} 0 0"),
+                fstab_add(f"org/gated {mps['badtoken']} hffs {opts},token_file={root_tok} 0 0")]
+    pid = None
+    try:
+        p = subprocess.run([*as_user, "mount", str(mps["mp"])], capture_output=True, text=True,
+                           env=clean_env(), timeout=60)
+        assert p.returncode == 0, p.stderr
+        cache = home / ".cache" / "hffs"
+        assert f"log: {cache}/logs/" in p.stderr, p.stderr
+        pid = daemon_pid(mps["mp"], cache)
+        with open(f"/proc/{pid}/status") as f:
+            uids = next(ln for ln in f if ln.startswith("Uid:")).split()[1:]
+        assert set(map(int, uids)) == {user.pw_uid}, uids
+        assert os.stat(cache).st_uid == user.pw_uid
+        want = hub.files("org/gated")["config.json"]
+        p = subprocess.run([*as_user, "cat", str(mps["mp"] / "config.json")],
+                           capture_output=True, timeout=60)
+        assert p.returncode == 0 and p.stdout == want, p.stderr
+        p = subprocess.run(["runuser", "-u", "nobody", "--", "cat",
+                            str(mps["mp"] / "config.json")], capture_output=True, timeout=60)
+        assert p.returncode != 0 and b"Permission denied" in p.stderr, p.stderr
+        # The token file must be the user's own: root's is refused by name.
+        p = subprocess.run([*as_user, "mount", str(mps["badtoken"])], capture_output=True,
+                           text=True, env=clean_env(), timeout=60)
+        assert p.returncode != 0 and f"must be owned by {user.pw_name}" in p.stderr, p.stderr
+        assert not os.path.ismount(mps["badtoken"])
+        p = subprocess.run([*as_user, "umount", str(mps["mp"])], capture_output=True,
+                           text=True, timeout=60)
+        assert p.returncode == 0, p.stderr
+        wait_for(lambda: not os.path.exists(f"/proc/{pid}"), what="the daemon to exit")
+        assert not os.path.ismount(mps["mp"])
+    finally:
+        for mp in mps.values():
+            if os.path.ismount(mp):
+                subprocess.run(["fusermount3", "-uz", str(mp)], capture_output=True)
+        if pid and os.path.exists(f"/proc/{pid}"):
+            os.kill(pid, signal.SIGKILL)
+        for remove in removers:
+            remove()
+
+
 def test_allow_other_lets_another_user_read(mount, hub):
     nobody = pwd.getpwnam("nobody")
 
@@ -277,91 +384,3 @@ def test_systemd_unit_verifies(tmp_path):
                        env=dict(os.environ, SYSTEMD_UNIT_PATH=f"{tmp_path}:"))
     assert p.returncode == 0, p.stdout + p.stderr
     assert "hffs@" not in p.stderr, p.stderr  # no warning about the unit itself
-
-
-PROM_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
-PROM_SAMPLE = re.compile(r'([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{((?:[a-zA-Z_][a-zA-Z0-9_]*="'
-                         r'(?:[^"\\\n]|\\[\\"n])*",?)*)\})? (\S+)$')
-PROM_LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\\n]|\\[\\"n])*)"')
-
-
-def parse_prometheus(text):
-    """A strict reader of the text exposition format 0.0.4: every line a HELP, a TYPE or a
-    sample; TYPE before the family's samples and given once; a family's samples together;
-    counters named *_total; values numbers; no series twice. Returns {(name, labels): value}
-    with labels a sorted tuple of (name, value)."""
-    assert text.endswith("\n"), "the last line ends with a newline"
-    types, helps, series, done, current = {}, {}, {}, set(), None
-    for line in text[:-1].split("\n"):
-        if line.startswith("# HELP "):
-            name, _, doc = line[7:].partition(" ")
-            assert PROM_NAME.fullmatch(name) and doc and name not in helps, line
-            helps[name] = doc
-            continue
-        if line.startswith("# TYPE "):
-            name, _, typ = line[7:].partition(" ")
-            assert name not in types and name not in done, f"TYPE repeated or late: {line}"
-            assert typ in ("counter", "gauge", "histogram", "summary", "untyped"), line
-            assert typ != "counter" or name.endswith("_total"), f"counter not _total: {line}"
-            types[name] = typ
-            continue
-        assert not line.startswith("#") and line.strip() == line and line, repr(line)
-        m = PROM_SAMPLE.fullmatch(line)
-        assert m, f"not a sample: {line!r}"
-        name, labels, value = m.group(1), m.group(2) or "", m.group(3)
-        assert name in types and name in helps, f"sample before its TYPE and HELP: {line}"
-        if name != current:
-            assert name not in done, f"family {name} split"
-            if current:
-                done.add(current)
-            current = name
-        key = (name, tuple(sorted(PROM_LABEL.findall(labels))))
-        assert key not in series, f"series twice: {line}"
-        series[key] = float(value)
-    return series
-
-
-def prom_value(series, name, mp):
-    vals = [v for (n, labels), v in series.items()
-            if n == name and ("mountpoint", str(mp)) in labels]
-    assert len(vals) == 1, (name, vals)
-    return vals[0]
-
-
-def test_status_prometheus_parses_and_changes_as_reads_happen(mount, hub, cache_dir):
-    files = hub.files("org/model")
-    m = mount("org/model", "--prefetch", "none")
-
-    def scrape():
-        p = run_hffs("status", "--prometheus", "--cache-dir", cache_dir, check=True)
-        return parse_prometheus(p.stdout)
-
-    before = scrape()
-    assert before[("hffs_mounts", ())] == 1 and before[("hffs_dead_mounts", ())] == 0
-    info = [labels for (n, labels), v in before.items() if n == "hffs_mount_info"]
-    assert dict(info[0])["repo"] == "models/org/model" and dict(info[0])["revision"] == "main"
-    assert prom_value(before, "hffs_files", m.path) == len(files)
-    assert prom_value(before, "hffs_size_bytes", m.path) == sum(map(len, files.values()))
-    big = max(files, key=lambda f: len(files[f]))
-    assert (m.path / big).read_bytes() == files[big]
-    after = scrape()
-    for name in ("hffs_cached_bytes", "hffs_coverage_ratio", "hffs_fetched_bytes_total",
-                 "hffs_files_complete"):
-        assert prom_value(after, name, m.path) > prom_value(before, name, m.path), name
-    assert prom_value(after, "hffs_fetched_bytes_total", m.path) >= len(files[big])
-    assert prom_value(after, "hffs_verify_failures_total", m.path) == 0
-    # One mount by its mountpoint; --json and --prometheus are exclusive.
-    one = parse_prometheus(run_hffs("status", m.path, "--prometheus", check=True).stdout)
-    assert prom_value(one, "hffs_files", m.path) == len(files)
-    assert run_hffs("status", "--json", "--prometheus").returncode == 2
-
-
-def test_prometheus_parser_is_strict():
-    good = "# HELP a_total x\n# TYPE a_total counter\na_total{l=\"a\\\"b\"} 1\n"
-    assert parse_prometheus(good) == {("a_total", (("l", 'a\\"b'),)): 1.0}
-    for bad in ("# HELP a x\n# TYPE a counter\na 1\n",
-                "a 1\n", good + "a_total{l=\"a\\\"b\"} 2\n", good.replace(" 1\n", " x\n"),
-                good + "# HELP b y\n# TYPE b counter\nb 1\n", good.rstrip("\n"),
-                good.replace('{l="a\\"b"}', '{l="a"b"}')):
-        with pytest.raises((AssertionError, ValueError)):
-            parse_prometheus(bad)

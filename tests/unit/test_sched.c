@@ -193,6 +193,7 @@ struct rd {
 	int calls;
 	int err;
 	int fd;
+	bool net; /* it waited for the network, ready() said */
 	struct sched_stats at_answer; /* the scheduler's figures when it was answered */
 	struct sched *s;
 };
@@ -205,7 +206,7 @@ static void rd_init(struct rd *r, struct sched *s)
 	r->s = s;
 }
 
-static void rd_ready(void *ud, int err, int fd)
+static void rd_ready(void *ud, int err, int fd, bool net)
 {
 	struct rd *r = ud;
 
@@ -214,6 +215,7 @@ static void rd_ready(void *ud, int err, int fd)
 	r->calls++;
 	r->err = err;
 	r->fd = fd;
+	r->net = net;
 	pthread_cond_broadcast(&r->cond);
 	pthread_mutex_unlock(&r->lock);
 }
@@ -277,6 +279,7 @@ static void test_parked_reads_join_one_fetch(void)
 	ASSERT_EQ(sched_read(e.s, e.big, BS + 500, 100, 0, rd_ready, &b, &fd), 0);
 	ASSERT_EQ(rd_wait(&a), 0);
 	ASSERT_EQ(rd_wait(&b), 0);
+	ASSERT_TRUE(a.net && b.net);
 	ASSERT_EQ(minihttp_count(&srv, "big.bin"), 1); /* the second read joined the first */
 	/* Now present: answered at once, no request. */
 	ASSERT_EQ(read_check(&e, e.big, 0, BS, BS, big), 0);

@@ -917,6 +917,9 @@ static void test_lfs_ranges_one_resolve(void)
 	ASSERT_U64_EQ(st.requests, nranges);
 	ASSERT_U64_EQ(st.failures, 0);
 	ASSERT_TRUE(st.bytes >= f->size);
+	/* Every body came from the CDN host; the resolve's 302 has none. */
+	ASSERT_U64_EQ(st.bytes_from[XFER_SOURCE_CDN], st.bytes);
+	ASSERT_U64_EQ(st.bytes_from[XFER_SOURCE_HUB], 0);
 	for (size_t i = 0; i < nranges; i++)
 		job_free(&j[i]);
 }
@@ -930,6 +933,7 @@ static void test_regular_file_307(void)
 	struct xfer *x = engine(2, 0, 0);
 	struct job j[3];
 	struct logent log[16];
+	struct xfer_stats st;
 
 	job_init(&j[0], f->path, 0, 1000);
 	job_submit(x, &j[0], XFER_PRIO_DEMAND);
@@ -941,7 +945,11 @@ static void test_regular_file_307(void)
 	jobs_wait(j, 3, is_done);
 	for (int i = 0; i < 3; i++)
 		job_check_ok(&j[i]);
+	xfer_get_stats(x, &st);
 	x = xfer_free(x);
+	/* The resolve-cache is on the Hub's own origin: its bytes are the Hub's. */
+	ASSERT_U64_EQ(st.bytes_from[XFER_SOURCE_HUB], st.bytes);
+	ASSERT_U64_EQ(st.bytes_from[XFER_SOURCE_CDN], 0);
 	n = log_read(from, log, ARRAY_SIZE(log));
 	ASSERT_EQ(n, 4);
 	ASSERT_EQ(log[0].status, 307);
