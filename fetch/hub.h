@@ -51,7 +51,9 @@ struct hub_repo_info {
 };
 
 /* hub_resolve_revision() with the repo's private and gated flags from the same reply.
- * Errors and err as hub_resolve_revision(). */
+ * Errors and err as hub_resolve_revision(); the words name the type given ("dataset
+ * 'org/x'"), and a 404 asks each other type's /api/{type}s/{id} once and, when one answers,
+ * ends err's line with "; a model 'org/x' exists: did you mean 'org/x'?". */
 int hub_repo_info(const struct hub_config *cfg, const struct hub_repo *repo, const char *rev,
 		  struct hub_repo_info *ret, struct hub_error *err);
 

@@ -34,6 +34,22 @@ def test_hub_refusals(hub, cache_dir, tmp_path, repo, env, words):
         assert w.lower() in line.lower(), line
 
 
+@pytest.mark.parametrize("spec,words", [
+    ("datasets/org/model", ["dataset 'org/model' not found", "a model 'org/model' exists",
+                            "did you mean 'org/model'?"]),
+    ("org/ds", ["'org/ds' not found", "a dataset 'org/ds' exists",
+                "did you mean 'datasets/org/ds'?"]),
+    ("spaces/org/absent", ["space 'org/absent' not found"]),
+])
+def test_wrong_repo_type_is_named(hub, cache_dir, tmp_path, spec, words):
+    """A 404 keeps the type the person gave, and names a repo of another type with that id."""
+    line = mount_fails(hub, cache_dir, tmp_path, spec)
+    for w in words:
+        assert w in line, line
+    if "absent" in spec:
+        assert "did you mean" not in line, line
+
+
 def test_missing_revision(hub, cache_dir, tmp_path):
     line = mount_fails(hub, cache_dir, tmp_path, "org/model", "--revision", "v404")
     assert "v404" in line and "revision" in line.lower()
