@@ -52,7 +52,7 @@ static const char mount_usage[] =
 	"                          least recently used files no mount uses (default: none)\n"
 	"      --min-free SIZE|PCT%  keep this much of the cache's disk free (default: 5%,\n"
 	"                          at most 5G); completion pauses there and reads that\n"
-	"                          cannot be cached fail with 'No space left on device'\n"
+	"                          cannot be cached are streamed through memory\n"
 	"      --log-file FILE     daemon log (default: DIR/logs/<mountpoint>.log)\n"
 	"  -d, --debug             debug logs and FUSE request tracing\n"
 	"  -h, --help              this text\n"

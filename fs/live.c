@@ -54,6 +54,7 @@ static const struct field {
 	FIELD(paused, F_STR),	     FIELD(cache_max_size, F_U64), FIELD(min_free, F_U64),
 	FIELD(disk_free, F_U64),     FIELD(space_needed, F_U64),   FIELD(space_room, F_U64),
 	FIELD(evicted_blobs, F_U64), FIELD(evicted_bytes, F_U64),  FIELD(retrying, F_STR),
+	FIELD(streaming, F_STR),     FIELD(streamed_reads, F_U64), FIELD(streamed_bytes, F_U64),
 };
 #undef FIELD
 
@@ -201,7 +202,10 @@ static void sample(struct live_pub *lp, struct live *l)
 	l->bytes_total = ss.bytes_total;
 	l->bytes_cached = ss.bytes_present;
 	remaining = ss.bytes_total - MIN(ss.bytes_total, ss.bytes_present);
-	l->eta_s = !remaining ? 0 : l->rate ? (int64_t)(remaining / l->rate) : -1;
+	/* Paused for space, completion is not working toward an end: the rate is readers'. */
+	l->eta_s = !remaining				  ? 0 :
+		   l->rate && ps.phase != PREFETCH_PAUSED ? (int64_t)(remaining / l->rate) :
+							    -1;
 	l->active = xs.active;
 	for (int i = 0; i < XFER_PRIO_COUNT; i++)
 		l->queued += xs.queued[i];
@@ -236,6 +240,10 @@ static void sample(struct live_pub *lp, struct live *l)
 		l->last_error_at = xs.last_error_at;
 	}
 	retry_news(lp, &xs, l);
+	if (ss.streams_active || ss.stream_age_usec < LIVE_RETRY_S * USEC_PER_SEC)
+		snprintf(l->streaming, sizeof(l->streaming), "%s", ss.stream_why);
+	l->streamed_reads = ss.streamed_reads;
+	l->streamed_bytes = ss.streamed_bytes;
 	/* A failed hash is news too: the newer of the two is the last error. */
 	if (ss.last_error_at && ss.last_error_at >= l->last_error_at) {
 		snprintf(l->last_error, sizeof(l->last_error), "%s", ss.last_error);

@@ -52,6 +52,9 @@ struct live {
 	uint64_t space_needed; /* bytes completion still had to fetch when its pass began */
 	uint64_t space_room; /* of which the cache's limits left room for then */
 	uint64_t evicted_blobs, evicted_bytes; /* by this mount's budget */
+	char streaming[320]; /* why reads were streamed without caching in the last
+			      * LIVE_RETRY_S (the cache had no room); "" if none */
+	uint64_t streamed_reads, streamed_bytes; /* reads answered so since the mount */
 };
 
 /* Encodes into buf (4 KiB holds every field); returns the length. */

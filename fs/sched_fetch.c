@@ -117,8 +117,9 @@ static void sched_fetch_done(void *ud, int err, enum fetch_reason reason, const 
 		err = 0; /* cut short by a demand read, after landing all it still owned */
 	}
 	s->nfetches--;
-	/* A range the budget refused for no reader: background completion says so once. */
-	quiet = err == -ENOSPC && !f->granted && f->prio != XFER_PRIO_DEMAND && !dead;
+	/* A range the budget refused: the budget said why once; background completion pauses,
+	 * and the reads that needed it are streamed (ops.c; sched_stream.c says so). */
+	quiet = err == -ENOSPC && !f->granted;
 	pthread_cond_broadcast(&s->cond);
 	pthread_mutex_unlock(&s->lock);
 
@@ -134,7 +135,7 @@ static void sched_fetch_done(void *ud, int err, enum fetch_reason reason, const 
 			 (unsigned long long)MIN((f->first + f->count) * s->bs, b->size) - 1,
 			 disk_full ? "the cache's disk is full (" : "",
 			 why && *why ? why : fetch_reason_str(reason),
-			 disk_full ? "); what is cached is still served" : "");
+			 disk_full ? "); reads of it are streamed without caching" : "");
 	sched_answer(dead, err == -ENOSPC ? -ENOSPC : -EIO, -1);
 	free(f);
 }
