@@ -152,7 +152,11 @@ static void print_live_text(const struct live *l)
 	       (unsigned long long)l->failures, (unsigned long long)l->verify_failures);
 	if (l->last_error[0])
 		printf("  last error (%llu s ago): %s\n", (unsigned long long)age, l->last_error);
-	if (l->retrying[0])
+	if (l->retrying[0] && l->io_timeout_s)
+		printf("  ** retrying: %s; reads of uncached bytes wait, EIO after %u s without "
+		       "data (--io-timeout) **\n",
+		       l->retrying, l->io_timeout_s);
+	else if (l->retrying[0])
 		printf("  ** retrying: %s; reads of uncached bytes wait **\n", l->retrying);
 	if (l->paused[0])
 		printf("  ** background completion paused: %s **\n", l->paused);
@@ -224,6 +228,7 @@ static void print_live_json(struct jsonw *w, const struct live *l)
 	jsonw_uint(w, "updated", l->updated / USEC_PER_SEC);
 	jsonw_string(w, "paused", l->paused[0] ? l->paused : NULL);
 	jsonw_string(w, "retrying", l->retrying[0] ? l->retrying : NULL);
+	jsonw_uint(w, "io_timeout_s", l->io_timeout_s);
 	jsonw_string(w, "streaming", l->streaming[0] ? l->streaming : NULL);
 	jsonw_uint(w, "streamed_reads", l->streamed_reads);
 	jsonw_uint(w, "streamed_bytes", l->streamed_bytes);

@@ -55,6 +55,7 @@ static const struct field {
 	FIELD(disk_free, F_U64),     FIELD(space_needed, F_U64),   FIELD(space_room, F_U64),
 	FIELD(evicted_blobs, F_U64), FIELD(evicted_bytes, F_U64),  FIELD(retrying, F_STR),
 	FIELD(streaming, F_STR),     FIELD(streamed_reads, F_U64), FIELD(streamed_bytes, F_U64),
+	FIELD(io_timeout_s, F_UINT),
 };
 #undef FIELD
 
@@ -67,7 +68,12 @@ static void retry_news(struct live_pub *lp, const struct xfer_stats *xs, struct 
 
 	if (recent)
 		snprintf(l->retrying, sizeof(l->retrying), "%s", xs->last_retry);
-	if (recent && xs->last_retry_reason != lp->warned) {
+	if (recent && xs->last_retry_reason != lp->warned && xs->io_timeout_s) {
+		log_warn("transfers are failing and being retried (%s); reads of bytes not cached "
+			 "wait meanwhile, and fail with EIO after %u s without data (--io-timeout)",
+			 xs->last_retry, xs->io_timeout_s);
+		lp->warned = xs->last_retry_reason;
+	} else if (recent && xs->last_retry_reason != lp->warned) {
 		log_warn("transfers are failing and being retried (%s); reads of bytes not cached "
 			 "wait meanwhile, and fail with EIO if the retries run out",
 			 xs->last_retry);
@@ -243,6 +249,7 @@ static void sample(struct live_pub *lp, struct live *l)
 	if (ss.streams_active || ss.stream_age_usec < LIVE_RETRY_S * USEC_PER_SEC)
 		snprintf(l->streaming, sizeof(l->streaming), "%s", ss.stream_why);
 	l->streamed_reads = ss.streamed_reads;
+	l->io_timeout_s = xs.io_timeout_s;
 	l->streamed_bytes = ss.streamed_bytes;
 	/* A failed hash is news too: the newer of the two is the last error. */
 	if (ss.last_error_at && ss.last_error_at >= l->last_error_at) {

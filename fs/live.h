@@ -55,6 +55,7 @@ struct live {
 	char streaming[320]; /* why reads were streamed without caching in the last
 			      * LIVE_RETRY_S (the cache had no room); "" if none */
 	uint64_t streamed_reads, streamed_bytes; /* reads answered so since the mount */
+	unsigned io_timeout_s; /* --io-timeout: a read waits this long without data (0: none) */
 };
 
 /* Encodes into buf (4 KiB holds every field); returns the length. */
