@@ -151,17 +151,6 @@ static struct http_request metadata_request(const struct hub_config *cfg, const 
 	};
 }
 
-int hub_resolve_revision(const struct hub_config *cfg, const struct hub_repo *repo, const char *rev,
-			 char ret_commit[41], struct hub_error *err)
-{
-	struct hub_repo_info info;
-	int r = hub_repo_info(cfg, repo, rev, &info, err);
-
-	if (r >= 0)
-		memcpy(ret_commit, info.commit, sizeof(info.commit));
-	return r;
-}
-
 /* "repo 'org/name'" for a model, "dataset 'org/name'", "space 'org/name'": the type a person
  * gave stays in the words. */
 static void repo_object(const struct hub_repo *repo, char *buf, size_t len)
@@ -248,6 +237,8 @@ int hub_repo_info(const struct hub_config *cfg, const struct hub_repo *repo, con
 	r = hub_json_revision(resp.body, resp.body_len, ret->commit);
 	if (r >= 0)
 		r = hub_json_repo_flags(resp.body, resp.body_len, &ret->is_private, &ret->is_gated);
+	if (r >= 0)
+		r = hub_json_last_modified(resp.body, resp.body_len, &ret->last_modified);
 	if (r < 0)
 		hub_error_set(
 			err, FETCH_PROTOCOL, resp.status,

@@ -142,7 +142,7 @@ static int serve(const struct mount_opts *o, struct hub_config *cfg, struct cach
 	};
 	struct mount_ctx m = {
 		.block_size = CACHE_BLOCK_SIZE_DEFAULT,
-		.mtime = now_realtime_usec() / USEC_PER_SEC,
+		.mtime = snap->commit_time,
 		.uid = getuid(),
 		.gid = getgid(),
 		.readahead_kb = 16384,
@@ -225,6 +225,11 @@ static int serve(const struct mount_opts *o, struct hub_config *cfg, struct cach
 	lock_fd = -1;
 	log_info("serving '%s' revision '%s' (commit %s) at '%s'", snap->repo.id, snap->revision,
 		 snap->commit, o->mountpoint);
+	if (!snap->commit_time)
+		log_info(
+			"the date of commit %.12s is not known (the Hub did not say, or its cached "
+			"file list predates hffs keeping it): files show 1970-01-01 as their time",
+			snap->commit);
 	if (cfg->offline || snap->ref_from_cache)
 		warn_uncached(t, st.s, cfg->offline);
 	if (o->prefetch && !cfg->offline) {
