@@ -213,6 +213,7 @@ int hub_repo_info(const struct hub_config *cfg, const struct hub_repo *repo, con
 	repo_object(repo, object, sizeof(object));
 	ctx.revision = rev;
 	ctx.repo_object = object;
+	ctx.first_call = true;
 	r = check_online(cfg, object, err);
 	if (r < 0)
 		return r;
