@@ -1,9 +1,10 @@
 /* tree.c: the cache's tree record and its codec. Pure but for tree_get/tree_put, which are
  * one index call each; any thread. Knows nothing of the Hub's JSON beyond its first byte.
  *
- * Layout: version u8, entry count u32, then per entry: flags u8 (TREE_F_*), path length u16,
- * path bytes, and for a file size u64 and its content id as raw bytes (32 for sha256, 20 for
- * a git sha1). Little-endian. */
+ * Layout: version u8, entry count u32, (version 2:) commit date u64 (unix seconds, 0:
+ * unknown), then per entry: flags u8 (TREE_F_*), path length u16, path bytes, and for a file
+ * size u64 and its content id as raw bytes (32 for sha256, 20 for a git sha1). Little-endian.
+ * Version 1 is version 2 without the date; it is read, never written. */
 #include "cache/tree.h"
 
 #include <errno.h>
@@ -16,7 +17,8 @@
 #define TREE_F_DIR 1U
 #define TREE_F_SHA256 2U /* a file whose cid is a sha256 (else a git sha1) */
 #define TREE_F_ALL (TREE_F_DIR | TREE_F_SHA256)
-#define TREE_HEAD 5 /* version, count */
+#define TREE_HEAD_V1 5 /* version, count */
+#define TREE_HEAD 13 /* version, count, commit date */
 #define TREE_ENTRY_MIN 3 /* flags, path length: the smallest entry */
 
 static size_t tree_cid_len(enum blob_hash hash)
@@ -119,6 +121,7 @@ uint8_t *tree_encode(const struct tree *t, size_t *ret_len)
 		return NULL;
 	buf[0] = TREE_REC_VERSION;
 	db_codec_put_le(buf + 1, t->n, 4);
+	db_codec_put_le(buf + 5, t->commit_time, 8);
 	p = buf + TREE_HEAD;
 	for (size_t i = 0; i < t->n; i++) {
 		const struct tree_entry *e = &t->v[i];
@@ -181,23 +184,31 @@ static int tree_decode_entry(const uint8_t **p, const uint8_t *end, struct tree 
 int tree_decode(const void *data, size_t len, struct tree *ret)
 {
 	const uint8_t *p = data, *end = p + len;
-	uint64_t n;
+	size_t head;
+	uint64_t n, when = 0;
 	int r = 0;
 
 	*ret = (struct tree){ 0 };
-	if (len < TREE_HEAD || p[0] != TREE_REC_VERSION)
+	if (len < 1 || (p[0] != TREE_REC_VERSION && p[0] != 1))
+		return -EBADMSG;
+	head = p[0] == 1 ? TREE_HEAD_V1 : TREE_HEAD;
+	if (len < head)
 		return -EBADMSG;
 	n = db_codec_get_le(p + 1, 4);
+	if (head == TREE_HEAD)
+		when = db_codec_get_le(p + 5, 8);
 	/* Before allocating for n entries: the bytes must be able to hold them. */
-	if (n > (len - TREE_HEAD) / TREE_ENTRY_MIN)
+	if (n > (len - head) / TREE_ENTRY_MIN)
 		return -EBADMSG;
-	p += TREE_HEAD;
+	p += head;
 	for (uint64_t i = 0; r == 0 && i < n; i++)
 		r = tree_decode_entry(&p, end, ret);
 	if (r == 0 && p != end)
 		r = -EBADMSG;
 	if (r < 0)
 		tree_done(ret);
+	else
+		ret->commit_time = when;
 	return r;
 }
 

@@ -1,6 +1,6 @@
 /* tree.h: the cache's record of a repo's file tree at one commit, as the index stores it:
- * for each entry its path, whether it is a directory and, for a file, its size, content id
- * and hash kind. The format is the cache's own (a version byte, then counted little-endian
+ * the commit's date, and for each entry its path, whether it is a directory and, for a file,
+ * its size, content id and hash kind. The format is the cache's own (a version byte, then counted little-endian
  * fields), so offline tools read a tree with cache/ alone; fs/snapshot.c writes it from the
  * Hub's listing. The codec is pure (any thread, caller-owned memory); tree_get/tree_put are
  * one index transaction each. The decoder takes untrusted bytes (tests/fuzz/fuzz_db_tree.c). */
@@ -14,9 +14,10 @@
 #include "cache/db.h"
 #include "cache/verify.h"
 
-/* The first byte of a record. Indexes written before the record existed hold the Hub's JSON
- * under the same key, which starts with '[' (tree_is_legacy()). */
-#define TREE_REC_VERSION 1
+/* The first byte of a record. Version 1 had no commit date (it reads as 0); indexes written
+ * before the record existed hold the Hub's JSON under the same key, which starts with '['
+ * (tree_is_legacy()). */
+#define TREE_REC_VERSION 2
 /* Longest path a record holds (a repo path is at most 4095 bytes, HUB_PROTOCOL.md 10). */
 #define TREE_PATH_MAX 4095
 
@@ -35,6 +36,7 @@ struct tree_entry {
 struct tree {
 	struct tree_entry *v;
 	size_t n, cap;
+	uint64_t commit_time; /* the commit's date, unix seconds; 0: unknown (a version 1 record) */
 };
 
 /* Appends a directory (cid NULL) or a file, copying path and cid. -EINVAL when the entry
@@ -48,8 +50,8 @@ bool tree_entry_has_data(const struct tree_entry *e);
 
 /* The record of t, malloc'd (the caller frees), its length in *ret_len. NULL on OOM. */
 uint8_t *tree_encode(const struct tree *t, size_t *ret_len);
-/* Decodes a record into an empty *ret. -EBADMSG: another version (a legacy JSON tree
- * included), a field that overruns the record, an entry that breaks the invariants, an
+/* Decodes a record (this version or 1) into an empty *ret. -EBADMSG: another version (a
+ * legacy JSON tree included), a field that overruns the record, an entry that breaks the invariants, an
  * entry count the bytes cannot hold, or bytes left over; -ENOMEM. *ret is empty on failure. */
 int tree_decode(const void *data, size_t len, struct tree *ret);
 /* Whether data is a tree as indexes before TREE_REC_VERSION stored it (the Hub's JSON). */

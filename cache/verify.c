@@ -130,14 +130,27 @@ int verify_hasher_feed(struct verify_hasher *h, int fd, uint64_t upto)
 	return 0;
 }
 
+int verify_hasher_update(struct verify_hasher *h, const void *buf, size_t len)
+{
+	if (len > h->size - h->offset)
+		return -EINVAL;
+	if (len && !EVP_DigestUpdate(h->ctx, buf, len))
+		return -ENOMEM;
+	h->offset += len;
+	return 0;
+}
+
+int verify_hasher_hex(struct verify_hasher *h, char *ret_hex)
+{
+	return h->offset != h->size ? -EINVAL : hash_end(h->ctx, ret_hex);
+}
+
 int verify_hasher_finish(struct verify_hasher *h, const char *cid, char *ret_actual)
 {
 	char hex[CID_MAX];
 	int r;
 
-	if (h->offset != h->size)
-		return -EINVAL;
-	r = hash_end(h->ctx, hex);
+	r = verify_hasher_hex(h, hex);
 	if (r < 0)
 		return r;
 	if (ret_actual)

@@ -31,6 +31,13 @@ uint64_t verify_hasher_offset(const struct verify_hasher *h);
 /* Hashes bytes [offset, upto) of fd (upto is clipped to the size). 0, or -errno when the
  * file cannot be read (-EIO when it is shorter), -ENOMEM; the hasher is then unusable. */
 int verify_hasher_feed(struct verify_hasher *h, int fd, uint64_t upto);
+/* Hashes len bytes of buf as the next bytes of the blob (a stream that is not kept in any
+ * file). 0; -EINVAL past the size; -ENOMEM (the hasher is then unusable). Memory only: any
+ * thread that owns the hasher. */
+int verify_hasher_update(struct verify_hasher *h, const void *buf, size_t len);
+/* Once every byte is fed: the hash in lowercase hex into ret_hex (CID_MAX bytes). 0,
+ * -EINVAL when bytes are missing, -ENOMEM. Ends the hasher: only free is valid after. */
+int verify_hasher_hex(struct verify_hasher *h, char *ret_hex);
 /* Once every byte is fed: 0 when the hash is cid, -EIO when not (ret_actual, if given,
  * receives the computed hex, CID_MAX bytes), -EINVAL when bytes are missing, -ENOMEM. Ends
  * the hasher: only free is valid after. */

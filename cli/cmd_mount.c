@@ -41,6 +41,8 @@ static const char mount_usage[] =
 	"      --connections N     parallel connections (default: 16)\n"
 	"      --max-rate RATE     bandwidth cap in bytes/s, units allowed: 50M (default: none)\n"
 	"      --stall-timeout S   seconds without a byte before a transfer is retried (30)\n"
+	"      --io-timeout DURATION  how long a read waits for bytes through Hub or CDN\n"
+	"                          failures before it fails with EIO (30s; 5m, 1h)\n"
 	"      --prefetch MODE     all: complete every file in the background (default);\n"
 	"                          none: fetch only what is read\n"
 	"      --verify MODE       default: a read needing a file's last block, and any read\n"
@@ -61,7 +63,7 @@ static const char mount_usage[] =
 	"                          least recently used files no mount uses (default: none)\n"
 	"      --min-free SIZE|PCT%  keep this much of the cache's disk free (default: 5%,\n"
 	"                          at most 5G); completion pauses there and reads that\n"
-	"                          cannot be cached fail with 'No space left on device'\n"
+	"                          cannot be cached are streamed through memory\n"
 	"      --log-file FILE     daemon log (default: DIR/logs/<mountpoint>.log)\n"
 	"      --metrics-file FILE  the mount's metrics in the Prometheus text format,\n"
 	"                          rewritten every 5 s and removed at unmount (for\n"
@@ -78,6 +80,7 @@ enum {
 	OPT_CONNECTIONS,
 	OPT_MAX_RATE,
 	OPT_STALL,
+	OPT_IO_TIMEOUT,
 	OPT_LOG_FILE,
 	OPT_PAGE_SIZE,
 	OPT_PREFETCH,
@@ -288,6 +291,7 @@ int cmd_mount(int argc, char **argv)
 		{ "connections", required_argument, NULL, OPT_CONNECTIONS },
 		{ "max-rate", required_argument, NULL, OPT_MAX_RATE },
 		{ "stall-timeout", required_argument, NULL, OPT_STALL },
+		{ "io-timeout", required_argument, NULL, OPT_IO_TIMEOUT },
 		{ "log-file", required_argument, NULL, OPT_LOG_FILE },
 		{ "tree-page-size", required_argument, NULL, OPT_PAGE_SIZE },
 		{ "prefetch", required_argument, NULL, OPT_PREFETCH },
@@ -304,7 +308,9 @@ int cmd_mount(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
-	struct mount_opts o = { .revision = "main", .ready_fd = -1, .prefetch = true };
+	struct mount_opts o = {
+		.revision = "main", .ready_fd = -1, .prefetch = true, .io_timeout_s = 30
+	};
 	bool allow_non_empty = false, new_cache;
 	const char *include[MAX_PATTERNS], *exclude[MAX_PATTERNS];
 	_cleanup_free_ char *cache_dir = NULL, *mountpoint = NULL, *log_path = NULL;
@@ -355,6 +361,15 @@ int cmd_mount(int argc, char **argv)
 				return 2;
 			}
 			o.stall_timeout_s = (unsigned)v;
+			break;
+		case OPT_IO_TIMEOUT:
+			if (parse_duration(optarg, 86400, &v) < 0 || !v) {
+				log_err("--io-timeout takes a duration from 1s to 24h (e.g. 30s, 5m), "
+					"not '%s'",
+					optarg);
+				return 2;
+			}
+			o.io_timeout_s = (unsigned)v;
 			break;
 		case OPT_LOG_FILE:
 			log_arg = optarg;

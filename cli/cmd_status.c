@@ -143,8 +143,10 @@ static void print_live_text(const struct live *l)
 			       0;
 
 	printf("  %s/s, ETA %s, %u active, %u queued, background: %s%s\n",
-	       format_size(l->rate, a, sizeof(a)), format_eta(l->eta_s, b, sizeof(b)), l->active,
-	       l->queued, l->phase, l->stalled ? "  ** STALLED: no data for 30 s **" : "");
+	       format_size(l->rate, a, sizeof(a)),
+	       l->paused[0] && l->eta_s ? "none (paused)" : format_eta(l->eta_s, b, sizeof(b)),
+	       l->active, l->queued, l->phase,
+	       l->stalled ? "  ** STALLED: no data for 30 s **" : "");
 	printf("  retries %llu, stalls %llu, failed ranges %llu, verification failures %llu\n",
 	       (unsigned long long)l->retries, (unsigned long long)l->stalls,
 	       (unsigned long long)l->failures, (unsigned long long)l->verify_failures);
@@ -156,10 +158,21 @@ static void print_live_text(const struct live *l)
 	       format_size(l->bytes_cdn, b, sizeof(b)));
 	if (l->last_error[0])
 		printf("  last error (%llu s ago): %s\n", (unsigned long long)age, l->last_error);
-	if (l->retrying[0])
+	if (l->retrying[0] && l->io_timeout_s)
+		printf("  ** retrying: %s; reads of uncached bytes wait, EIO after %u s without "
+		       "data (--io-timeout) **\n",
+		       l->retrying, l->io_timeout_s);
+	else if (l->retrying[0])
 		printf("  ** retrying: %s; reads of uncached bytes wait **\n", l->retrying);
 	if (l->paused[0])
 		printf("  ** background completion paused: %s **\n", l->paused);
+	if (l->streaming[0])
+		printf("  streaming: %s; uncached reads are served through memory, not cached\n",
+		       l->streaming);
+	if (l->streamed_reads)
+		printf("  streamed without caching: %llu reads, %s\n",
+		       (unsigned long long)l->streamed_reads,
+		       format_size(l->streamed_bytes, a, sizeof(a)));
 	print_space_text(l);
 }
 
@@ -230,6 +243,10 @@ static void print_live_json(struct jsonw *w, const struct live *l)
 	jsonw_uint(w, "updated", l->updated / USEC_PER_SEC);
 	jsonw_string(w, "paused", l->paused[0] ? l->paused : NULL);
 	jsonw_string(w, "retrying", l->retrying[0] ? l->retrying : NULL);
+	jsonw_uint(w, "io_timeout_s", l->io_timeout_s);
+	jsonw_string(w, "streaming", l->streaming[0] ? l->streaming : NULL);
+	jsonw_uint(w, "streamed_reads", l->streamed_reads);
+	jsonw_uint(w, "streamed_bytes", l->streamed_bytes);
 	jsonw_begin_object(w, "space");
 	if (l->cache_max_size)
 		jsonw_uint(w, "cache_max_size", l->cache_max_size);
@@ -332,7 +349,8 @@ static int show_mount(struct cache_db *db, const char *cache_dir, const struct d
 	/* The rate is the daemon's; the coverage is what the index says now. */
 	if (has_live)
 		live.eta_s = cached >= total ? 0 :
-			     live.rate	     ? (int64_t)((total - cached) / live.rate) :
+			     live.rate && !live.paused[0] ?
+					       (int64_t)((total - cached) / live.rate) :
 					       -1;
 	if (prom)
 		r = status_prom_add(prom, cache_dir, m, has_live ? &live : NULL, n, complete, total,

@@ -151,15 +151,51 @@ static struct http_request metadata_request(const struct hub_config *cfg, const 
 	};
 }
 
-int hub_resolve_revision(const struct hub_config *cfg, const struct hub_repo *repo, const char *rev,
-			 char ret_commit[41], struct hub_error *err)
+/* "repo 'org/name'" for a model, "dataset 'org/name'", "space 'org/name'": the type a person
+ * gave stays in the words. */
+static void repo_object(const struct hub_repo *repo, char *buf, size_t len)
 {
-	struct hub_repo_info info;
-	int r = hub_repo_info(cfg, repo, rev, &info, err);
+	snprintf(buf, len, "%s '%s'",
+		 repo->type == HUB_REPO_DATASET ? "dataset" :
+		 repo->type == HUB_REPO_SPACE	? "space" :
+						  "repo",
+		 repo->id);
+}
 
-	if (r >= 0)
-		memcpy(ret_commit, info.commit, sizeof(info.commit));
-	return r;
+/* After a 404 for repo: whether a repo of another type has its id (one GET of its default
+ * branch each, no retry), to say so in err: "datasets/org/model" is a common slip for a
+ * model. Nothing is changed when none answers 2xx. */
+static void suggest_other_type(const struct hub_config *cfg, const struct hub_repo *repo,
+			       struct hub_error *err)
+{
+	static const enum hub_repo_type types[] = { HUB_REPO_MODEL, HUB_REPO_DATASET,
+						    HUB_REPO_SPACE };
+	static const char *const words[] = { "model", "dataset", "space" };
+	static const char *const prefixes[] = { "", "datasets/", "spaces/" };
+
+	for (size_t i = 0; i < ARRAY_SIZE(types); i++) {
+		_cleanup_free_ char *url = NULL;
+		struct http_response resp;
+		struct http_request req;
+		bool found;
+		size_t n;
+
+		if (types[i] == repo->type)
+			continue;
+		if (asprintf(&url, "%s/api/%s/%s", cfg->endpoint, hub_repo_type_plural(types[i]),
+			     repo->id) < 0)
+			return;
+		req = metadata_request(cfg, url);
+		found = http_request(&req, &resp) >= 0 && is_success(resp.status);
+		http_response_done(&resp);
+		if (!found)
+			continue;
+		n = strlen(err->message);
+		snprintf(err->message + n, sizeof(err->message) - n,
+			 "; a %s '%s' exists: did you mean '%s%s'?", words[i], repo->id,
+			 prefixes[i], repo->id);
+		return;
+	}
 }
 
 int hub_repo_info(const struct hub_config *cfg, const struct hub_repo *repo, const char *rev,
@@ -174,9 +210,10 @@ int hub_repo_info(const struct hub_config *cfg, const struct hub_repo *repo, con
 
 	if (!rev || !*rev)
 		rev = "main";
-	snprintf(object, sizeof(object), "repo '%s'", repo->id);
+	repo_object(repo, object, sizeof(object));
 	ctx.revision = rev;
 	ctx.repo_object = object;
+	ctx.first_call = true;
 	r = check_online(cfg, object, err);
 	if (r < 0)
 		return r;
@@ -193,12 +230,16 @@ int hub_repo_info(const struct hub_config *cfg, const struct hub_repo *repo, con
 		else
 			r = hub_reply_failure(&resp, r, object, &ctx, err);
 		http_response_done(&resp);
+		if (err && err->reason == FETCH_NOT_FOUND)
+			suggest_other_type(cfg, repo, err);
 		return r;
 	}
 	*ret = (struct hub_repo_info){ 0 };
 	r = hub_json_revision(resp.body, resp.body_len, ret->commit);
 	if (r >= 0)
 		r = hub_json_repo_flags(resp.body, resp.body_len, &ret->is_private, &ret->is_gated);
+	if (r >= 0)
+		r = hub_json_last_modified(resp.body, resp.body_len, &ret->last_modified);
 	if (r < 0)
 		hub_error_set(
 			err, FETCH_PROTOCOL, resp.status,

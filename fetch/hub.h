@@ -35,23 +35,24 @@ int hub_repo_key(const struct hub_repo *repo, char *buf, size_t len);
 /* "models", "datasets", "spaces" */
 const char *hub_repo_type_plural(enum hub_repo_type t);
 
-/* Resolves rev (branch, tag, sha, refs/pr/N; NULL or "" is "main") to a 40-hex commit with
- * GET /api/{type}s/{repo}/revision/{rev}, rev escaped as one segment, relative redirects (a
- * renamed repo) followed with the token. No retry. -ENOENT (repo or revision), -EACCES,
- * -EAGAIN, -EHOSTUNREACH, -ETIMEDOUT, -EBADMSG, -ENETDOWN when cfg->offline (nothing sent),
- * -ENOMEM; err filled on each but -ENOMEM. Blocks up to cfg->timeout_s per exchange. */
-int hub_resolve_revision(const struct hub_config *cfg, const struct hub_repo *repo, const char *rev,
-			 char ret_commit[41], struct hub_error *err);
-
-/* What the revision reply says besides the commit. */
+/* What the revision reply says. */
 struct hub_repo_info {
 	char commit[41];
+	uint64_t last_modified; /* the revision's "lastModified" (its commit's date), unix
+				 * seconds; 0: not given */
 	bool is_private;
 	bool is_gated; /* "auto" or "manual": files need an approved account */
 };
 
-/* hub_resolve_revision() with the repo's private and gated flags from the same reply.
- * Errors and err as hub_resolve_revision(). */
+/* Resolves rev (branch, tag, sha, refs/pr/N; NULL or "" is "main") to a 40-hex commit with
+ * GET /api/{type}s/{repo}/revision/{rev}, rev escaped as one segment, relative redirects (a
+ * renamed repo) followed with the token, and takes the repo's flags and the commit's date
+ * from the same reply. No retry. -ENOENT (repo or revision), -EACCES, -EAGAIN,
+ * -EHOSTUNREACH, -ETIMEDOUT, -EBADMSG, -ENETDOWN when cfg->offline (nothing sent), -ENOMEM;
+ * err filled on each but -ENOMEM. Blocks up to cfg->timeout_s per exchange. The words name
+ * the type given ("dataset 'org/x'"), and a 404 asks each other type's /api/{type}s/{id}
+ * once and, when one answers, ends err's line with "; a model 'org/x' exists: did you mean
+ * 'org/x'?". */
 int hub_repo_info(const struct hub_config *cfg, const struct hub_repo *repo, const char *rev,
 		  struct hub_repo_info *ret, struct hub_error *err);
 
@@ -72,13 +73,13 @@ char *hub_resolve_url(const struct hub_config *cfg, const struct hub_repo *repo,
 /* Whether the files of repo at commit may be read with cfg's token: one HEAD of path's resolve
  * URL (HUB_PROTOCOL.md 4.1), relative redirects followed; a 2xx or 3xx reply is 0. A gated
  * repo lists its tree to anyone but refuses its files, so a mount asks this once up front.
- * Errors and err as hub_resolve_revision(). */
+ * Errors and err as hub_repo_info(). */
 int hub_check_access(const struct hub_config *cfg, const struct hub_repo *repo, const char *commit,
 		     const char *path, struct hub_error *err);
 
 /* Who cfg's token belongs to: GET {E}/api/whoami-v2 (anonymous without a token: the Hub then
  * answers 401). ret->server_date_s is the reply's Date (0: none), filled whenever a reply
- * arrived, error or not. Errors and err as hub_resolve_revision(); -EACCES for a token the
+ * arrived, error or not. Errors and err as hub_repo_info(); -EACCES for a token the
  * Hub refuses. */
 struct hub_whoami {
 	char name[96];
@@ -89,7 +90,7 @@ int hub_whoami(const struct hub_config *cfg, struct hub_whoami *ret, struct hub_
 /* One timed ranged GET of the first len bytes of path at commit, as a transfer would start:
  * the resolve URL first, then the redirect target (the CDN) when the Hub sends one, without
  * the token there. A reply other than 2xx is an error (err says which host answered what).
- * Errors and err as hub_resolve_revision(). Blocks up to twice cfg->timeout_s. */
+ * Errors and err as hub_repo_info(). Blocks up to twice cfg->timeout_s. */
 struct hub_probe {
 	char host[128]; /* host:port that served the bytes */
 	bool redirected; /* the bytes came from the redirect target */

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <cjson/cJSON.h>
 
@@ -130,6 +131,35 @@ int hub_json_repo_flags(const char *json, size_t len, bool *ret_private, bool *r
 	*ret_private = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(j, "private"));
 	gated = cJSON_GetObjectItemCaseSensitive(j, "gated");
 	*ret_gated = cJSON_IsTrue(gated) || (cJSON_IsString(gated) && *gated->valuestring);
+	return 0;
+}
+
+/* "YYYY-MM-DDTHH:MM:SS" then ".fff", "Z" or an end: unix seconds, or 0. */
+static uint64_t iso8601_utc(const char *s)
+{
+	struct tm tm = { 0 };
+	int n = 0;
+
+	if (sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d%n", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
+		   &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &n) != 6 ||
+	    n != 19 || (s[n] && s[n] != '.' && s[n] != 'Z') || tm.tm_year < 1970 || tm.tm_mon < 1 ||
+	    tm.tm_mon > 12 || tm.tm_mday < 1 || tm.tm_mday > 31 || tm.tm_hour > 23 ||
+	    tm.tm_min > 59 || tm.tm_sec > 60)
+		return 0;
+	tm.tm_year -= 1900;
+	tm.tm_mon -= 1;
+	return (uint64_t)timegm(&tm);
+}
+
+int hub_json_last_modified(const char *json, size_t len, uint64_t *ret_s)
+{
+	_cleanup_(json_deletep) cJSON *j = json_parse(json, len);
+	const cJSON *v;
+
+	if (!cJSON_IsObject(j))
+		return -EBADMSG;
+	v = cJSON_GetObjectItemCaseSensitive(j, "lastModified");
+	*ret_s = cJSON_IsString(v) ? iso8601_utc(v->valuestring) : 0;
 	return 0;
 }
 

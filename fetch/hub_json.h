@@ -12,6 +12,10 @@ int hub_json_revision(const char *json, size_t len, char *ret_sha);
 /* "private" and "gated" ("auto" or "manual"; false otherwise) of a repo or revision reply;
  * an absent field is false. -EBADMSG when json is not an object. */
 int hub_json_repo_flags(const char *json, size_t len, bool *ret_private, bool *ret_gated);
+/* "lastModified" of a revision reply (ISO-8601 UTC, "2024-01-02T03:04:05.000Z") as unix
+ * seconds into *ret_s; 0 when absent or not of that form (HUB_PROTOCOL.md 2). -EBADMSG when
+ * json is not an object. */
+int hub_json_last_modified(const char *json, size_t len, uint64_t *ret_s);
 /* "name" of a whoami-v2 reply into buf. -EBADMSG when missing, -ENAMETOOLONG when buf is short. */
 int hub_json_whoami(const char *json, size_t len, char *buf, size_t buflen);
 /* Appends the entries of one tree page (a JSON array of §3 entries) to tree. Unknown fields

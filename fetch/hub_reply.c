@@ -46,6 +46,7 @@ static void url_host(const char *url, char *buf, size_t len)
 /* The parts of an error reply that words are made of, each one printable line. */
 struct reply_words {
 	char paren[320]; /* "HTTP 404 RevisionNotFound: Invalid rev id" */
+	bool hub_like; /* an X-Error-Code or an error message came with it */
 	char code[64]; /* X-Error-Code or "" */
 	char host[128]; /* "127.0.0.1:8080" */
 	char rid[96]; /* X-Request-Id (or a trace id) or "" */
@@ -67,6 +68,7 @@ static void reply_words_init(struct reply_words *w, const struct http_response *
 	url_host(r->effective_url, w->host, sizeof(w->host));
 	snprintf(w->paren, sizeof(w->paren), "HTTP %ld%s%s%s%s", r->status, w->code[0] ? " " : "",
 		 w->code, detail[0] ? ": " : "", detail);
+	w->hub_like = w->code[0] || detail[0];
 }
 
 /* 401, 403 and 404: the Hub refused, and why decides what the person does next. */
@@ -132,7 +134,15 @@ static void describe_reply(const struct http_response *r, const char *object,
 	case FETCH_GATED:
 	case FETCH_TOKEN:
 	case FETCH_FORBIDDEN:
-		describe_refusal(reason, r->status, &w, object, ctx, err);
+		if (ctx && ctx->first_call && !w.hub_like && ctx->cfg)
+			hub_error_set(
+				err, FETCH_PROTOCOL, r->status,
+				"'%s' does not answer like a Hugging Face Hub API (HTTP %ld for %s, "
+				"without the Hub's X-Error-Code or message): check --endpoint or "
+				"HF_ENDPOINT",
+				ctx->cfg->endpoint, r->status, object);
+		else
+			describe_refusal(reason, r->status, &w, object, ctx, err);
 		break;
 	case FETCH_RATE_LIMITED:
 		hub_error_set(err, reason, r->status, "rate limited by %s for %s (%s%s%s%s%s)",

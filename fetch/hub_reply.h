@@ -12,6 +12,10 @@ struct hub_reply_ctx {
 	const char *revision; /* asked revision, for RevisionNotFound */
 	const char *repo_object; /* "repo 'org/name'", for RevisionNotFound */
 	const struct hub_config *cfg; /* token sent or not, and its source */
+	/* The revision call, a mount's first: a 401, 403 or 404 without any of the Hub's error
+	 * words (X-Error-Code, X-Error-Message, a JSON error) says the endpoint is no Hub API,
+	 * with reason FETCH_PROTOCOL (HUB_PROTOCOL.md 5: every Hub refusal carries one). */
+	bool first_call;
 };
 
 /* Words for a reply that is an error (status, X-Error-Code, X-Error-Message, JSON body) about

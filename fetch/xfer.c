@@ -19,6 +19,7 @@
 #include "fetch/xfer_engine.h"
 #include "fetch/xfer_priv.h"
 #include "util/cleanup.h"
+#include "util/timeutil.h"
 
 #define XFER_CONNECTIONS_DEFAULT 16
 
@@ -123,6 +124,7 @@ int xfer_submit(struct xfer *x, const struct xfer_req *req, uint64_t *ret_id)
 	r->sink = req->sink;
 	r->prio = r->prio_asked = req->prio;
 	r->state = XREQ_INBOX;
+	r->waiting_since = now_usec();
 
 	pthread_mutex_lock(&x->lock);
 	stopping = x->stopping;
@@ -197,6 +199,7 @@ void xfer_get_stats(struct xfer *x, struct xfer_stats *ret)
 	pthread_mutex_lock(&x->lock);
 	*ret = x->stats;
 	pthread_mutex_unlock(&x->lock);
+	ret->io_timeout_s = (unsigned)(x->policy.io_timeout_usec / USEC_PER_SEC);
 }
 
 const char *xfer_source_str(enum xfer_source s)

@@ -43,6 +43,10 @@ struct xfer_opts {
 	unsigned backoff_max_s; /* cap of one backoff sleep; 0 -> 8 (background: 7.5 times
 				     * that, 60). A server's Retry-After/RateLimit wait is kept as
 				     * asked, up to 60 s (background: an hour), else the request fails */
+	unsigned io_timeout_s; /* a demand or read-ahead request that gets no byte for this long,
+				* through failures, retries and silent attempts, fails (a reader
+				* then gets EIO); bytes start the wait over. 0: max_retries
+				* decides instead (about 28 s with the defaults) */
 	bool offline; /* fail every request at once with FETCH_OFFLINE */
 };
 
@@ -98,6 +102,7 @@ struct xfer_stats {
 	enum fetch_reason last_retry_reason; /* FETCH_OK when none yet */
 	uint64_t last_retry_at; /* realtime usec */
 	char last_retry[256];
+	unsigned io_timeout_s; /* as configured (0: none) */
 };
 
 /* Starts the engine thread. cfg is copied. -ENOMEM, -EAGAIN (thread). */

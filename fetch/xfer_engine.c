@@ -134,9 +134,23 @@ static void stalls_check(struct xfer *x, uint64_t now)
 
 	for (r = x->running.head; r; r = next) {
 		struct xhop *h = r->hop;
+		uint64_t io = x->policy.io_timeout_usec;
 
 		next = r->next;
-		if (h->paused || now - h->last_io < n->stall_usec)
+		if (h->paused)
+			continue;
+		/* A reader's request that has had no byte for --io-timeout fails now, even in
+		 * the middle of an attempt (a connect or a stall may take longer). */
+		if (io && r->prio != XFER_PRIO_BACKGROUND &&
+		    now - MAX(r->waiting_since, h->last_io) >= io) {
+			xnet_hop_stop(h, FETCH_TIMEOUT, 0, true);
+			xfailure_words(&h->stop_f, "no data from %s within --io-timeout %llu s",
+				       xreply_origin(h->url, origin, sizeof(origin)),
+				       (unsigned long long)(io / USEC_PER_SEC));
+			hop_ended(x, h, CURLE_OK);
+			continue;
+		}
+		if (now - h->last_io < n->stall_usec)
 			continue;
 		x->es.stalls++;
 		xnet_hop_stop(h, FETCH_STALL, 0, true);
@@ -185,9 +199,14 @@ static int poll_timeout_ms(struct xfer *x, uint64_t now)
 	long curl_ms = -1;
 	int ms;
 
-	for (struct xreq *r = x->running.head; r; r = r->next)
-		if (!r->hop->paused)
-			wake = MIN(wake, r->hop->last_io + n->stall_usec);
+	for (struct xreq *r = x->running.head; r; r = r->next) {
+		if (r->hop->paused)
+			continue;
+		wake = MIN(wake, r->hop->last_io + n->stall_usec);
+		if (x->policy.io_timeout_usec && r->prio != XFER_PRIO_BACKGROUND)
+			wake = MIN(wake, MAX(r->waiting_since, r->hop->last_io) +
+						 x->policy.io_timeout_usec);
+	}
 	wake = MIN(wake, xfer_limit_due(&n->limit, now));
 	ms = wake > now ? (int)DIV_ROUND_UP(wake - now, USEC_PER_MSEC) : 0;
 	if (curl_multi_timeout(n->multi, &curl_ms) == CURLM_OK && curl_ms >= 0 && curl_ms < ms)

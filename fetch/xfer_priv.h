@@ -64,6 +64,9 @@ struct xreq {
 	unsigned streak; /* failed attempts since the last one that brought bytes */
 	unsigned failures; /* failed attempts in all (bounds a trickling server) */
 	uint64_t streak_start; /* monotonic usec of the streak's first failure */
+	uint64_t first_failure; /* monotonic usec of its first failed attempt (0: none) */
+	uint64_t waiting_since; /* monotonic usec since which no byte came: submitted, raised
+				 * to a reader's priority, or the last attempt that brought bytes */
 	uint64_t not_before; /* XREQ_BACKOFF: monotonic usec */
 	bool server_wait; /* not_before was asked by the server (Retry-After/RateLimit) */
 	bool reresolved; /* a refusal of its target was already answered by a resolve */
@@ -85,6 +88,8 @@ struct xpolicy {
 	uint64_t base_usec; /* first backoff ceiling */
 	uint64_t cap_usec[XFER_PRIO_COUNT]; /* one backoff sleep at most */
 	uint64_t give_up_usec; /* background: a failing streak this long */
+	uint64_t io_timeout_usec; /* demand, read-ahead: no byte for this long fails it (the
+				   * attempt on the wire too); 0: max_retries decides */
 	uint64_t server_wait_max_usec[XFER_PRIO_COUNT]; /* a longer server-asked wait fails now */
 };
 

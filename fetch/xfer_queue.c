@@ -154,6 +154,7 @@ void xpolicy_init(struct xpolicy *p, const struct xfer_opts *o)
 	/* Background work scales the cap by 7.5: the default 8 s becomes 60 s. */
 	p->cap_usec[XFER_PRIO_BACKGROUND] = cap * 15 / 2;
 	p->give_up_usec = 3600 * USEC_PER_SEC;
+	p->io_timeout_usec = (uint64_t)o->io_timeout_s * USEC_PER_SEC;
 	/* A reader does not wait minutes for a quota window; background work waits up to one
 	 * (the Hub's windows last 5 minutes). */
 	p->server_wait_max_usec[XFER_PRIO_DEMAND] = 60 * USEC_PER_SEC;
@@ -173,6 +174,11 @@ static bool budget_spent(const struct xpolicy *p, const struct xreq *r, uint64_t
 {
 	if (r->prio == XFER_PRIO_BACKGROUND)
 		return now - r->streak_start >= p->give_up_usec;
+	/* A reader waits --io-timeout for a byte; a server that trickles a byte per attempt is
+	 * stopped by the total bound, which scales with it. */
+	if (p->io_timeout_usec)
+		return now - r->waiting_since >= p->io_timeout_usec ||
+		       now - r->first_failure >= 4 * p->io_timeout_usec;
 	/* The streak starts over whenever bytes arrive (as Python's resume does), so a server
 	 * that breaks every connection still completes the range; the total bound stops one
 	 * that trickles a byte per attempt. */
@@ -182,20 +188,30 @@ static bool budget_spent(const struct xpolicy *p, const struct xreq *r, uint64_t
 bool xpolicy_after_failure(const struct xpolicy *p, struct xreq *r, const struct xfailure *f,
 			   uint64_t now, struct backoff_rng *rng, uint64_t *ret_delay_usec)
 {
-	if (f->progressed)
+	if (f->progressed) {
 		r->streak = 0;
+		r->waiting_since = now;
+	}
 	if (r->streak++ == 0)
 		r->streak_start = now;
+	if (!r->first_failure)
+		r->first_failure = now;
 	r->failures++;
 	snprintf(r->why, sizeof(r->why), "%s", f->why);
 	if (!f->transient)
 		return false;
 	if (budget_spent(p, r, now)) {
 		why_append(r, " after %llu attempts", r->attempts);
+		if (p->io_timeout_usec && r->prio != XFER_PRIO_BACKGROUND &&
+		    !strstr(r->why, "--io-timeout"))
+			why_append(r, " and %llu s without data (--io-timeout)",
+				   (now - r->waiting_since) / USEC_PER_SEC);
 		return false;
 	}
 	if (f->has_server_delay) {
-		if (f->server_delay_usec > p->server_wait_max_usec[r->prio]) {
+		if (f->server_delay_usec > p->server_wait_max_usec[r->prio] ||
+		    (p->io_timeout_usec && r->prio != XFER_PRIO_BACKGROUND &&
+		     now + f->server_delay_usec > r->waiting_since + p->io_timeout_usec)) {
 			why_append(r, "; the server asks to wait %llu s",
 				   f->server_delay_usec / USEC_PER_SEC);
 			return false;
@@ -206,6 +222,9 @@ bool xpolicy_after_failure(const struct xpolicy *p, struct xreq *r, const struct
 	}
 	r->server_wait = false;
 	*ret_delay_usec = backoff_delay(rng, r->streak, p->base_usec, p->cap_usec[r->prio]);
+	/* The last try comes at the reader's deadline, not a backoff after it. */
+	if (p->io_timeout_usec && r->prio != XFER_PRIO_BACKGROUND)
+		*ret_delay_usec = MIN(*ret_delay_usec, r->waiting_since + p->io_timeout_usec - now);
 	return true;
 }
 
@@ -578,6 +597,9 @@ static void req_raise(struct xfer *x, struct xreq *r, enum xfer_prio p)
 		return;
 	x->live[r->prio]--;
 	x->live[p]++;
+	/* A reader now waits on it: its wait starts now (background failures do not count). */
+	if (r->prio == XFER_PRIO_BACKGROUND)
+		r->waiting_since = now_usec();
 	r->prio = p;
 	if (r->state == XREQ_READY)
 		xreq_ready(x, r, false);

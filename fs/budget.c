@@ -11,6 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cache/bitmap.h"
 #include "cache/cache.h"
 #include "cache/pins.h"
 #include "util/cleanup.h"
@@ -77,25 +78,46 @@ static int collect_pins(struct budget *b, struct evict_pins *pins, char *why, si
 	return pins_live_mounts(cache_index(b->cache), pins, why, len);
 }
 
-/* Says why n bytes cannot be had, from the figures after a scan. */
+/* Says why n bytes cannot be had, from the figures after a scan. "Full" only when it is
+ * (within a block, or an eighth of a smaller limit, of --cache-max-size; less than a block
+ * free on the disk): a fetch refused in an almost empty cache, or a --min-free above what
+ * the disk has free, say what is short instead. */
 static void explain_locked(struct budget *b, uint64_t n)
 {
-	char s1[16], s2[16], s3[16];
+	const uint64_t block = CACHE_BLOCK_SIZE_DEFAULT;
+	uint64_t usage = est_usage_locked(b), avail = est_avail_locked(b);
+	uint64_t margin = MIN(block, b->limits.max_size / 8);
+	char s1[16], s2[16], s3[16], s4[16];
 
-	if (b->limits.max_size != EVICT_NO_LIMIT && est_usage_locked(b) + n > b->limits.max_size)
+	format_size(usage, s1, sizeof(s1));
+	format_size(n, s3, sizeof(s3));
+	if (b->limits.max_size != EVICT_NO_LIMIT && usage + n > b->limits.max_size) {
+		format_size(b->limits.max_size, s2, sizeof(s2));
+		if (usage + margin >= b->limits.max_size)
+			snprintf(b->why, sizeof(b->why),
+				 "the cache is full: %s in use or being fetched of its "
+				 "--cache-max-size %s, and what it holds belongs to live mounts",
+				 s1, s2);
+		else
+			snprintf(
+				b->why, sizeof(b->why),
+				"%s more do not fit within --cache-max-size %s (%s in use or being "
+				"fetched, %s left), and what the cache holds belongs to live mounts",
+				s3, s2, s1,
+				format_size(b->limits.max_size - usage, s4, sizeof(s4)));
+	} else if (avail < block) {
 		snprintf(b->why, sizeof(b->why),
-			 "the cache is full: %s more do not fit in its --cache-max-size %s (%s in "
-			 "use or being fetched), and what it holds belongs to live mounts",
-			 format_size(n, s3, sizeof(s3)),
-			 format_size(b->limits.max_size, s2, sizeof(s2)),
-			 format_size(est_usage_locked(b), s1, sizeof(s1)));
-	else
+			 "the cache's disk is full: %s free on '%s' (--min-free %s), and nothing "
+			 "more can be evicted",
+			 format_size(avail, s1, sizeof(s1)), b->dir,
+			 format_size(b->limits.min_free, s2, sizeof(s2)));
+	} else {
 		snprintf(b->why, sizeof(b->why),
-			 "the cache's disk is full: %s free on '%s', --min-free is %s, and "
-			 "nothing more can be evicted (%s more were needed)",
-			 format_size(est_avail_locked(b), s1, sizeof(s1)), b->dir,
-			 format_size(b->limits.min_free, s2, sizeof(s2)),
-			 format_size(n, s3, sizeof(s3)));
+			 "%s free on the cache's disk '%s', and --min-free keeps %s of it free: no "
+			 "room for %s more, and nothing more can be evicted",
+			 format_size(avail, s1, sizeof(s1)), b->dir,
+			 format_size(b->limits.min_free, s2, sizeof(s2)), s3);
+	}
 }
 
 /* Sets the figures as measured (usage walked, or not: then what landed is added to the

@@ -89,6 +89,10 @@ static const struct field {
 	FIELD_AS("read_errors", reads.errors, F_U64),
 	FIELD_AS("read_usec", reads.usec_sum, F_U64),
 	FIELD_AS("read_buckets", reads.buckets, F_U64S),
+	FIELD(streaming, F_STR),
+	FIELD(streamed_reads, F_U64),
+	FIELD(streamed_bytes, F_U64),
+	FIELD(io_timeout_s, F_UINT),
 };
 #undef FIELD
 #undef FIELD_AS
@@ -102,7 +106,12 @@ static void retry_news(struct live_pub *lp, const struct xfer_stats *xs, struct 
 
 	if (recent)
 		snprintf(l->retrying, sizeof(l->retrying), "%s", xs->last_retry);
-	if (recent && xs->last_retry_reason != lp->warned) {
+	if (recent && xs->last_retry_reason != lp->warned && xs->io_timeout_s) {
+		log_warn("transfers are failing and being retried (%s); reads of bytes not cached "
+			 "wait meanwhile, and fail with EIO after %u s without data (--io-timeout)",
+			 xs->last_retry, xs->io_timeout_s);
+		lp->warned = xs->last_retry_reason;
+	} else if (recent && xs->last_retry_reason != lp->warned) {
 		log_warn("transfers are failing and being retried (%s); reads of bytes not cached "
 			 "wait meanwhile, and fail with EIO if the retries run out",
 			 xs->last_retry);
@@ -261,7 +270,10 @@ static void sample(struct live_pub *lp, struct live *l)
 	l->bytes_total = ss.bytes_total;
 	l->bytes_cached = ss.bytes_present;
 	remaining = ss.bytes_total - MIN(ss.bytes_total, ss.bytes_present);
-	l->eta_s = !remaining ? 0 : l->rate ? (int64_t)(remaining / l->rate) : -1;
+	/* Paused for space, completion is not working toward an end: the rate is readers'. */
+	l->eta_s = !remaining				  ? 0 :
+		   l->rate && ps.phase != PREFETCH_PAUSED ? (int64_t)(remaining / l->rate) :
+							    -1;
 	l->active = xs.active;
 	for (int i = 0; i < XFER_PRIO_COUNT; i++)
 		l->queued += xs.queued[i];
@@ -302,6 +314,11 @@ static void sample(struct live_pub *lp, struct live *l)
 		l->last_error_at = xs.last_error_at;
 	}
 	retry_news(lp, &xs, l);
+	if (ss.streams_active || ss.stream_age_usec < LIVE_RETRY_S * USEC_PER_SEC)
+		snprintf(l->streaming, sizeof(l->streaming), "%s", ss.stream_why);
+	l->streamed_reads = ss.streamed_reads;
+	l->io_timeout_s = xs.io_timeout_s;
+	l->streamed_bytes = ss.streamed_bytes;
 	/* A failed hash is news too: the newer of the two is the last error. */
 	if (ss.last_error_at && ss.last_error_at >= l->last_error_at) {
 		snprintf(l->last_error, sizeof(l->last_error), "%s", ss.last_error);

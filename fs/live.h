@@ -61,6 +61,10 @@ struct live {
 	bool cache_used_known; /* cache_used was measured (else it is absent) */
 	uint64_t bytes_hub, bytes_cdn; /* bytes_fetched by origin (xfer_source) */
 	struct readstats_figs reads; /* what FUSE reads met since the mount began */
+	char streaming[320]; /* why reads were streamed without caching in the last
+			      * LIVE_RETRY_S (the cache had no room); "" if none */
+	uint64_t streamed_reads, streamed_bytes; /* reads answered so since the mount */
+	unsigned io_timeout_s; /* --io-timeout: a read waits this long without data (0: none) */
 };
 
 /* Encodes into buf (4 KiB holds every field); returns the length. */

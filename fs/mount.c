@@ -131,6 +131,7 @@ static int serve(const struct mount_opts *o, struct hub_config *cfg, struct cach
 		.connections = o->connections,
 		.max_rate = o->max_rate,
 		.stall_timeout_s = o->stall_timeout_s,
+		.io_timeout_s = o->io_timeout_s,
 		.offline = cfg->offline,
 	};
 	struct sched_opts so = {
@@ -143,7 +144,7 @@ static int serve(const struct mount_opts *o, struct hub_config *cfg, struct cach
 	};
 	struct mount_ctx m = {
 		.block_size = CACHE_BLOCK_SIZE_DEFAULT,
-		.mtime = now_realtime_usec() / USEC_PER_SEC,
+		.mtime = snap->commit_time,
 		.uid = getuid(),
 		.gid = getgid(),
 		.readahead_kb = 16384,
@@ -236,6 +237,11 @@ static int serve(const struct mount_opts *o, struct hub_config *cfg, struct cach
 	lock_fd = -1;
 	log_info("serving '%s' revision '%s' (commit %s) at '%s'", snap->repo.id, snap->revision,
 		 snap->commit, o->mountpoint);
+	if (!snap->commit_time)
+		log_info(
+			"the date of commit %.12s is not known (the Hub did not say, or its cached "
+			"file list predates hffs keeping it): files show 1970-01-01 as their time",
+			snap->commit);
 	if (cfg->offline || snap->ref_from_cache)
 		warn_uncached(t, st.s, cfg->offline);
 	if (o->prefetch && !cfg->offline) {

@@ -253,6 +253,8 @@ static void read_ahead_plan(struct mount_ctx *m, const struct inode *e, struct o
 
 struct read_ctx {
 	fuse_req_t req;
+	struct mount_ctx *m;
+	const struct inode *e;
 	uint64_t offset;
 	uint64_t len;
 	struct readstats *stats;
@@ -269,14 +271,32 @@ static void reply_from_fd(fuse_req_t req, int fd, uint64_t offset, uint64_t len)
 	fuse_reply_data(req, &bv, FUSE_BUF_SPLICE_MOVE);
 }
 
-/* Engine or committer thread: the parked read's blocks landed, or will never land. */
+/* Engine thread: a streamed read's bytes, or its failure. */
+static void stream_ready(void *ud, int err, const void *buf, size_t len)
+{
+	struct read_ctx *rc = ud;
+
+	if (err)
+		fuse_reply_err(rc->req, EIO);
+	else
+		fuse_reply_buf(rc->req, buf, len);
+	readstats_count(rc->stats, rc->start, READSTATS_MISS, err ? 0 : len, err ? -EIO : 0);
+	free(rc);
+}
+
+/* Engine or committer thread: the parked read's blocks landed, or will never land. A read
+ * the cache has no room for is streamed instead: a read-only file system does not answer a
+ * read with ENOSPC. */
 static void read_ready(void *ud, int err, int fd, bool net)
 {
 	struct read_ctx *rc = ud;
 	enum readstats_kind kind = net ? READSTATS_MISS : READSTATS_HIT;
 
+	if (err == -ENOSPC &&
+	    sched_stream(rc->m->sched, rc->e, rc->offset, rc->len, stream_ready, rc) == 0)
+		return;
 	if (err)
-		fuse_reply_err(rc->req, err == -ENOSPC ? ENOSPC : EIO);
+		fuse_reply_err(rc->req, EIO);
 	else
 		reply_from_fd(rc->req, fd, rc->offset, rc->len);
 	readstats_count(rc->stats, rc->start, kind, rc->len, err);
@@ -315,9 +335,13 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		read_fail(m, req, start, ENOMEM);
 		return;
 	}
-	*rc = (struct read_ctx){
-		.req = req, .offset = offset, .len = len, .stats = &m->reads, .start = start
-	};
+	*rc = (struct read_ctx){ .req = req,
+				 .m = m,
+				 .e = e,
+				 .offset = offset,
+				 .len = len,
+				 .stats = &m->reads,
+				 .start = start };
 	read_ahead_plan(m, e, of, offset, len, &ra_off, &ra_len, &gen);
 	r = sched_read(m->sched, e, offset, len, gen, read_ready, rc, &fd);
 	/* After the demand fetch is queued, so the window never goes before the read. */

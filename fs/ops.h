@@ -20,7 +20,7 @@ struct mount_ctx {
 	const struct inode_table *t; /* immutable */
 	struct sched *sched;
 	uint32_t block_size;
-	uint64_t mtime; /* one time for every inode (unix seconds) */
+	uint64_t mtime; /* every inode's times: the commit's date (unix seconds; 0: unknown) */
 	uid_t uid;
 	gid_t gid;
 	uint64_t total_size; /* sum of file sizes, for statfs */

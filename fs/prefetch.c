@@ -339,8 +339,8 @@ static void check_space(struct prefetch *p)
 	if (room < missing)
 		log_warn(
 			"background completion needs %s more but the cache can take only %s within "
-			"its limits (--cache-max-size, --min-free); it will pause when the cache is "
-			"full, and reads of the rest will fail with 'No space left on device'",
+			"its limits (--cache-max-size, --min-free); it will pause there, and reads "
+			"of the rest will be streamed without caching",
 			format_size(missing, s1, sizeof(s1)), format_size(room, s2, sizeof(s2)));
 	else if (missing)
 		log_info("background completion: %s to fetch, the cache has room for it",

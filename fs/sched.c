@@ -155,8 +155,7 @@ static int build_blobs(struct sched *s, const struct sched_opts *o)
 /* Whether a read of blocks [.., last] of b must wait for the whole blob to verify. */
 static bool needs_whole(const struct sched *s, const struct sched_blob *b, uint64_t last)
 {
-	return b->state != BLOB_VERIFIED &&
-	       (s->strict || b->hash == BLOB_HASH_GITSHA1 || last + 1 == b->nblocks);
+	return sched_needs_whole_locked(s, b, last);
 }
 
 uint64_t sched_open(struct sched *s, const struct inode *f)
@@ -416,6 +415,11 @@ void sched_get_stats(struct sched *s, struct sched_stats *ret)
 	ret->verify_failures = s->verify_failures;
 	snprintf(ret->last_error, sizeof(ret->last_error), "%s", s->last_error);
 	ret->last_error_at = s->last_error_at;
+	ret->streams_active = s->streams_active;
+	ret->streamed_reads = s->streamed_reads;
+	ret->streamed_bytes = s->streamed_bytes;
+	ret->stream_age_usec = s->stream_last_at ? now_usec() - s->stream_last_at : UINT64_MAX;
+	snprintf(ret->stream_why, sizeof(ret->stream_why), "%s", s->stream_why);
 	pthread_mutex_unlock(&s->lock);
 }
 
@@ -496,6 +500,7 @@ struct sched *sched_free(struct sched *s)
 		free(b->url);
 		free(b->present);
 		free(b->inflight);
+		free(b->stream_dig);
 		verify_hasher_free(b->hasher);
 	}
 	free(s->blobs);

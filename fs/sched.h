@@ -55,7 +55,8 @@ struct sched_hooks {
 };
 
 /* Called once when a parked read can be answered (err 0: every byte is in the file behind fd)
- * or cannot (-EIO; -ENOSPC when the cache has no room for its blocks; the reason is logged).
+ * or cannot (-EIO, the reason is logged; -ENOSPC when the cache has no room for its blocks:
+ * the read may be streamed with sched_stream()).
  * net: the read waited for bytes from the network (false: every byte it needed was in the
  * cache when it was parked, and it waited only for the file's hash). Runs on the engine,
  * committer or verifier thread; must not block beyond a local read. */
@@ -82,6 +83,22 @@ uint64_t sched_open(struct sched *s, const struct inode *f);
  * network. */
 int sched_read(struct sched *s, const struct inode *f, uint64_t offset, uint64_t len, uint64_t gen,
 	       sched_ready_fn ready, void *ud, int *ret_fd);
+
+/* Called once when a streamed read ends: err 0 and the read's len bytes in buf (valid only
+ * during the call), or -EIO (the reason is logged). Engine thread, or the caller's. */
+typedef void (*sched_stream_fn)(void *ud, int err, const void *buf, size_t len);
+
+/* For a read that sched_read() answered -ENOSPC (the cache has no room for its blocks):
+ * fetches bytes [offset, offset+len) of f at demand priority into memory, without caching
+ * them, and calls done. Promised as for cached bytes: a read that needs the whole blob
+ * verified (sched_read()'s rule: a small file, an LFS file's last block, verify_strict)
+ * streams the whole blob through its hash, keeping only the read's bytes, and is answered
+ * only if it matches; other reads of an LFS file are served as they arrive, as cached
+ * partial reads are, before any hash. At most 64 MiB of buffers at once. Returns 0 (done
+ * is called exactly once, maybe before this returns), or -EIO (given up, too many streams
+ * in memory), -ENOMEM: done is not called. Any thread; never blocks on the network. */
+int sched_stream(struct sched *s, const struct inode *f, uint64_t offset, uint64_t len,
+		 sched_stream_fn done, void *ud);
 
 /* Submits fetches at prio for the blocks of [offset, offset+len) of f that are neither
  * present nor in flight, in runs of at most max_fetch bytes (rounded up to a block). Returns
@@ -138,8 +155,12 @@ struct sched_stats {
 	unsigned background; /* background fetches in flight */
 	uint64_t verify_failures; /* blobs that hashed wrong since the mount */
 	unsigned blobs_given_up; /* failed twice: not fetched again in this mount */
-	char last_error[256]; /* the last failed hash, in words ("" none) */
+	char last_error[256]; /* the last failed hash or streamed read, in words ("" none) */
 	uint64_t last_error_at; /* realtime usec of it */
+	unsigned streams_active; /* reads being streamed without caching */
+	uint64_t streamed_reads, streamed_bytes; /* answered so, since the mount */
+	uint64_t stream_age_usec; /* since a stream last began (UINT64_MAX: never) */
+	char stream_why[320]; /* why the cache had no room then ("" never) */
 };
 void sched_get_stats(struct sched *s, struct sched_stats *ret);
 

@@ -118,9 +118,10 @@ static void sched_fetch_done(void *ud, int err, enum fetch_reason reason, const 
 		err = 0; /* cut short by a demand read, after landing all it still owned */
 	}
 	s->nfetches--;
-	/* A range the budget refused for no reader: background completion says so once. */
-	quiet = err == -ENOSPC && !f->granted && f->prio != XFER_PRIO_DEMAND && !dead;
-	if (err && err != -ECANCELED && f->count) {
+	/* A range the budget refused: the budget said why once; background completion pauses,
+	 * and the reads that needed it are streamed (ops.c; sched_stream.c says so). */
+	quiet = err == -ENOSPC && !f->granted;
+	if (err && err != -ECANCELED && f->count && !quiet) {
 		b->fetch_failures++;
 		b->fetch_reason = (uint8_t)reason;
 		snprintf(b->fetch_error, sizeof(b->fetch_error), "%s",
@@ -141,7 +142,7 @@ static void sched_fetch_done(void *ud, int err, enum fetch_reason reason, const 
 			 (unsigned long long)MIN((f->first + f->count) * s->bs, b->size) - 1,
 			 disk_full ? "the cache's disk is full (" : "",
 			 why && *why ? why : fetch_reason_str(reason),
-			 disk_full ? "); what is cached is still served" : "");
+			 disk_full ? "); reads of it are streamed without caching" : "");
 	sched_answer(dead, err == -ENOSPC ? -ENOSPC : -EIO, -1);
 	free(f);
 }

@@ -1,7 +1,8 @@
 /* sched_priv.h: the scheduler's state, shared by its five files, which call one way only:
  * sched.c (blobs, reads, queries) -> sched_fetch.c (planning, cuts, the engine's sink) ->
  * sched_commit.c (the committer thread), sched_verify.c (the verifier thread) ->
- * sched_blob.c (presence and parked reads). Nothing outside fs/sched*.c includes it.
+ * sched_blob.c (presence and parked reads); sched_stream.c (reads streamed past a full cache)
+ * calls only sched_verify_fail() of them. Nothing outside fs/sched*.c includes it.
  *
  * Presence has one authority while a mount runs: the blob's bitmap in memory (present). The
  * index is its durable copy, written behind it by the committer, and a source of blocks that
@@ -65,6 +66,11 @@ struct sched_blob {
 	uint8_t fetch_reason; /* s->lock: enum fetch_reason of the last of them */
 	char fetch_error[200]; /* s->lock: its words */
 
+	/* s->lock: per block, a digest of the bytes streamed to readers without caching
+	 * (sched_stream.c); 0: none yet. NULL until the blob's first stream. */
+	uint64_t *stream_dig;
+	bool stream_dig_verified; /* s->lock: every digest is from a stream that hashed right */
+
 	struct verify_hasher *hasher; /* verifier thread: the prefix hashed so far */
 	uint64_t hasher_epoch; /* verifier thread: the epoch the hasher started at */
 };
@@ -108,11 +114,28 @@ struct sched {
 	struct sched_blob **vq; /* lock: blobs to hash further or to invalidate, in order */
 	size_t vqn, vqcap;
 	uint64_t verify_failures; /* lock */
-	char last_error[256]; /* lock: the last verification failure, in words */
+	char last_error[256]; /* lock: the last verification or streamed read failure, in words */
 	uint64_t last_error_at; /* lock: realtime usec of it (0: none) */
 	pthread_cond_t vcond; /* verify queue work */
 	pthread_t verifier;
+
+	/* Reads streamed through memory because the cache had no room (sched_stream.c). */
+	uint64_t stream_mem; /* lock: bytes of the buffers of streams in flight */
+	unsigned streams_active; /* lock */
+	uint64_t streamed_reads, streamed_bytes; /* lock: answered with bytes */
+	uint64_t stream_last_at; /* lock: monotonic usec a stream last began (0: never) */
+	char stream_why[320]; /* lock: why the cache had no room then */
 };
+
+/* Whether a read of blocks up to last is answered only once the whole blob hashed right: any
+ * read of a small (git) file, a read of an LFS file's last block, any read with verify_strict,
+ * until the blob is verified. */
+static inline bool sched_needs_whole_locked(const struct sched *s, const struct sched_blob *b,
+					    uint64_t last)
+{
+	return b->state != BLOB_VERIFIED &&
+	       (s->strict || b->hash == BLOB_HASH_GITSHA1 || last + 1 == b->nblocks);
+}
 
 /* sched_blob.c */
 /* Moves the waiters of b that can be answered now onto *ret_ready (their blocks present, and
@@ -162,6 +185,11 @@ void sched_verify_push_locked(struct sched *s, struct sched_blob *b);
  * page cache. */
 void sched_blob_failed_elsewhere_locked(struct sched *s, struct sched_blob *b, uint64_t gen);
 void *sched_verifier_main(void *arg);
+/* Records that b's bytes at generation gen are wrong (actual: what was found, in words or
+ * hex): the index first (BLOB_BAD, so that no merge brings the bits back), then memory drops
+ * every block, raises the generation, gives the blob up at its second failure, and has the
+ * verifier answer its reads and invalidate the page cache. No lock held; one LMDB write. */
+void sched_verify_fail(struct sched *s, struct sched_blob *b, uint64_t gen, const char *actual);
 
 /* sched_commit.c */
 int sched_queue_push_locked(struct sched *s, struct sched_blob *b, uint64_t block);

@@ -83,7 +83,7 @@ static void invalidate(struct sched *s, struct sched_blob *b)
 }
 
 /* A hash that did not match: the index first, so that no merge can bring the bits back. */
-static void fail_hash(struct sched *s, struct sched_blob *b, uint64_t gen, const char *actual)
+void sched_verify_fail(struct sched *s, struct sched_blob *b, uint64_t gen, const char *actual)
 {
 	char why[sizeof(s->last_error)];
 	bool given_up;
@@ -164,7 +164,7 @@ static void hash_more(struct sched *s, struct sched_blob *b)
 	}
 	if (r == -EIO && *actual) {
 		pthread_mutex_unlock(&s->lock);
-		fail_hash(s, b, gen, actual);
+		sched_verify_fail(s, b, gen, actual);
 		pthread_mutex_lock(&s->lock);
 		return;
 	}

@@ -44,8 +44,12 @@ static int resolve_commit(const struct hub_config *cfg, struct cache_db *db, str
 	int r = -ENETDOWN;
 
 	if (!cfg->offline) {
-		r = hub_resolve_revision(cfg, &s->repo, s->revision, s->commit, err);
+		struct hub_repo_info info;
+
+		r = hub_repo_info(cfg, &s->repo, s->revision, &info, err);
 		if (r >= 0) {
+			memcpy(s->commit, info.commit, sizeof(s->commit));
+			s->commit_time = info.last_modified;
 			(void)db_ref_put(db, s->repo_key, s->revision, s->commit);
 			return 0;
 		}
@@ -221,6 +225,10 @@ static int load_tree(const struct hub_config *cfg, struct cache_db *db, unsigned
 	convert_legacy_trees(db);
 	r = tree_get(db, s->repo_key, s->commit, &rec);
 	if (r >= 0) {
+		/* The record's date first: every mount of the commit shows the same times. */
+		s->record_lacks_time = !rec.commit_time && s->commit_time;
+		if (rec.commit_time)
+			s->commit_time = rec.commit_time;
 		r = tree_to_hub(&rec, &s->tree);
 		if (r < 0)
 			return r;
@@ -262,10 +270,11 @@ static int load_tree(const struct hub_config *cfg, struct cache_db *db, unsigned
 int snapshot_store_tree(struct cache_db *db, const struct snapshot *s, const struct inode_table *t)
 {
 	struct tree rec = { .v = reallocarray(NULL, inode_count(t), sizeof(*rec.v)),
-			    .cap = inode_count(t) };
+			    .cap = inode_count(t),
+			    .commit_time = s->commit_time };
 	int r = rec.v ? 0 : -ENOMEM;
 
-	if (s->tree_from_cache) {
+	if (s->tree_from_cache && !s->record_lacks_time) {
 		free(rec.v);
 		return 0;
 	}

@@ -18,6 +18,10 @@ struct snapshot {
 	struct hub_tree tree; /* validated */
 	bool ref_from_cache; /* the commit came from the cache: offline, or the Hub unreachable */
 	bool tree_from_cache;
+	/* The commit's date (unix seconds; 0: unknown): from the cached tree record, else the
+	 * Hub's revision reply; every file's mtime, the same at every mount of the commit. */
+	uint64_t commit_time;
+	bool record_lacks_time; /* the cached record predates the date: store it again */
 };
 
 /* Resolves revision of repo_spec and loads its tree, recording the commit in db (the tree is
@@ -30,8 +34,9 @@ int snapshot_load(const struct hub_config *cfg, struct cache_db *db, const char 
 		  struct hub_error *err);
 void snapshot_done(struct snapshot *s);
 /* Records the tree of a snapshot listed from the Hub in db as the cache's record
- * (cache/tree.h), from t, the inode table built from it: stored once the listing is freed,
- * a huge tree is never held three times (listing, record, encoding). Nothing for a tree that
- * came from the cache. Logs a failure (the mount goes on: the next one lists again). -ENOMEM,
+ * (cache/tree.h), with the commit's date, from t, the inode table built from it: stored once
+ * the listing is freed, a huge tree is never held three times (listing, record, encoding).
+ * Nothing for a tree that came from the cache, unless its record lacked the date the Hub
+ * gave now. Logs a failure (the mount goes on: the next one lists again). -ENOMEM,
  * the index's -errno. */
 int snapshot_store_tree(struct cache_db *db, const struct snapshot *s, const struct inode_table *t);

@@ -24,6 +24,29 @@ int parse_uint(const char *s, uint64_t max, uint64_t *ret)
 	return 0;
 }
 
+int parse_duration(const char *s, uint64_t max_s, uint64_t *ret_s)
+{
+	char *end;
+	unsigned long long v, mul = 1;
+
+	if (!s || *s < '0' || *s > '9')
+		return -EINVAL;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno)
+		return -EINVAL;
+	if (*end == 's' || *end == 'm' || *end == 'h') {
+		mul = *end == 'h' ? 3600 : *end == 'm' ? 60 : 1;
+		end++;
+	}
+	if (*end)
+		return -EINVAL;
+	if (v > max_s / mul)
+		return -ERANGE;
+	*ret_s = v * mul;
+	return 0;
+}
+
 int parse_size(const char *s, uint64_t *ret)
 {
 	static const char units[] = "BKMGTP";

@@ -13,6 +13,10 @@ int parse_size(const char *s, uint64_t *ret);
 /* Parses a non-negative decimal integer no larger than max. -EINVAL or -ERANGE. */
 int parse_uint(const char *s, uint64_t max, uint64_t *ret);
 
+/* Parses a duration in whole seconds: "90", "90s", "5m", "1h" (one unit, no spaces) into
+ * seconds, no larger than max_s. -EINVAL (junk, no number), -ERANGE (above max_s). */
+int parse_duration(const char *s, uint64_t max_s, uint64_t *ret_s);
+
 /* Parses a percentage "10%" into 10. -EINVAL if not of that form or above 100. */
 int parse_percent(const char *s, unsigned *ret);
 

@@ -20,6 +20,9 @@ def generate_standard_repos(data_dir):
     genrepo.generate(data_dir, "org/shared", shards=2, shard_size=2 * MiB, seed=6, tags=("v1",))
     genrepo.generate(data_dir, "org/shared", from_commit_of="v1",
                      change_files=("config.json", "model-00002-of-00002.safetensors"))
+    # A dataset with no model of its id, for the type hint of a 404.
+    genrepo.generate(data_dir, "org/ds", repo_type="dataset", shards=1, shard_size=MiB // 4,
+                     seed=7)
     return data_dir
 
 

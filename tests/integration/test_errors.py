@@ -1,5 +1,8 @@
 """Everything `hffs mount` refuses, each with one clear line and a non-zero exit."""
+import functools
+import http.server
 import subprocess
+import threading
 
 import pytest
 
@@ -32,6 +35,53 @@ def test_hub_refusals(hub, cache_dir, tmp_path, repo, env, words):
     line = mount_fails(hub, cache_dir, tmp_path, repo, env=clean_env(**(env or {})))
     for w in words:
         assert w.lower() in line.lower(), line
+
+
+@pytest.mark.parametrize("spec,words", [
+    ("datasets/org/model", ["dataset 'org/model' not found", "a model 'org/model' exists",
+                            "did you mean 'org/model'?"]),
+    ("org/ds", ["'org/ds' not found", "a dataset 'org/ds' exists",
+                "did you mean 'datasets/org/ds'?"]),
+    ("spaces/org/absent", ["space 'org/absent' not found"]),
+])
+def test_wrong_repo_type_is_named(hub, cache_dir, tmp_path, spec, words):
+    """A 404 keeps the type the person gave, and names a repo of another type with that id."""
+    line = mount_fails(hub, cache_dir, tmp_path, spec)
+    for w in words:
+        assert w in line, line
+    if "absent" in spec:
+        assert "did you mean" not in line, line
+
+
+def test_an_endpoint_that_is_no_hub_is_named(hub, cache_dir, tmp_path):
+    """A web server that is not a Hub API (a 404 page, the CDN's 403) is said to be one,
+    instead of "not found" or "forbidden" about the repo."""
+    www = tmp_path / "www"  # an empty site: every path is a 404 page
+    www.mkdir()
+    server = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", 0), functools.partial(QuietHandler, directory=str(www)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        for endpoint in (f"http://127.0.0.1:{server.server_address[1]}", hub.cdn_url):
+            mp = tmp_path / "mp"
+            mp.mkdir(exist_ok=True)
+            p = run_hffs("mount", "org/model", mp, "--foreground", "--cache-dir", cache_dir,
+                         "--endpoint", endpoint, timeout=30)
+            assert p.returncode == 1, p.stderr
+            assert f"'{endpoint}' does not answer like a Hugging Face Hub API" in p.stderr, \
+                p.stderr
+            assert "check --endpoint or HF_ENDPOINT" in p.stderr
+            assert "did you mean" not in p.stderr
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+
+
+class QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
 
 
 def test_missing_revision(hub, cache_dir, tmp_path):

@@ -2,9 +2,14 @@
 readers see no error while retries remain, files end byte-identical, and a reader whose
 retries run out gets EIO (never wrong bytes) with a log line that says why."""
 import errno
+import json
 import os
+import threading
+import time
 
 import pytest
+
+from conftest import run_hffs, wait_for
 
 MiB = 1 << 20
 SHARD = "model-00001-of-00003.safetensors"
@@ -85,3 +90,61 @@ def test_cached_reads_work_while_the_server_stalls(hub, mount):
     with open(m.path / "config.json", "rb") as f:
         os.posix_fadvise(f.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
         assert f.read() == src["config.json"]
+
+
+def timed_read(path, off, n, out):
+    """pread in a thread: out gets ("ok", bytes) or ("err", errno), and the seconds it took."""
+    t0 = time.monotonic()
+    try:
+        with open(path, "rb") as f:
+            out["result"] = ("ok", os.pread(f.fileno(), n, off))
+    except OSError as e:
+        out["result"] = ("err", e.errno)
+    out["took"] = time.monotonic() - t0
+
+
+@pytest.mark.parametrize("rule", [
+    {"host": "cdn", "fault": "status", "status": 503},
+    # Silent connections: the stall detector (30 s) would take longer than --io-timeout.
+    {"host": "cdn", "fault": "stall", "at_byte": 0, "seconds": 60},
+], ids=["503", "stall"])
+def test_io_timeout_bounds_the_wait_for_eio(hub, mount, cache_dir, rule):
+    hub.set_faults([rule])
+    m = mount("org/model", "--prefetch", "none", "--io-timeout", "3s")
+    out = {}
+    t = threading.Thread(target=timed_read, args=(m.path / SHARD, MiB + 5, 4096, out))
+    t.start()
+    if rule["fault"] == "status":
+        # While it waits, status says why and for how long at most.
+        def retrying():
+            p = run_hffs("status", "--json", "--cache-dir", cache_dir, check=True)
+            live = json.loads(p.stdout)["mounts"][0]["live"]
+            return live["retrying"] and live["io_timeout_s"] == 3
+        wait_for(retrying, timeout=20, what="status to show the retries")
+        text = run_hffs("status", "--cache-dir", cache_dir, check=True).stdout
+        assert "EIO after 3 s without data (--io-timeout)" in text or not t.is_alive(), text
+    t.join(timeout=60)
+    assert not t.is_alive(), "the read never ended"
+    assert out["result"] == ("err", errno.EIO), out
+    # Roughly the option's time: well under the 28 s of the default retry count (a
+    # generous bound; the kernel may send the read twice).
+    assert out["took"] < 20, out
+    log = m.log()
+    assert "EIO after 3 s without data (--io-timeout)" in log or rule["fault"] == "stall", log
+    assert "--io-timeout" in log, log
+
+
+def test_a_read_outlives_a_short_outage(hub, mount):
+    """A fault that clears before --io-timeout: the waiting read gets its bytes."""
+    hub.set_faults([{"host": "cdn", "fault": "status", "status": 503}])
+    m = mount("org/model", "--prefetch", "none", "--io-timeout", "2m")
+    out = {}
+    t = threading.Thread(target=timed_read, args=(m.path / SHARD, MiB + 5, 4096, out))
+    t.start()
+    wait_for(lambda: "transfers are failing and being retried" in m.log(), timeout=30,
+             what="the retry warning")
+    assert "EIO after 120 s without data (--io-timeout)" in m.log()
+    hub.reset()
+    t.join(timeout=90)
+    assert not t.is_alive(), "the read never ended"
+    assert out["result"] == ("ok", hub.files("org/model")[SHARD][MiB + 5:MiB + 5 + 4096])

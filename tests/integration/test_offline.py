@@ -1,7 +1,11 @@
 """The cache holds refs, trees and blocks: a second mount needs no server for what was read,
 and no block is fetched twice."""
+import datetime
 import errno
+import json
 import os
+import time
+import urllib.request
 
 import pytest
 
@@ -76,3 +80,42 @@ def test_offline_without_cache_is_a_clear_error(hub, cache_dir, tmp_path):
                  env=clean_env(HF_HUB_OFFLINE="1"))
     assert p.returncode == 1 and "offline" in p.stderr.lower()
     assert not os.path.ismount(mp)
+
+
+def commit_date(hub, repo="org/model", rev="main"):
+    """The revision's lastModified (its commit's date) as the fake Hub says it."""
+    with urllib.request.urlopen(f"{hub.api_url}/api/models/{repo}/revision/{rev}") as r:
+        when = json.load(r)["lastModified"]
+    return int(datetime.datetime.strptime(when, "%Y-%m-%dT%H:%M:%S.%fZ")
+               .replace(tzinfo=datetime.timezone.utc).timestamp())
+
+
+def times(root):
+    """{relative path: (mtime, ctime)} of everything under root, root included."""
+    out = {".": (os.stat(root).st_mtime, os.stat(root).st_ctime)}
+    for d, dirs, files in os.walk(root):
+        for n in dirs + files:
+            st = os.stat(os.path.join(d, n))
+            out[os.path.relpath(os.path.join(d, n), root)] = (st.st_mtime, st.st_ctime)
+    return out
+
+
+def test_mtimes_are_the_commit_date_at_every_mount(hub, mount):
+    """rsync, make and cache checks see stable files: every time is the commit's date, online,
+    at a remount, and offline from the cached tree."""
+    when = commit_date(hub)
+    assert when < time.time() - 86400  # the fake commits are dated in the past
+    m = mount("org/model", "--prefetch", "none")
+    first = times(m.path)
+    assert len(first) > 10 and set(first.values()) == {(when, when)}, first
+    assert m.unmount() == 0
+    time.sleep(1.1)  # a mount time would differ now
+    m2 = mount("org/model", "--prefetch", "none")
+    assert times(m2.path) == first
+    assert m2.unmount() == 0
+    m3 = mount("org/model", "--prefetch", "none", env=clean_env(HF_HUB_OFFLINE="1"))
+    assert times(m3.path) == first
+    assert "date of commit" not in m3.log()
+    # Another revision is another commit, with its own date.
+    m4 = mount("org/model", "--prefetch", "none", "--revision", "v1")
+    assert set(t for t, _ in times(m4.path).values()) == {commit_date(hub, rev="v1")}

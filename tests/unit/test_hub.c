@@ -646,11 +646,16 @@ static int resolve(const char *spec, const char *token, const char *rev, char *c
 {
 	struct hub_config cfg;
 	struct hub_repo repo;
+	struct hub_repo_info info;
+	int r;
 
 	hub_cfg(&cfg, token);
 	ASSERT_OK(hub_repo_parse(spec, &repo, err));
 	memset(err, 0, sizeof(*err));
-	return hub_resolve_revision(&cfg, &repo, rev, commit, err);
+	r = hub_repo_info(&cfg, &repo, rev, &info, err);
+	if (r >= 0)
+		memcpy(commit, info.commit, sizeof(info.commit));
+	return r;
 }
 
 static void test_resolve_revision(void)
@@ -721,12 +726,13 @@ static void test_resolve_revision(void)
 	{
 		struct hub_config cfg;
 		struct hub_repo repo;
+		struct hub_repo_info info;
 
 		hub_cfg(&cfg, TOKEN);
 		cfg.offline = true;
 		ASSERT_OK(hub_repo_parse("org/model", &repo, &err));
 		minihttp_clear(&hub);
-		ASSERT_EQ(hub_resolve_revision(&cfg, &repo, "main", commit, &err), -ENETDOWN);
+		ASSERT_EQ(hub_repo_info(&cfg, &repo, "main", &info, &err), -ENETDOWN);
 		ASSERT_EQ(err.reason, FETCH_OFFLINE);
 		ASSERT_EQ(minihttp_count(&hub, "GET"), 0);
 	}

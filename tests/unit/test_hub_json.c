@@ -203,6 +203,31 @@ static void error_case(const char *json, size_t buflen, int want_r, const char *
 		ASSERT_STR_EQ(buf, want);
 }
 
+static void test_last_modified(void)
+{
+	static const struct {
+		const char *json;
+		uint64_t want;
+	} cases[] = {
+		{ "{\"lastModified\":\"2024-01-02T03:04:05.000Z\"}", 1704164645 },
+		{ "{\"lastModified\":\"2024-01-02T03:04:05Z\"}", 1704164645 },
+		{ "{\"lastModified\":\"1970-01-01T00:00:00\"}", 0 },
+		{ "{\"lastModified\":\"2024-13-02T03:04:05Z\"}", 0 },
+		{ "{\"lastModified\":\"2024-01-02 03:04:05\"}", 0 },
+		{ "{\"lastModified\":\"2024-01-02T03:04:05+0200\"}", 0 },
+		{ "{\"lastModified\":20240102}", 0 },
+		{ "{}", 0 },
+	};
+	uint64_t t;
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		t = 99;
+		ASSERT_OK(hub_json_last_modified(cases[i].json, strlen(cases[i].json), &t));
+		ASSERT_U64_EQ(t, cases[i].want);
+	}
+	ASSERT_EQ(hub_json_last_modified("[]", 2, &t), -EBADMSG);
+}
+
 static void test_error_message(void)
 {
 	error_case("{\"error\":\"Repository Not Found\"}", 256, 0, "Repository Not Found");
@@ -259,6 +284,7 @@ int main(void)
 	RUN(test_tree_page_malformed);
 	RUN(test_revision);
 	RUN(test_repo_flags_and_whoami);
+	RUN(test_last_modified);
 	RUN(test_error_message);
 	RUN(test_dump_round_trip);
 	return 0;

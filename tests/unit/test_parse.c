@@ -43,6 +43,26 @@ static void test_parse_uint(void)
 	ASSERT_EQ(parse_uint("", 256, &v), -EINVAL);
 }
 
+static void test_parse_duration(void)
+{
+	uint64_t v;
+
+	ASSERT_OK(parse_duration("30", 86400, &v));
+	ASSERT_U64_EQ(v, 30);
+	ASSERT_OK(parse_duration("45s", 86400, &v));
+	ASSERT_U64_EQ(v, 45);
+	ASSERT_OK(parse_duration("5m", 86400, &v));
+	ASSERT_U64_EQ(v, 300);
+	ASSERT_OK(parse_duration("2h", 86400, &v));
+	ASSERT_U64_EQ(v, 7200);
+	ASSERT_EQ(parse_duration("25h", 86400, &v), -ERANGE);
+	ASSERT_EQ(parse_duration("99999999999999999999h", 86400, &v), -EINVAL);
+	ASSERT_EQ(parse_duration("1d", 86400, &v), -EINVAL);
+	ASSERT_EQ(parse_duration("1ms", 86400, &v), -EINVAL);
+	ASSERT_EQ(parse_duration("s", 86400, &v), -EINVAL);
+	ASSERT_EQ(parse_duration("", 86400, &v), -EINVAL);
+}
+
 static void test_parse_percent_and_bool(void)
 {
 	unsigned p;
@@ -97,6 +117,7 @@ int main(void)
 {
 	RUN(test_parse_size);
 	RUN(test_parse_uint);
+	RUN(test_parse_duration);
 	RUN(test_parse_percent_and_bool);
 	RUN(test_format_size);
 	RUN(test_jsonw);

@@ -1,4 +1,5 @@
-/* test_tree.c: the cache's tree record: a round trip keeps every field, and malformed or
+/* test_tree.c: the cache's tree record: a round trip keeps every field (the commit date
+ * too), a version 1 record reads with the date unknown, and malformed or
  * hostile records (truncated, another version, legacy JSON, bad flags, bad cids, a count the
  * bytes cannot hold, trailing bytes) are -EBADMSG; tree_get/tree_put through a real index. */
 #include "cache/tree.h"
@@ -21,6 +22,7 @@ static void sample(struct tree *t)
 	ASSERT_OK(tree_push(t, "model.safetensors", false, (uint64_t)5 << 32, BLOB_HASH_SHA256,
 			    SHA256_A));
 	ASSERT_OK(tree_push(t, "empty", false, 0, BLOB_HASH_GITSHA1, SHA1_A));
+	t->commit_time = 1704164645; /* 2024-01-02T03:04:05Z */
 }
 
 static void test_round_trip(void)
@@ -36,6 +38,7 @@ static void test_round_trip(void)
 	ASSERT_FALSE(tree_is_legacy(buf, len));
 	ASSERT_OK(tree_decode(buf, len, &b));
 	ASSERT_EQ(b.n, a.n);
+	ASSERT_U64_EQ(b.commit_time, a.commit_time);
 	for (size_t i = 0; i < a.n; i++) {
 		ASSERT_STR_EQ(b.v[i].path, a.v[i].path);
 		ASSERT_EQ(b.v[i].size, a.v[i].size);
@@ -69,10 +72,33 @@ static void test_round_trip(void)
 	tree_done(&a);
 	free(buf);
 	buf = tree_encode(&a, &len);
-	ASSERT_EQ(len, 5);
+	ASSERT_EQ(len, 13);
 	ASSERT_OK(tree_decode(buf, len, &b));
 	ASSERT_EQ(b.n, 0);
 	free(buf);
+}
+
+/* Records written before the commit date was kept still read, with the date unknown. */
+static void test_version_1(void)
+{
+	static const char v1[] = "\x01\x02\x00\x00\x00"
+				 "\x01\x01\x00"
+				 "d"
+				 "\x00\x03\x00"
+				 "d/f"
+				 "\x2a\x00\x00\x00\x00\x00\x00\x00"
+				 "\x01\x23\x45\x67\x89\xab\xcd\xef\x01\x23"
+				 "\x45\x67\x89\xab\xcd\xef\x01\x23\x45\x67";
+	struct tree t;
+
+	ASSERT_OK(tree_decode(v1, sizeof(v1) - 1, &t));
+	ASSERT_EQ(t.n, 2);
+	ASSERT_U64_EQ(t.commit_time, 0);
+	ASSERT_STR_EQ(t.v[1].path, "d/f");
+	ASSERT_EQ(t.v[1].size, 42);
+	ASSERT_STR_EQ(t.v[1].cid, SHA1_A);
+	tree_done(&t);
+	ASSERT_EQ(tree_decode(v1, 4, &t), -EBADMSG);
 }
 
 static void test_hostile(void)
@@ -81,7 +107,8 @@ static void test_hostile(void)
 		const char *bytes;
 		size_t len;
 	} bad[] = {
-		{ "\x02\x00\x00\x00\x00", 5 }, /* another version */
+		{ "\x03\x00\x00\x00\x00", 5 }, /* another version */
+		{ "\x02\x00\x00\x00\x00", 5 }, /* version 2 without its date */
 		{ "[{\"type\":\"file\"}]", 17 }, /* legacy JSON */
 		{ "\x01\xff\xff\xff\xff", 5 }, /* a count the bytes cannot hold */
 		{ "\x01\x01\x00\x00\x00\x04\x01\x00x", 9 }, /* unknown flag */
@@ -120,6 +147,7 @@ static void test_index(void)
 	ASSERT_OK(tree_put(db, "models/org/m", SHA1_A, &a));
 	ASSERT_OK(tree_get(db, "models/org/m", SHA1_A, &b));
 	ASSERT_EQ(b.n, a.n);
+	ASSERT_U64_EQ(b.commit_time, a.commit_time);
 	ASSERT_STR_EQ(b.v[2].cid, SHA256_A);
 	tree_done(&b);
 	ASSERT_OK(db_tree_put(db, "models/org/m", SHA1_A, "[]", 2));
@@ -132,6 +160,7 @@ static void test_index(void)
 int main(void)
 {
 	RUN(test_round_trip);
+	RUN(test_version_1);
 	RUN(test_hostile);
 	RUN(test_index);
 	return 0;
