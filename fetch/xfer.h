@@ -44,6 +44,9 @@ struct xfer_opts {
 				     * that, 60). A server's Retry-After/RateLimit wait is kept as
 				     * asked, up to 60 s (background: an hour), else the request fails */
 	bool offline; /* fail every request at once with FETCH_OFFLINE */
+	uint64_t range_align; /* > 0: every range asked of a server starts and ends on a
+			       * multiple of it (or at EOF), so a caching mirror's slices line up;
+			       * the bytes beyond the request's are dropped. 0: exact ranges */
 };
 
 struct xfer_sink {

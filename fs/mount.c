@@ -129,6 +129,7 @@ static int serve(const struct mount_opts *o, struct hub_config *cfg, struct cach
 		.connections = o->connections,
 		.max_rate = o->max_rate,
 		.stall_timeout_s = o->stall_timeout_s,
+		.range_align = o->range_align,
 		.offline = cfg->offline,
 	};
 	struct sched_opts so = {

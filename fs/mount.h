@@ -17,6 +17,7 @@ struct mount_opts {
 	unsigned connections; /* 0: the engine's default */
 	uint64_t max_rate; /* bytes/s, 0: none */
 	unsigned stall_timeout_s; /* 0: the engine's default */
+	uint64_t range_align; /* ranges on multiples of it (a caching mirror's slice); 0: exact */
 	unsigned page_limit; /* tree page size asked of the Hub; 0: the Hub's */
 	uint64_t cache_max_size; /* bytes the cache's data may occupy; EVICT_NO_LIMIT: none */
 	uint64_t min_free; /* bytes to keep free on the cache's file system */

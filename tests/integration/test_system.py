@@ -102,7 +102,7 @@ def test_mount_options_map_to_flags_one_to_one(helper, tmp_path):
     mp = tmp_path / "mp"
     mp.mkdir()
     opts = ("ro,defaults,_netdev,nofail,revision=v1,endpoint=http://h:1,cache_dir=/c,"
-            "connections=4,max_rate=50M,stall_timeout=9,prefetch=none,verify=strict,"
+            "connections=4,max_rate=50M,stall_timeout=9,range_align=1M,prefetch=none,verify=strict,"
             "include=*.json,include=*.txt,exclude=x/,cache_max_size=20G,min_free=1%,"
             "log_file=/l,allow_other,allow_non_empty,debug,x-systemd.automount")
     p = subprocess.run(["mount", "-t", "hffs", "org/model", str(mp), "-o", opts],
@@ -111,7 +111,8 @@ def test_mount_options_map_to_flags_one_to_one(helper, tmp_path):
     args = Path(f"{rec}.args").read_text().splitlines()
     assert args == ["mount", "org/model", str(mp), "--revision", "v1", "--endpoint", "http://h:1",
                     "--cache-dir", "/c", "--connections", "4", "--max-rate", "50M",
-                    "--stall-timeout", "9", "--prefetch", "none", "--verify", "strict",
+                    "--stall-timeout", "9", "--range-align", "1M", "--prefetch", "none",
+                    "--verify", "strict",
                     "--include", "*.json", "--include", "*.txt", "--exclude", "x/",
                     "--cache-max-size", "20G", "--min-free", "1%", "--log-file", "/l",
                     "--allow-other", "--allow-non-empty", "--debug"]
