@@ -193,6 +193,10 @@ def test_four_clients_one_download(hub, mirror, mount, tmp_path):
         first, last = map(int, e["range"].removeprefix("bytes=").split("-"))
         size = sizes[e["path"].rsplit("/", 1)[1]]
         assert first % MiB == 0 and ((last + 1) % MiB == 0 or last >= size - 1), e
+    # Anonymous resolves at a commit: the Hub's 302 is reused, not asked per range.
+    lfs_resolves = [e for e in log if e["host"] == "api" and "/resolve/" in e["path"]
+                    and e["path"].rsplit("/", 1)[1] in lfs]
+    assert 0 < len(lfs_resolves) <= 2 * len(lfs), lfs_resolves
     # The mirror's clients reuse their connections (hffs keeps them alive).
     reuse = [int(x.split("conn=")[1].split("/")[1].split()[0]) for x in m.access_log()
              if x.startswith("127.0.0.1 ")]
