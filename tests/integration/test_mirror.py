@@ -303,6 +303,93 @@ def test_origin_failing_mid_transfer(hub, mirror, mount, tmp_path):
         assert set(r.values()) <= {"ok", "EIO"}, r
 
 
+FORWARD_CONF = """\
+{user}
+daemon off;
+worker_processes 1;
+pid {run}/nginx.pid;
+events {{ worker_connections 256; }}
+http {{
+    access_log {run}/access.log;
+    client_body_temp_path {run}/body;
+    proxy_temp_path {run}/proxy;
+    fastcgi_temp_path {run}/fastcgi;
+    uwsgi_temp_path {run}/uwsgi;
+    scgi_temp_path {run}/scgi;
+    proxy_cache_path {run}/cache levels=2 keys_zone=fwd:4m;
+    proxy_http_version 1.1;
+    server {{
+        listen {addr};
+        # Absolute-form requests of http:// URLs, passed on as they came.
+        location / {{
+            proxy_set_header Connection "";
+            proxy_pass http://$http_host;
+        }}
+        # The CDN's objects, by host and path (they name the content), never by the signed
+        # query string, in slices.
+        location /lfs/ {{
+            slice 1m;
+            proxy_cache fwd;
+            proxy_cache_key "$http_host$uri $slice_range";
+            proxy_set_header Range $slice_range;
+            proxy_set_header Connection "";
+            proxy_cache_valid 200 206 1h;
+            proxy_pass http://$http_host;
+        }}
+    }}
+}}
+"""
+
+
+@needs_nginx
+def test_forward_caching_proxy_for_an_http_endpoint(hub, mount, tmp_path):
+    """HTTP_PROXY at nginx as a forward proxy caching the CDN's objects: two clients, the
+    origin's CDN bytes about once, no token at the CDN. (An https:// endpoint would go
+    through CONNECT tunnels, which no proxy can cache: docs/scale-out.md.)"""
+    run = tmp_path / "fwd"
+    run.mkdir()
+    addr = f"127.0.0.1:{free_port()}"
+    (run / "nginx.conf").write_text(FORWARD_CONF.format(
+        run=run, addr=addr, user="user root;" if os.geteuid() == 0 else ""))
+    with open(run / "out", "w") as out:
+        proc = subprocess.Popen([NGINX, "-p", str(run), "-e", str(run / "error.log"), "-c",
+                                 str(run / "nginx.conf")], stdout=out, stderr=subprocess.STDOUT)
+    try:
+        host, port = addr.split(":")
+
+        def listening():
+            assert proc.poll() is None, (run / "error.log").read_text()
+            try:
+                socket.create_connection((host, int(port)), timeout=1).close()
+                return True
+            except OSError:
+                return False
+        wait_for(listening, timeout=20, what="the forward proxy")
+        expected = hub.files("org/model")
+        lfs = lfs_files(hub, "org/model")
+        env = {k: v for k, v in clean_env().items() if not k.lower().endswith("_proxy")}
+        env["HTTP_PROXY"] = f"http://{addr}"
+        hub.clear_log()
+        for i in range(2):
+            m = mount("org/model", "--range-align", "1M", env=clean_env(**env),
+                      cache=tmp_path / f"client{i}")
+            assert set(read_in_parallel([m], expected)[0].values()) == {"ok"}
+            m.unmount()
+        cdn = [e for e in hub.log() if e["host"] == "cdn"]
+        assert all(e["authorization"] is None for e in cdn), cdn
+        assert sum(e["bytes"] for e in cdn) <= 1.1 * sum(size for _, size in lfs.values())
+        # Everything went through the proxy.
+        assert len((run / "access.log").read_text().splitlines()) >= len(hub.log())
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=10)
+
+
 def test_range_align_every_range_and_resume(hub, mount):
     """--range-align 2M straight to the fake Hub: reads at odd offsets and a transfer broken
     mid-range are all asked as ranges on 2 MiB boundaries (or up to EOF)."""
