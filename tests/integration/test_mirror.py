@@ -201,6 +201,11 @@ def test_four_clients_one_download(hub, mirror, mount, tmp_path):
     reuse = [int(x.split("conn=")[1].split("/")[1].split()[0]) for x in m.access_log()
              if x.startswith("127.0.0.1 ")]
     assert max(reuse) > 1, m.access_log()[-20:]
+    # So do their metadata calls: a mount's tree pages (3 entries a page here) share
+    # connections (fetch/http_exchange.c keeps a handle per thread).
+    pages = [x for x in m.access_log() if x.startswith("127.0.0.1 ") and "/tree/" in x]
+    conns = {x.split("conn=")[1].split("/")[0] for x in pages}
+    assert len(conns) < len(pages) / 2, pages
     # Commits' trees were listed once by the origin and served from the mirror after.
     tree_pages = [e for e in log if e["host"] == "api" and "/tree/" in e["path"]]
     assert len(tree_pages) < 4 * len({(e["path"], e["query"]) for e in tree_pages}), tree_pages
