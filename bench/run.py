@@ -28,6 +28,7 @@ sys.path.insert(0, str(ROOT / "tests" / "fakehub"))
 
 import clients  # noqa: E402
 import gendata  # noqa: E402
+import mirror  # noqa: E402
 import netenv  # noqa: E402
 import procs  # noqa: E402
 import report  # noqa: E402
@@ -376,7 +377,8 @@ def bench_load(b):
             "summary": {t: summarize(r, keys) for t, r in runs.items()}}
 
 
-BENCHES = {"transfer": bench_transfer, "ttft": bench_ttft, "load": bench_load}
+BENCHES = {"transfer": bench_transfer, "ttft": bench_ttft, "load": bench_load,
+           "mirror": mirror.bench_mirror}
 
 
 # --- main --------------------------------------------------------------------------------------
@@ -388,7 +390,11 @@ def parse_args(argv):
     ap.add_argument("--shard-size", type=int, help="tensor bytes per shard (default 512 MiB)")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--bench", default="transfer,ttft,load",
-                    help="comma-separated subset of transfer,ttft,load")
+                    help="comma-separated subset of transfer,ttft,load,mirror (mirror: N "
+                    "clients behind contrib/mirror against N straight to the origin; not in "
+                    "the default set)")
+    ap.add_argument("--mirror-clients", default="1,4,8",
+                    help="mirror: the client counts N to measure (default 1,4,8)")
     ap.add_argument("--link-mbit", type=float, default=400, help="link cap, Mbit/s (0: none)")
     ap.add_argument("--conn-rate", type=float, default=40e6,
                     help="per-connection cap at the CDN (nginx limit_rate), bytes/s")
@@ -413,6 +419,7 @@ def parse_args(argv):
     a.shards = a.shards or 4
     a.shard_size = a.shard_size or (64 * MiB if a.small else 512 * MiB)
     a.benches = [x for x in a.bench.split(",") if x]
+    a.mirror_clients = [int(x) for x in a.mirror_clients.split(",") if x]
     a.tools = (a.tools.split(",") if a.tools else
                list(TOOLS) + (["hffs-b", "hffs-b-noprefetch"] if a.hffs_b else []))
     if any(t not in TOOLS_B for t in a.tools) or (not a.hffs_b and

@@ -43,6 +43,8 @@ static const char mount_usage[] =
 	"      --stall-timeout S   seconds without a byte before a transfer is retried (30)\n"
 	"      --io-timeout DURATION  how long a read waits for bytes through Hub or CDN\n"
 	"                          failures before it fails with EIO (30s; 5m, 1h)\n"
+	"      --range-align SIZE  start and end every range on a multiple of SIZE (but at\n"
+	"                          EOF): a caching mirror's slice size, e.g. 1M (default: off)\n"
 	"      --prefetch MODE     all: complete every file in the background (default);\n"
 	"                          none: fetch only what is read\n"
 	"      --verify MODE       default: a read needing a file's last block, and any read\n"
@@ -93,6 +95,7 @@ enum {
 	OPT_ALLOW_OTHER,
 	OPT_HF_CACHE,
 	OPT_METRICS_FILE,
+	OPT_RANGE_ALIGN,
 };
 
 #define MAX_PATTERNS 64
@@ -292,6 +295,7 @@ int cmd_mount(int argc, char **argv)
 		{ "max-rate", required_argument, NULL, OPT_MAX_RATE },
 		{ "stall-timeout", required_argument, NULL, OPT_STALL },
 		{ "io-timeout", required_argument, NULL, OPT_IO_TIMEOUT },
+		{ "range-align", required_argument, NULL, OPT_RANGE_ALIGN },
 		{ "log-file", required_argument, NULL, OPT_LOG_FILE },
 		{ "tree-page-size", required_argument, NULL, OPT_PAGE_SIZE },
 		{ "prefetch", required_argument, NULL, OPT_PREFETCH },
@@ -370,6 +374,15 @@ int cmd_mount(int argc, char **argv)
 				return 2;
 			}
 			o.io_timeout_s = (unsigned)v;
+			break;
+		case OPT_RANGE_ALIGN:
+			if (parse_size(optarg, &o.range_align) < 0 || o.range_align < 4096 ||
+			    o.range_align > (1ULL << 30)) {
+				log_err("--range-align takes a size from 4K to 1G (the mirror's "
+					"slice size, e.g. 1M), not '%s'",
+					optarg);
+				return 2;
+			}
 			break;
 		case OPT_LOG_FILE:
 			log_arg = optarg;

@@ -44,6 +44,8 @@ static const char pull_usage[] =
 	"      --endpoint URL      Hub endpoint (default: $HF_ENDPOINT or https://huggingface.co)\n"
 	"      --connections N     parallel connections (default: 16)\n"
 	"      --max-rate RATE     bandwidth cap in bytes/s, units allowed: 50M (default: none)\n"
+	"      --range-align SIZE  start and end every range on a multiple of SIZE (but at\n"
+	"                          EOF): a caching mirror's slice size, e.g. 1M (default: off)\n"
 	"      --min-free SIZE|PCT%  keep this much of the cache's disk free (default: 5%,\n"
 	"                          at most 5G); a pull that would go below fails\n"
 	"      --json              progress as one JSON object per line on stdout\n"
@@ -64,6 +66,7 @@ enum {
 	OPT_MAX_RATE,
 	OPT_JSON,
 	OPT_MIN_FREE,
+	OPT_RANGE_ALIGN,
 };
 
 #define MAX_PATTERNS 64
@@ -199,6 +202,7 @@ int cmd_pull(int argc, char **argv)
 		{ "max-rate", required_argument, NULL, OPT_MAX_RATE },
 		{ "json", no_argument, NULL, OPT_JSON },
 		{ "min-free", required_argument, NULL, OPT_MIN_FREE },
+		{ "range-align", required_argument, NULL, OPT_RANGE_ALIGN },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "debug", no_argument, NULL, 'd' },
 		{ "help", no_argument, NULL, 'h' },
@@ -253,6 +257,15 @@ int cmd_pull(int argc, char **argv)
 		case OPT_MAX_RATE:
 			if (parse_size(optarg, &o.max_rate) < 0) {
 				log_err("--max-rate takes bytes per second (e.g. 50M), not '%s'",
+					optarg);
+				return 2;
+			}
+			break;
+		case OPT_RANGE_ALIGN:
+			if (parse_size(optarg, &o.range_align) < 0 || o.range_align < 4096 ||
+			    o.range_align > (1ULL << 30)) {
+				log_err("--range-align takes a size from 4K to 1G (the mirror's "
+					"slice size, e.g. 1M), not '%s'",
 					optarg);
 				return 2;
 			}

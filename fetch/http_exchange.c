@@ -1,7 +1,8 @@
 /* http_exchange.c: one blocking HTTP exchange for metadata (revision, tree pages, access
- * checks) over its own curl easy handle: relative redirects followed, the token kept to its
- * origin, the headers the Hub protocol uses collected, transport failures in words. Any
- * thread, one handle per call. Knows nothing of repos, trees or the cache. */
+ * checks) over the calling thread's curl easy handle: relative redirects followed, the token
+ * kept to its origin, the headers the Hub protocol uses collected, transport failures in
+ * words. Any thread; one handle per thread, kept between calls for its connections. Knows
+ * nothing of repos, trees or the cache. */
 #include "fetch/http_exchange.h"
 
 #include <errno.h>
@@ -173,10 +174,39 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *ud)
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
 static CURLcode curl_init_result;
+/* Each thread keeps one easy handle between its exchanges, and with it the handle's
+ * connection cache: a mount's revision call, its tree pages and its checks reuse one
+ * connection to the Hub or a mirror, where a handle per call opened one each (over TLS, a
+ * handshake each). Per thread, not a share of the process: libcurl's shared connection
+ * cache is not thread-safe (its known bug 11.11). Freed at the thread's exit. */
+static pthread_key_t handle_key;
+static bool handle_key_ok;
+
+static void handle_free(void *h)
+{
+	curl_easy_cleanup(h);
+}
 
 static void curl_init_once(void)
 {
 	curl_init_result = curl_global_init(CURL_GLOBAL_DEFAULT);
+	if (curl_init_result == CURLE_OK)
+		handle_key_ok = pthread_key_create(&handle_key, handle_free) == 0;
+}
+
+/* The calling thread's handle, made on first use; *ret_own: the caller frees it (it could
+ * not be kept). NULL on OOM. */
+static CURL *thread_handle(bool *ret_own)
+{
+	CURL *h = handle_key_ok ? pthread_getspecific(handle_key) : NULL;
+
+	*ret_own = false;
+	if (h)
+		return h;
+	h = curl_easy_init();
+	if (h && (!handle_key_ok || pthread_setspecific(handle_key, h) != 0))
+		*ret_own = true;
+	return h;
 }
 
 /* The proxy as HTTP_PROXY names it, "[scheme://][user:password@]host[:port][/]", reduced to
@@ -390,6 +420,7 @@ int http_request(const struct http_request *req, struct http_response *ret)
 	struct exchange x = { .resp = ret };
 	_cleanup_free_ char *url = NULL, *http_proxy = NULL;
 	_cleanup_(http_env_ca_done) struct http_env_ca ca = { 0 };
+	bool own;
 	CURL *h;
 	int r;
 
@@ -417,7 +448,7 @@ int http_request(const struct http_request *req, struct http_response *ret)
 	r = http_env_ca(&ca);
 	if (r < 0)
 		return r;
-	h = curl_easy_init();
+	h = thread_handle(&own);
 	if (!h)
 		return -ENOMEM;
 	for (unsigned hop = 0;; hop++) {
@@ -451,7 +482,8 @@ int http_request(const struct http_request *req, struct http_response *ret)
 		free(url);
 		url = next;
 	}
-	curl_easy_cleanup(h);
+	if (own)
+		curl_easy_cleanup(h);
 	ret->effective_url = TAKE_PTR(url);
 	exchange_finish(&x);
 	if (r >= 0 && !ret->body)

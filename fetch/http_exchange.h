@@ -34,7 +34,8 @@ struct http_response {
 	char error[256]; /* words for a transport failure */
 };
 
-/* Performs req on its own curl easy handle, with Accept-Encoding: identity, and the proxy and
+/* Performs req on the calling thread's curl easy handle (kept between calls, so the thread's
+ * exchanges reuse their connections), with Accept-Encoding: identity, and the proxy and
  * CA variables as the official client reads them, read at each call (HUB_PROTOCOL.md 6:
  * HTTP_PROXY too, unless REQUEST_METHOD is set; SSL_CERT_FILE and SSL_CERT_DIR), by the
  * helpers of http_env.h that xfer uses too. Follows at most 5 relative redirects when asked

@@ -48,6 +48,9 @@ struct xfer_opts {
 				* then gets EIO); bytes start the wait over. 0: max_retries
 				* decides instead (about 28 s with the defaults) */
 	bool offline; /* fail every request at once with FETCH_OFFLINE */
+	uint64_t range_align; /* > 0: every range asked of a server starts and ends on a
+			       * multiple of it (or at EOF), so a caching mirror's slices line up;
+			       * the bytes beyond the request's are dropped. 0: exact ranges */
 };
 
 struct xfer_sink {

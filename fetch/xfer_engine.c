@@ -289,6 +289,7 @@ int xnet_new(const struct hub_config *cfg, const struct xfer_opts *o, unsigned s
 		o->connect_timeout_s ? (long)o->connect_timeout_s : XFER_CONNECT_TIMEOUT_DEFAULT;
 	n->stall_usec =
 		(o->stall_timeout_s ? o->stall_timeout_s : XFER_STALL_DEFAULT) * USEC_PER_SEC;
+	n->range_align = o->range_align;
 	xfer_limit_set(&n->limit, o->max_rate, now_usec());
 	n->multi = curl_multi_init();
 	n->share = curl_share_init();

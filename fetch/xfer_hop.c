@@ -84,6 +84,11 @@ static bool hop_final_headers(struct xhop *h)
 		h->stopped = true;
 		return false;
 	}
+	/* A widened range (range_align): the bytes before the request's are dropped like a
+	 * 200's, and those after it in a 206 are drained (a 200 is cut at the request's end). */
+	h->skip += h->lead;
+	if (rep.status == 206)
+		h->tail = h->last - (r->offset + r->len - 1);
 	h->body_ok = true;
 	if (h->is_resolve && r->blob->resolver == r) {
 		/* The resolve URL serves the bytes itself (a small file): it is the target. */
@@ -159,6 +164,13 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *ud)
 		h->got += take;
 	}
 	if (r->written == r->len && off + take < len) {
+		size_t extra = len - off - take;
+
+		/* The aligned tail of our own range: read to its end, keeping the connection. */
+		if (extra <= h->tail) {
+			h->tail -= extra;
+			return len;
+		}
 		/* A 200 with the whole file, or a longer range: the rest is not needed. */
 		h->range_done = true;
 		return 0;
@@ -232,6 +244,24 @@ static int hop_setup(struct xnet *n, struct xhop *h, bool fresh)
 	return http_env_ca_setopt(&n->ca, e);
 }
 
+/* The bytes to ask for: the request's missing ones, widened to multiples of range_align but
+ * not past EOF, so every range a mirror sees (a first try, a resume after a break, a cut)
+ * covers whole slices of its cache and any two clients ask identical ranges. */
+static void hop_range(const struct xnet *n, const struct xreq *r, struct xhop *h)
+{
+	uint64_t a = n->range_align, next = r->offset + r->written, end = r->offset + r->len;
+
+	h->first = next;
+	h->last = end - 1;
+	if (!a)
+		return;
+	h->first = next - next % a;
+	if (end % a)
+		end = MIN(end - end % a + a, r->blob_size);
+	h->last = end - 1;
+	h->lead = next - h->first;
+}
+
 int xnet_hop_start(struct xfer *x, struct xreq *r, const char *url, unsigned redirects)
 {
 	struct xnet *n = x->net;
@@ -252,8 +282,7 @@ int xnet_hop_start(struct xfer *x, struct xreq *r, const char *url, unsigned red
 	h->from_target = !h->is_resolve;
 	h->source = n->endpoint[0] && !http_same_origin(h->url, n->endpoint) ? XFER_SOURCE_CDN :
 									       XFER_SOURCE_HUB;
-	h->first = r->offset + r->written;
-	h->last = r->offset + r->len - 1;
+	hop_range(n, r, h);
 	h->last_io = now_usec();
 	if (hop_headers(n, h) < 0 || hop_setup(n, h, r->fresh_connect) < 0 ||
 	    curl_multi_add_handle(n->multi, h->easy) != CURLM_OK)

@@ -22,6 +22,7 @@ struct xnet {
 		ca; /* SSL_CERT_FILE, SSL_CERT_DIR: trust as the metadata exchange does */
 	long connect_timeout_s;
 	uint64_t stall_usec;
+	uint64_t range_align; /* xfer_opts.range_align */
 	CURLM *multi;
 	CURLSH *share; /* TLS sessions: a new connection resumes rather than a full handshake */
 
@@ -42,12 +43,15 @@ struct xhop {
 	enum xfer_source source; /* the endpoint's origin or another, for the byte counts */
 	uint64_t gen; /* the blob entry's gen when this hop began */
 	unsigned redirects; /* hops before this one in the attempt */
-	uint64_t first, last; /* bytes asked for */
+	uint64_t first, last; /* bytes asked for (widened to range_align) */
+	uint64_t lead; /* of those, bytes before the request's next one: dropped */
 
 	struct xreply_buf rep; /* the reply's headers, reset by each status line */
 	bool final; /* the final reply's headers are complete */
 	bool body_ok; /* a final 2xx whose bytes are ours; other bodies are drained */
-	uint64_t skip; /* bytes of a 200 still to drop before first */
+	uint64_t skip; /* bytes still to drop before the request's next one */
+	uint64_t tail; /* bytes of a 206 past the request's range still to come: drained, so
+			* the connection stays open for the next range */
 	char *next_url; /* a redirect's Location made absolute */
 	char errbuf[CURL_ERROR_SIZE];
 

@@ -132,6 +132,7 @@ static int serve(const struct mount_opts *o, struct hub_config *cfg, struct cach
 		.max_rate = o->max_rate,
 		.stall_timeout_s = o->stall_timeout_s,
 		.io_timeout_s = o->io_timeout_s,
+		.range_align = o->range_align,
 		.offline = cfg->offline,
 	};
 	struct sched_opts so = {

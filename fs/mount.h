@@ -19,6 +19,7 @@ struct mount_opts {
 	unsigned stall_timeout_s; /* 0: the engine's default */
 	unsigned io_timeout_s; /* a read waits this long without a byte, then EIO; 0: the
 				* engine's retry count decides */
+	uint64_t range_align; /* ranges on multiples of it (a caching mirror's slice); 0: exact */
 	unsigned page_limit; /* tree page size asked of the Hub; 0: the Hub's */
 	uint64_t cache_max_size; /* bytes the cache's data may occupy; EVICT_NO_LIMIT: none */
 	uint64_t min_free; /* bytes to keep free on the cache's file system */

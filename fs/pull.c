@@ -226,6 +226,7 @@ static int run(struct pull *p, struct hub_config *cfg, struct snapshot *snap, st
 	};
 	struct xfer_opts xo = { .connections = o->connections,
 				.max_rate = o->max_rate,
+				.range_align = o->range_align,
 				.offline = cfg->offline };
 	struct budget_opts bo = { .limits = { .max_size = EVICT_NO_LIMIT,
 					      .min_free = o->min_free } };

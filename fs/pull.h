@@ -66,6 +66,7 @@ struct pull_opts {
 	const char *destination; /* names the pull's record (`hffs status`) */
 	unsigned connections; /* 0: the engine's default */
 	uint64_t max_rate; /* bytes/s, 0: none */
+	uint64_t range_align; /* ranges on multiples of it (a caching mirror's slice); 0: exact */
 	uint64_t min_free; /* bytes to keep free on the cache's file system */
 	const char *const *include; /* fnmatch patterns as `hffs mount --include`; none: all */
 	size_t ninclude;

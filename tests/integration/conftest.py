@@ -231,10 +231,12 @@ def mount_holders(path):
 
 @pytest.fixture
 def mount(hub, cache_dir, tmp_path):
-    """mount(repo, *args, env=None, wait=True) -> Mount, unmounted at teardown."""
+    """mount(repo, *args, env=None, wait=True, cache=None) -> Mount, unmounted at teardown;
+    cache: a cache directory other than the cache_dir fixture's (another machine's)."""
     mounts = []
 
-    def start(repo, *args, env=None, endpoint=None, name=None, wait=True, timeout=30):
+    def start(repo, *args, env=None, endpoint=None, name=None, wait=True, timeout=30,
+              cache=None):
         mp = tmp_path / (name or f"mnt{len(mounts)}")
         mp.mkdir(exist_ok=True)
         log_path = tmp_path / f"{mp.name}.log"
@@ -243,7 +245,7 @@ def mount(hub, cache_dir, tmp_path):
         # most 5 GiB) would fail every fetch on a test machine with little disk left.
         floor = [] if "--min-free" in args else ["--min-free", "0"]
         proc = subprocess.Popen(
-            [HFFS, "mount", repo, str(mp), "--foreground", "--cache-dir", str(cache_dir),
+            [HFFS, "mount", repo, str(mp), "--foreground", "--cache-dir", str(cache or cache_dir),
              "--endpoint", endpoint or hub.api_url, *floor, *map(str, args)],
             env=env or clean_env(), stdout=logf, stderr=subprocess.STDOUT)
         logf.close()

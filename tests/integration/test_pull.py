@@ -343,3 +343,29 @@ def test_pull_needs_no_fuse(hub, cache_dir, tmp_path):
     src = hub.files(REPO)
     for rel in (r for r in src if r.endswith(".json")):
         assert (out / rel).read_bytes() == src[rel], rel
+
+
+def test_range_align_puts_every_cdn_range_on_the_boundaries(hub, cache_dir, tmp_path):
+    """--range-align 1M (a caching mirror's slice): every range a pull asks of the CDN starts
+    on a 1 MiB boundary and ends on one or at the file's end, the resume of a transfer broken
+    mid-range too; the files are whole."""
+    src = hub.files(REPO)
+    big = max((d for p, d in src.items() if p in lfs_paths(hub)), key=len)
+    hub.set_faults([{"host": "cdn", "path_re": hashlib.sha256(big).hexdigest(), "fault": "reset",
+                     "at_byte": 300000, "count": 3}])
+    local = tmp_path / "local"
+    p = pull(hub, cache_dir, tmp_path / "hf", "--local-dir", str(local), "--range-align", "1M",
+             "--quiet")
+    assert p.returncode == 0, p.stderr
+    for rel, data in src.items():
+        assert (local / rel).read_bytes() == data, rel
+    sizes = {hashlib.sha256(d).hexdigest(): len(d) for d in src.values()}
+    ranged = [e for e in hub.log() if e["host"] == "cdn" and e.get("range")]
+    assert ranged, "no ranged CDN request"
+    for e in ranged:
+        first, last = map(int, e["range"].removeprefix("bytes=").split("-"))
+        size = next(n for sha, n in sizes.items() if sha in e["path"])
+        assert first % MiB == 0, e
+        assert (last + 1) % MiB == 0 or last == size - 1, e
+    p = pull(hub, cache_dir, tmp_path / "hf", "--range-align", "3")
+    assert p.returncode == 2 and "--range-align takes a size from 4K to 1G" in p.stderr
