@@ -283,6 +283,55 @@ last column is as in the transfer table ("other": the small files).
 """
 
 
+def mirror(res, reading, results_path):
+    """The mirror section: a run of its own (--bench mirror), with its conditions inline."""
+    mi, m, link = res["mirror"], res["meta"], res["link"]
+    sm = mi["summary"]
+    rows = []
+    for n in mi["clients"]:
+        d, r = sm.get(f"direct-{n}"), sm.get(f"mirror-{n}")
+        if not d or not r:
+            continue
+        rows.append(f"| {n} | {d['ready_median']:.1f} (max {d['ready_max']:.1f}) | "
+                    f"{r['ready_median']:.1f} (max {r['ready_max']:.1f}) | "
+                    f"{d['origin_cdn_bytes'] / mi['bytes']:.2f}x | "
+                    f"{r['origin_cdn_bytes'] / mi['bytes']:.2f}x | "
+                    f"{d['origin_resolves']} | {r['origin_resolves']} |")
+    cap = (f"{link['link_mbit']:g} Mbit/s link cap" if link.get("link_bytes_per_s") else
+           "no link cap")
+    return f"""\
+<!-- section:mirror -->
+## Many clients behind a caching mirror
+
+N hffs clients (separate caches) mount the same model at once and read it whole (the index
+and every shard, 1 MiB reads, hashed), either straight to the origin (the fake Hub and its
+CDN behind the shaped link) or through `contrib/mirror/run-mirror` (nginx {m['peers'].get('nginx', '')},
+slices of {mi['slice']}, on the clients' side of the link; clients use `--range-align`
+{mi['slice'].upper()}). Model: {len(mi['files'])} shards, {mi['bytes'] / MiB:.0f} MiB. Link:
+{cap}, {link['conn_rate'] / 1e6:g} MB/s per CDN connection, {link['ttfb_ms']} ms before every
+CDN reply. Time to model ready counts from each client's mount command, in seconds; origin
+CDN bytes are what the origin's CDN sent, as a multiple of the model; resolves are the Hub's
+`/resolve/` requests. Run: `{m['command']}`, {m['date']}, tree at `{m['commit']}`,
+{m['repeats']} repeat(s); raw results `{results_path}`.
+
+| clients | model ready, direct | model ready, mirror | origin CDN bytes, direct | mirror | resolves, direct | mirror |
+|---|---|---|---|---|---|---|
+{chr(10).join(rows)}
+
+### Reading
+
+<!-- reading:mirror -->
+{reading.get('mirror', NO_READING)}<!-- /reading -->
+<!-- /section:mirror -->
+"""
+
+
+# Benches run on their own (not in the default set), each a section of its own that a
+# full run keeps as it is, and a run of that bench replaces.
+SECTIONS = {"mirror": mirror}
+SECTION_RE = re.compile(r"<!-- section:(\w+) -->\n.*?<!-- /section:\1 -->\n", re.S)
+
+
 def document(res, results_path, reading):
     return f"""\
 # Benchmarks
@@ -298,10 +347,31 @@ the script rewrites this page: check that they still match the numbers.
 
 
 def write(path, res, results_path):
+    """The whole page from a full run's results; the sections of benches run on their own
+    (SECTIONS) are carried over from the existing page."""
     path = Path(path)
     old = path.read_text() if path.exists() else ""
     reading = {name: text for name, text in READING_RE.findall(old)}
-    path.write_text(document(res, results_path, reading))
+    kept = "".join(m.group(0) for m in SECTION_RE.finditer(old))
+    path.write_text(document(res, results_path, reading) + ("\n" + kept if kept else ""))
+
+
+def write_sections(path, res, results_path):
+    """Replaces (or appends) on the existing page the sections of the benches in res that run
+    on their own (SECTIONS); everything else on the page stays as it is."""
+    path = Path(path)
+    old = path.read_text()
+    reading = {name: text for name, text in READING_RE.findall(old)}
+    for name, render in SECTIONS.items():
+        if name not in res:
+            continue
+        new = render(res, reading, results_path)
+        found = [m for m in SECTION_RE.finditer(old) if m.group(1) == name]
+        if found:
+            old = old[:found[0].start()] + new + old[found[0].end():]
+        else:
+            old = old.rstrip("\n") + "\n\n" + new
+    path.write_text(old)
 
 
 def verdicts(res):

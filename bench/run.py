@@ -517,8 +517,12 @@ def main(argv=None):
     args.results.write_text(json.dumps(results, indent=1, sort_keys=True) + "\n")
     log(f"results: {args.results}")
     if args.docs:
-        report.write(args.docs, results, args.results.relative_to(ROOT)
-                     if args.results.is_relative_to(ROOT) else args.results)
+        rel = (args.results.relative_to(ROOT) if args.results.is_relative_to(ROOT) else
+               args.results)
+        if not set(args.benches) <= set(report.SECTIONS):
+            report.write(args.docs, results, rel)
+        if set(args.benches) & set(report.SECTIONS):
+            report.write_sections(args.docs, results, rel)
         log(f"docs: {args.docs}")
     if set(TOOLS) <= set(args.tools):
         for line in report.verdicts(results):
