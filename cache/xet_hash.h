@@ -32,7 +32,8 @@ void xet_hash_chunk(const void *data, size_t len, struct xet_hash *ret);
 int xet_hash_merkle(const struct xet_hash_node *nodes, size_t n, struct xet_hash *ret);
 
 /* The file hash (the X-Xet-Hash of a file) of its n chunks in file order: the merkle root,
- * hashed again with an all-zero key. Returns 0, or -ENOMEM. */
+ * hashed again with an all-zero key; 32 zero bytes for no chunks (an empty file), as
+ * xet-core's reference computes it. Returns 0, or -ENOMEM. */
 int xet_hash_file(const struct xet_hash_node *chunks, size_t n, struct xet_hash *ret);
 
 /* The term verification hash of n consecutive chunk hashes (raw bytes concatenated, keyed
