@@ -190,3 +190,68 @@ int xet_hash_file(const struct xet_hash_node *chunks, size_t n, struct xet_hash 
 	keyed(zero_key, root.b, XET_HASH_LEN, ret);
 	return 0;
 }
+
+void xet_hash_stream_init(struct xet_hash_stream *s)
+{
+	memset(s->n_pending, 0, sizeof(s->n_pending));
+	memset(s->n_pushed, 0, sizeof(s->n_pushed));
+	s->bytes = 0;
+}
+
+/* Adds node to level, closing the level's pending node when this child decides it: the cut
+ * rule of merge_cut(), seen one child at a time. */
+static int stream_add(struct xet_hash_stream *s, size_t level, const struct xet_hash_node *node)
+{
+	struct xet_hash_node *p;
+	uint8_t n;
+
+	if (level >= XET_HASH_LEVELS)
+		return -E2BIG;
+	p = s->pending[level];
+	n = s->n_pending[level];
+	p[n++] = *node;
+	s->n_pending[level] = n;
+	s->n_pushed[level]++;
+	if ((n >= 3 && le64(node->hash.b + 24) % MEAN_BRANCHING == 0) || n == MAX_CHILDREN) {
+		struct xet_hash_node parent;
+
+		merge(p, n, &parent);
+		s->n_pending[level] = 0;
+		return stream_add(s, level + 1, &parent);
+	}
+	return 0;
+}
+
+int xet_hash_stream_push(struct xet_hash_stream *s, const struct xet_hash *hash, uint64_t size)
+{
+	struct xet_hash_node leaf = { .hash = *hash, .size = size };
+
+	s->bytes += size;
+	return stream_add(s, 0, &leaf);
+}
+
+void xet_hash_stream_finish(struct xet_hash_stream *s, bool file, struct xet_hash *ret)
+{
+	struct xet_hash root = { { 0 } };
+
+	/* Bottom up: a level that only ever held one node holds the root; any other closes
+	 * its tail (1 to 8 nodes: the batch form merges a tail of any length) into the level
+	 * above. An empty stream's root is 32 zero bytes. */
+	for (size_t level = 0; level < XET_HASH_LEVELS && s->n_pushed[level]; level++) {
+		struct xet_hash_node parent;
+
+		if (s->n_pushed[level] == 1) {
+			root = s->pending[level][0].hash;
+			break;
+		}
+		if (!s->n_pending[level])
+			continue;
+		merge(s->pending[level], s->n_pending[level], &parent);
+		s->n_pending[level] = 0;
+		/* Cannot fail: a level below the top one exists above it only when pushed to. */
+		(void)stream_add(s, level + 1, &parent);
+	}
+	if (file && s->n_pushed[0])
+		keyed(zero_key, root.b, XET_HASH_LEN, &root);
+	*ret = root;
+}

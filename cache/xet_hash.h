@@ -50,3 +50,24 @@ int xet_hash_from_hex(const char *hex, struct xet_hash *ret);
 
 /* Whether two hashes are equal. */
 bool xet_hash_eq(const struct xet_hash *a, const struct xet_hash *b);
+
+/* The merkle root of a sequence of (hash, size) pairs fed one at a time in order, in constant
+ * memory: a level's node closes as soon as its children decide it (the tree's cuts depend
+ * only on the children before them), so a file's chunks can be checked against its file
+ * hash as they are decoded, without holding them all. Not thread-safe: one owner. Embedded
+ * (no allocation); levels up to XET_HASH_LEVELS are enough for 2^50 leaves. */
+#define XET_HASH_LEVELS 48
+struct xet_hash_stream {
+	struct xet_hash_node pending[XET_HASH_LEVELS][2 * 4 + 1];
+	uint8_t n_pending[XET_HASH_LEVELS];
+	uint64_t n_pushed[XET_HASH_LEVELS]; /* nodes ever pushed into each level */
+	uint64_t bytes; /* sum of the leaves' sizes */
+};
+
+/* Starts an empty stream. */
+void xet_hash_stream_init(struct xet_hash_stream *s);
+/* Feeds the next leaf. -E2BIG past XET_HASH_LEVELS levels (not reachable below 2^50 leaves). */
+int xet_hash_stream_push(struct xet_hash_stream *s, const struct xet_hash *hash, uint64_t size);
+/* The merkle root of the leaves fed (xet_hash_merkle() of them), and with file true their
+ * file hash (xet_hash_file()). The stream is spent: init it again to reuse. */
+void xet_hash_stream_finish(struct xet_hash_stream *s, bool file, struct xet_hash *ret);

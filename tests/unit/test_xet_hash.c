@@ -217,6 +217,49 @@ static void test_reference_trees(void)
 	}
 }
 
+/* The stream gives the batch root and file hash for every length: 0..300 leaves (every tail
+ * shape at the first levels) and 5000 (four levels), on leaves hashed from their index. */
+static void test_stream_equals_batch(void)
+{
+	static struct xet_hash_node l[5000];
+	const size_t lens[] = { 5000, 4096, 1000 };
+
+	for (int i = 0; i < 5000; i++) {
+		xet_hash_chunk(&i, sizeof(i), &l[i].hash);
+		l[i].size = 1 + (uint64_t)i % 70000;
+	}
+	for (size_t n = 0; n < 300 + sizeof(lens) / sizeof(lens[0]); n++) {
+		size_t len = n < 300 ? n : lens[n - 300];
+		struct xet_hash_stream st;
+		struct xet_hash batch, streamed;
+
+		for (int file = 0; file < 2; file++) {
+			xet_hash_stream_init(&st);
+			for (size_t i = 0; i < len; i++)
+				ASSERT_OK(xet_hash_stream_push(&st, &l[i].hash, l[i].size));
+			xet_hash_stream_finish(&st, file, &streamed);
+			ASSERT_OK(file ? xet_hash_file(l, len, &batch) :
+					 xet_hash_merkle(l, len, &batch));
+			if (!xet_hash_eq(&batch, &streamed))
+				CHECK_FAIL("%zu leaves (file %d): the stream differs", len, file);
+		}
+	}
+	/* And the reference trees, streamed. */
+	for (size_t t = 0; t < sizeof(ref_trees) / sizeof(ref_trees[0]); t++) {
+		struct xet_hash_stream st;
+		struct xet_hash h;
+
+		xet_hash_stream_init(&st);
+		for (const char *c = ref_trees[t].leaves; *c; c++) {
+			struct xet_hash leaf = from_hex(ref_leaf[*c - '0']);
+
+			ASSERT_OK(xet_hash_stream_push(&st, &leaf, (uint64_t)(*c - '0') * 100));
+		}
+		xet_hash_stream_finish(&st, true, &h);
+		assert_hex(&h, ref_trees[t].file);
+	}
+}
+
 static void test_edges(void)
 {
 	struct xet_hash_node one = leaf(7, 2);
@@ -241,6 +284,7 @@ int main(void)
 	RUN(test_verification_vector);
 	RUN(test_tree_shape);
 	RUN(test_reference_trees);
+	RUN(test_stream_equals_batch);
 	RUN(test_edges);
 	return 0;
 }
