@@ -3,7 +3,7 @@
  * connection (Connection: close) through a handler the test supplies; the handler runs in the
  * child, so its static counters script faults ("503 the first time"). Every request is
  * appended to a log file the parent reads back (method, target, Authorization, User-Agent,
- * Accept-Encoding, Range). Every wait is bounded: the child dies after MINIHTTP_LIFETIME_S. */
+ * Accept-Encoding, Range, Accept). Every wait is bounded: the child dies after MINIHTTP_LIFETIME_S. */
 #pragma once
 
 #include <errno.h>
@@ -34,6 +34,7 @@ struct mh_request {
 	char user_agent[256];
 	char accept_encoding[64];
 	char range[64];
+	char accept[128];
 	int port; /* the server's own port */
 };
 
@@ -114,6 +115,7 @@ static inline bool mh_read_request(int fd, struct mh_request *req)
 		mh_copy_header(line + 2, "accept-encoding", req->accept_encoding,
 			       sizeof(req->accept_encoding));
 		mh_copy_header(line + 2, "range", req->range, sizeof(req->range));
+		mh_copy_header(line + 2, "accept", req->accept, sizeof(req->accept));
 	}
 	return true;
 }
@@ -144,9 +146,10 @@ static inline void mh_serve_one(int cfd, int port, mh_handler handler, FILE *log
 
 	if (!mh_read_request(cfd, &req))
 		return;
-	fprintf(log, "%s %s auth=%s ua=%s ae=%s range=%s\n", req.method, req.target,
+	fprintf(log, "%s %s auth=%s ua=%s ae=%s range=%s accept=%s\n", req.method, req.target,
 		req.authorization[0] ? req.authorization : "-", req.user_agent,
-		req.accept_encoding[0] ? req.accept_encoding : "-", req.range[0] ? req.range : "-");
+		req.accept_encoding[0] ? req.accept_encoding : "-", req.range[0] ? req.range : "-",
+		req.accept[0] ? req.accept : "-");
 	fflush(log);
 	handler(&req, &rep);
 	if (rep.delay_ms)
