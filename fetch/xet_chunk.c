@@ -9,6 +9,8 @@
 
 #include <lz4frame.h>
 
+#include "util/cleanup.h"
+
 struct xet_chunk_decoder {
 	LZ4F_dctx *dctx;
 	uint8_t planes[XET_CHUNK_MAX]; /* a byte-grouped chunk's LZ4 output */
@@ -162,5 +164,139 @@ int xet_chunk_decode(struct xet_chunk_decoder *d, const uint8_t *p, size_t len, 
 	if (r < 0)
 		return r;
 	*ret_raw_len = h.raw_len;
+	return 0;
+}
+
+struct xet_chunk_stream {
+	struct xet_chunk_decoder *dec;
+	xet_chunk_fn fn;
+	void *ud;
+	uint64_t n_chunks, done; /* chunks expected, chunks handed on */
+	int error; /* the first error; nothing is taken after it */
+	const char *why;
+	size_t held; /* bytes of a cut chunk in buf */
+	uint8_t buf[XET_CHUNK_HEADER_LEN + XET_CHUNK_MAX];
+	uint8_t raw[XET_CHUNK_MAX];
+};
+
+int xet_chunk_stream_new(uint64_t n_chunks, xet_chunk_fn fn, void *ud,
+			 struct xet_chunk_stream **ret)
+{
+	struct xet_chunk_stream *s = calloc(1, sizeof(*s));
+
+	if (!s)
+		return -ENOMEM;
+	if (xet_chunk_decoder_new(&s->dec) < 0) {
+		free(s);
+		return -ENOMEM;
+	}
+	s->fn = fn;
+	s->ud = ud;
+	s->n_chunks = n_chunks;
+	*ret = s;
+	return 0;
+}
+
+struct xet_chunk_stream *xet_chunk_stream_free(struct xet_chunk_stream *s)
+{
+	if (s) {
+		xet_chunk_decoder_free(s->dec);
+		free(s);
+	}
+	return NULL;
+}
+
+static int stream_fail(struct xet_chunk_stream *s, int err, const char *why, const char **ret_why)
+{
+	s->error = err;
+	s->why = why;
+	if (why)
+		*ret_why = why;
+	return err;
+}
+
+/* Decodes the chunk at the front of p (len bytes): 0 and *ret_used when whole, -EAGAIN when
+ * cut short, else the error. */
+static int stream_one(struct xet_chunk_stream *s, const uint8_t *p, size_t len, size_t *ret_used,
+		      const char **ret_why)
+{
+	size_t raw = 0;
+	int r;
+
+	if (s->done == s->n_chunks)
+		return stream_fail(s, -EBADMSG, "bytes after the last chunk of the range", ret_why);
+	r = xet_chunk_decode(s->dec, p, len, s->raw, sizeof(s->raw), ret_used, &raw, ret_why);
+	if (r == -EAGAIN)
+		return r;
+	if (r < 0)
+		return stream_fail(s, r, *ret_why, ret_why);
+	r = s->fn(s->ud, s->done, s->raw, raw);
+	if (r < 0)
+		return stream_fail(s, r, NULL, ret_why);
+	s->done++;
+	return 0;
+}
+
+int xet_chunk_stream_feed(struct xet_chunk_stream *s, const void *data, size_t len,
+			  const char **ret_why)
+{
+	const uint8_t *p = data;
+	size_t used;
+	int r;
+
+	if (s->error) {
+		if (s->why)
+			*ret_why = s->why;
+		return s->error;
+	}
+	/* First complete a chunk cut by the last piece: take just what it lacks. */
+	while (s->held && len) {
+		size_t want = XET_CHUNK_HEADER_LEN, n;
+
+		if (s->held >= XET_CHUNK_HEADER_LEN) {
+			struct xet_chunk_header h;
+
+			/* Parsed (and refused) already when the header first became whole. */
+			(void)xet_chunk_header_parse(s->buf, s->held, &h, ret_why);
+			want += h.stored_len;
+		}
+		n = MIN(want - s->held, len);
+		memcpy(s->buf + s->held, p, n);
+		s->held += n;
+		p += n;
+		len -= n;
+		r = stream_one(s, s->buf, s->held, &used, ret_why);
+		if (r == 0)
+			s->held = 0;
+		else if (r != -EAGAIN)
+			return r;
+	}
+	/* Then whole chunks straight from the piece, without a copy. */
+	while (len) {
+		r = stream_one(s, p, len, &used, ret_why);
+		if (r == -EAGAIN) {
+			memcpy(s->buf, p, len);
+			s->held = len;
+			return 0;
+		}
+		if (r < 0)
+			return r;
+		p += used;
+		len -= used;
+	}
+	return 0;
+}
+
+int xet_chunk_stream_end(struct xet_chunk_stream *s, const char **ret_why)
+{
+	if (s->error) {
+		if (s->why)
+			*ret_why = s->why;
+		return s->error;
+	}
+	if (s->held)
+		return stream_fail(s, -EBADMSG, "a range that ends inside a chunk", ret_why);
+	if (s->done != s->n_chunks)
+		return stream_fail(s, -EBADMSG, "a range that ends short of its chunks", ret_why);
 	return 0;
 }

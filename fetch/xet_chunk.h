@@ -53,3 +53,27 @@ int xet_chunk_decode(struct xet_chunk_decoder *d, const uint8_t *p, size_t len, 
 /* Byte grouping undone: n bytes stored as 4 planes (plane k holds bytes k, k+4, ...; the first
  * n % 4 planes one byte longer) back in order into out. Exposed for tests. */
 void xet_chunk_regroup(const uint8_t *planes, size_t n, uint8_t *out);
+
+/* A run of chunks as it arrives from a xorb range, in pieces of any size: whole chunks are
+ * decoded and handed on in order, a chunk cut between pieces waits for the rest (at most one
+ * chunk, 8 + 128 KiB, is held). The range must hold exactly n_chunks chunks. One owner. */
+struct xet_chunk_stream;
+
+/* Called for each decoded chunk, index counted from the range's first chunk (0-based); the
+ * bytes are valid during the call only. Returns 0, or -errno to stop the stream (that errno
+ * is then what xet_chunk_stream_feed() returns). */
+typedef int (*xet_chunk_fn)(void *ud, uint64_t index, const uint8_t *raw, size_t len);
+
+/* A stream of n_chunks chunks (> 0) handed to fn. -ENOMEM. */
+int xet_chunk_stream_new(uint64_t n_chunks, xet_chunk_fn fn, void *ud,
+			 struct xet_chunk_stream **ret);
+/* Takes NULL, returns NULL. */
+struct xet_chunk_stream *xet_chunk_stream_free(struct xet_chunk_stream *s);
+/* Feeds the next len bytes of the range. Returns 0; -EBADMSG (with *ret_why) for a malformed
+ * chunk or bytes past the last chunk; fn's -errno. After an error the stream takes nothing
+ * more. */
+int xet_chunk_stream_feed(struct xet_chunk_stream *s, const void *data, size_t len,
+			  const char **ret_why);
+/* The range ended: 0 when exactly n_chunks chunks were decoded and nothing is left over;
+ * -EBADMSG (with *ret_why) when it ended inside a chunk or short of its chunks. */
+int xet_chunk_stream_end(struct xet_chunk_stream *s, const char **ret_why);

@@ -11,6 +11,7 @@
 #include <lz4frame.h>
 
 #include "tests/unit/check.h"
+#include "util/cleanup.h"
 
 static uint8_t out[XET_CHUNK_MAX];
 
@@ -236,6 +237,116 @@ static void test_run_of_chunks(void)
 	d = xet_chunk_decoder_free(d);
 }
 
+/* What a stream handed on: the chunks' bytes back to back, and how many. */
+struct collected {
+	uint8_t bytes[4 * XET_CHUNK_MAX];
+	size_t len;
+	uint64_t chunks;
+	uint64_t fail_at; /* fn fails at this index (-EIO); UINT64_MAX never */
+};
+
+static int collect(void *ud, uint64_t index, const uint8_t *raw, size_t len)
+{
+	struct collected *c = ud;
+
+	ASSERT_U64_EQ(index, c->chunks);
+	if (index == c->fail_at)
+		return -EIO;
+	memcpy(c->bytes + c->len, raw, len);
+	c->len += len;
+	c->chunks++;
+	return 0;
+}
+
+/* Four chunks of the three schemes into buf; their raw bytes into raw. */
+static size_t make_run(uint8_t *buf, size_t cap, uint8_t *raw, size_t *ret_raw_len)
+{
+	const uint8_t schemes[] = { XET_CHUNK_LZ4, XET_CHUNK_NONE, XET_CHUNK_BG4_LZ4,
+				    XET_CHUNK_LZ4 };
+	const size_t sizes[] = { 65536, 777, 40001, XET_CHUNK_MAX };
+	size_t len = 0, rl = 0;
+
+	for (int i = 0; i < 4; i++) {
+		len += make_chunk(buf + len, cap - len, pattern(sizes[i]), sizes[i], schemes[i],
+				  i == 3);
+		memcpy(raw + rl, pattern(sizes[i]), sizes[i]);
+		rl += sizes[i];
+	}
+	*ret_raw_len = rl;
+	return len;
+}
+
+static void test_stream_pieces(void)
+{
+	static uint8_t buf[5 * XET_CHUNK_MAX], raw[4 * XET_CHUNK_MAX];
+	static struct collected c;
+	const size_t pieces[] = { 1, 2, 7, 8, 9, 100, 4096, 65544, 1 << 20 };
+	size_t raw_len, len = make_run(buf, sizeof(buf), raw, &raw_len);
+
+	for (size_t i = 0; i < sizeof(pieces) / sizeof(pieces[0]); i++) {
+		struct xet_chunk_stream *s = NULL;
+		const char *why = NULL;
+
+		memset(&c, 0, sizeof(c));
+		c.fail_at = UINT64_MAX;
+		ASSERT_OK(xet_chunk_stream_new(4, collect, &c, &s));
+		for (size_t off = 0; off < len; off += pieces[i])
+			ASSERT_OK(xet_chunk_stream_feed(s, buf + off, MIN(pieces[i], len - off),
+							&why));
+		ASSERT_OK(xet_chunk_stream_end(s, &why));
+		ASSERT_U64_EQ(c.chunks, 4);
+		ASSERT_U64_EQ(c.len, raw_len);
+		ASSERT_TRUE(memcmp(c.bytes, raw, raw_len) == 0);
+		s = xet_chunk_stream_free(s);
+	}
+}
+
+/* Feeds buf[0, len) to a stream of n chunks in pieces of 1000 and expects err with words. */
+static void stream_expect(const uint8_t *buf, size_t len, uint64_t n, uint64_t fail_at, int err,
+			  const char *words)
+{
+	static struct collected c;
+	struct xet_chunk_stream *s = NULL;
+	const char *why = NULL;
+	int r = 0;
+
+	memset(&c, 0, sizeof(c));
+	c.fail_at = fail_at;
+	ASSERT_OK(xet_chunk_stream_new(n, collect, &c, &s));
+	for (size_t off = 0; off < len && r == 0; off += 1000)
+		r = xet_chunk_stream_feed(s, buf + off, MIN(1000, len - off), &why);
+	if (r == 0)
+		r = xet_chunk_stream_end(s, &why);
+	ASSERT_EQ(r, err);
+	if (words && (!why || !strstr(why, words)))
+		CHECK_FAIL("words \"%s\" lack \"%s\"", why ? why : "(none)", words);
+	/* Nothing more is taken after an error. */
+	ASSERT_EQ(xet_chunk_stream_feed(s, buf, 1, &why), err);
+	xet_chunk_stream_free(s);
+}
+
+static void test_stream_errors(void)
+{
+	static uint8_t buf[5 * XET_CHUNK_MAX], raw[4 * XET_CHUNK_MAX];
+	size_t raw_len, len = make_run(buf, sizeof(buf), raw, &raw_len);
+
+	static uint8_t bad[5 * XET_CHUNK_MAX];
+	size_t first = XET_CHUNK_HEADER_LEN + (buf[1] | buf[2] << 8 | (size_t)buf[3] << 16);
+
+	/* One chunk more than asked for, or one fewer. */
+	stream_expect(buf, len, 3, UINT64_MAX, -EBADMSG, "after the last chunk");
+	stream_expect(buf, len, 5, UINT64_MAX, -EBADMSG, "short of its chunks");
+	/* The range ends inside a chunk's data, or inside the next one's header. */
+	stream_expect(buf, len - 1, 4, UINT64_MAX, -EBADMSG, "inside a chunk");
+	stream_expect(buf, first + 3, 2, UINT64_MAX, -EBADMSG, "inside a chunk");
+	/* A corrupt chunk in the middle (the second chunk's header says version 1). */
+	memcpy(bad, buf, len);
+	bad[first] = 1;
+	stream_expect(bad, len, 4, UINT64_MAX, -EBADMSG, "version");
+	/* The consumer's error stops the stream with its errno. */
+	stream_expect(buf, len, 4, 2, -EIO, NULL);
+}
+
 int main(void)
 {
 	RUN(test_header_limits);
@@ -244,5 +355,7 @@ int main(void)
 	RUN(test_malformed_frames);
 	RUN(test_checksum_words);
 	RUN(test_run_of_chunks);
+	RUN(test_stream_pieces);
+	RUN(test_stream_errors);
 	return 0;
 }
