@@ -46,6 +46,7 @@ struct mh_reply {
 	size_t body_len; /* 0 with a body: strlen(body) */
 	size_t stream_zeros; /* > 0: a body of this many zero bytes instead */
 	unsigned delay_ms; /* sleep before replying (timeouts) */
+	size_t cut_at; /* > 0: close the connection after this many body bytes (a short body) */
 };
 
 typedef void (*mh_handler)(const struct mh_request *req, struct mh_reply *rep);
@@ -173,7 +174,8 @@ static inline void mh_serve_one(int cfd, int port, mh_handler handler, FILE *log
 			left -= k;
 		}
 	} else if (body_len) {
-		mh_write_all(cfd, rep.body, body_len);
+		mh_write_all(cfd, rep.body,
+			     rep.cut_at && rep.cut_at < body_len ? rep.cut_at : body_len);
 	}
 }
 
