@@ -4,10 +4,11 @@
     fakehub.py --data DATA --port-file PORTFILE --log LOGFILE [--page-size 1000]
                [--api-host 127.0.0.1] [--cdn-host 127.0.0.2] [--url-ttl 3600]
                [--cdn-rate BYTES_PER_S] [--tokens TOKENFILE] [--faults FAULTFILE] [--direct-200]
-               [--cdn-base URL]
+               [--cdn-base URL] [--cas-host 127.0.0.3] [--xet-token-ttl 3600]
 
-Two HTTP/1.1 keep-alive listeners on port 0, the API host (repo info, tree, resolve) and the CDN
-host (signed LFS URLs), each connection on its own daemon thread. With --cdn-base, LFS redirects
+Three HTTP/1.1 keep-alive listeners on port 0, the API host (repo info, tree, resolve, Xet read
+tokens), the CDN host (signed LFS and xorb URLs) and the Xet CAS host (reconstructions; cas.py),
+each connection on its own daemon thread. With --cdn-base, LFS redirects
 point at an external server that serves DATA/blobs instead (benchmarks put nginx there). The main thread only starts
 them, writes PORTFILE and waits for SIGTERM/SIGINT. Every request is appended to LOGFILE as one
 JSON line. Data layout, fault rules, control endpoints: README.md.
@@ -37,12 +38,16 @@ from urllib.parse import parse_qs, parse_qsl, quote, unquote, urlencode, urlspli
 from xml.sax.saxutils import escape
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+if __name__ == "__main__":  # cas.py imports this module by name: one module, not two
+    sys.modules.setdefault("fakehub", sys.modules[__name__])
 
+import cas  # noqa: E402
 import faults  # noqa: E402
 import repostore  # noqa: E402
+import xetstore  # noqa: E402
 
 TYPE_PREFIXES = {"models": "model", "datasets": "dataset", "spaces": "space"}
-API_VERBS = ("revision", "tree", "refs", "paths-info")
+API_VERBS = ("revision", "tree", "refs", "paths-info", "xet-read-token")
 FILE_VERBS = ("resolve", "raw")
 TRUE_VALUES = ("true", "True", "1")  # §3: Python 1.x, Python 0.x, and 1
 EXPAND_PAGE_SIZE = 50  # §3: pages hold 50 entries with expand=true
@@ -272,7 +277,10 @@ class Hub:
         self.direct_200 = args.direct_200
         self.cdn_rate = args.cdn_rate
         self.cdn_base = args.cdn_base  # None: LFS redirects go to our own CDN host
-        self.api_url = self.cdn_url = None  # set once both listeners are bound
+        self.xet = xetstore.XetStore(args.data)
+        self.xet_tokens = cas.Tokens(args.xet_token_ttl)
+        self.xorb_signer = cas.XorbSigner(args.url_ttl)
+        self.api_url = self.cdn_url = self.cas_url = None  # set once the listeners are bound
 
     def take(self, names, req, applies=None):
         """The due fault rule among `names` for this request (never for control requests)."""
@@ -491,6 +499,8 @@ class ApiApp:
             if verb == "tree":
                 rev, path = split_revision(rest[1:])
                 return self.tree(req, rtype, repo_id, rev, unquote("/".join(path)))
+            if verb == "xet-read-token" and len(rest) > 1 and rest[1]:
+                return self.xet_read_token(req, rtype, repo_id, unquote("/".join(rest[1:])))
         if req.method == "POST" and verb == "paths-info" and len(rest) > 1 and rest[1]:
             return self.paths_info(req, rtype, repo_id, unquote("/".join(rest[1:])))
         raise HubError(404, None, "Not Found")
@@ -515,6 +525,12 @@ class ApiApp:
         if expand:  # only the listed fields (§2)
             info = {k: v for k, v in info.items() if k in ("_id", "id", *expand)}
         return json_reply(info)
+
+    def xet_read_token(self, req, rtype, repo_id, rev):
+        """§9: a CAS token for the repo at a revision, with the access resolve needs (§5)."""
+        repo = self.authorize(req, rtype, repo_id, files=True)
+        commit = self.commit(repo, rev)
+        return cas.read_token_reply(self.hub, rtype, repo, commit)
 
     def refs(self, req, rtype, repo_id):
         repo = self.authorize(req, rtype, repo_id, files=False)
@@ -606,8 +622,13 @@ class ApiApp:
             raise self.entry_not_found(commit)
         if verb == "raw":  # §4: the git blob, i.e. the pointer of an LFS file
             return self.raw(req, commit, f)
+        if f.get("xet") and cas.is_probe(req):  # XET_CLIENTS.md §1: no redirect
+            return cas.fileinfo_reply(self.hub, rtype, repo, commit, f)
         if f["lfs"]:
-            return self.lfs_redirect(commit, f)
+            reply = self.lfs_redirect(commit, f)
+            if f.get("xet"):  # §4.1: the bridge's redirect names the Xet file too
+                reply.headers += cas.xet_headers(self.hub, rtype, repo, commit, f)
+            return reply
         etag = f'"{f["sha1"]}"'
         if req.headers.get("If-None-Match") == etag:  # §4.2: observed 304 on resolve
             return Reply(304, [("X-Repo-Commit", commit.sha), ("ETag", etag)])
@@ -744,6 +765,8 @@ def entry(repo, commit, path, expand):
         if f["lfs"]:
             e["lfs"] = {"oid": f["sha256"], "size": f["size"],
                         "pointerSize": f["lfs"]["pointer_size"]}
+        if f.get("xet"):
+            e["xetHash"] = f["xet"]["hash"]
     else:
         e = {"type": "directory", "oid": commit.dirs[path], "size": 0}
     e["path"] = path
@@ -779,6 +802,8 @@ class CdnApp:
                             "Only one auth mechanism allowed; only the X-Amz-Algorithm query "
                             "parameter, Signature query string parameter or the Authorization "
                             "header should be specified")
+        if req.raw_path.startswith("/xorb/"):
+            return cas.xorb_reply(self.hub, req)
         problem, signature = self.hub.signer.check(req.raw_path, req.query)
         if problem:
             return s3_error(403, "AccessDenied", problem)
@@ -954,6 +979,9 @@ def parse_args(argv):
     ap.add_argument("--page-size", type=int, default=1000, help="tree entries per page (§3)")
     ap.add_argument("--api-host", default="127.0.0.1")
     ap.add_argument("--cdn-host", default="127.0.0.2")
+    ap.add_argument("--cas-host", default="127.0.0.3", help="the Xet CAS host")
+    ap.add_argument("--xet-token-ttl", type=int, default=3600,
+                    help="lifetime of Xet CAS tokens, s")
     ap.add_argument("--url-ttl", type=int, default=3600, help="signed CDN URL lifetime, s")
     ap.add_argument("--cdn-rate", type=float, help="CDN bytes/s per connection")
     ap.add_argument("--tokens", help='JSON {"hf_…": {"user": …, "gated_approved": […]}}')
@@ -964,8 +992,8 @@ def parse_args(argv):
                     help="send LFS redirects to URL/<sha256[:2]>/<sha256>?<presign>, a server "
                     "of DATA/blobs (default: our own CDN host)")
     args = ap.parse_args(argv)
-    if args.page_size < 1 or args.url_ttl < 1:
-        ap.error("--page-size and --url-ttl must be positive")
+    if args.page_size < 1 or args.url_ttl < 1 or args.xet_token_ttl < 1:
+        ap.error("--page-size, --url-ttl and --xet-token-ttl must be positive")
     if args.cdn_base is not None and not valid_base_url(args.cdn_base):
         ap.error(f"--cdn-base takes http(s)://host[:port][/path], not {args.cdn_base!r}")
     return args
@@ -981,9 +1009,10 @@ def valid_base_url(url):
         return False
 
 
-def write_port_file(path, hub, api, cdn):
-    data = {"api": api.server_port, "cdn": cdn.server_port, "api_url": hub.api_url,
-            "cdn_url": hub.cdn_url, "pid": os.getpid()}
+def write_port_file(path, hub, api, cdn, cas_server):
+    data = {"api": api.server_port, "cdn": cdn.server_port, "cas": cas_server.server_port,
+            "api_url": hub.api_url, "cdn_url": hub.cdn_url, "cas_url": hub.cas_url,
+            "pid": os.getpid()}
     repostore.write_atomic(path, json.dumps(data).encode())
 
 
@@ -994,22 +1023,25 @@ def main(argv=None):
     hub = Hub(args)
     api = HubServer((args.api_host, 0), "api", ApiApp(hub))
     cdn = HubServer((args.cdn_host, 0), "cdn", CdnApp(hub))
+    cas_server = HubServer((args.cas_host, 0), "cas", cas.CasApp(hub))
+    servers = (api, cdn, cas_server)
     hub.api_url = f"http://{args.api_host}:{api.server_port}"
     hub.cdn_url = f"http://{args.cdn_host}:{cdn.server_port}"
+    hub.cas_url = f"http://{args.cas_host}:{cas_server.server_port}"
     loops = [threading.Thread(target=s.serve_forever, kwargs={"poll_interval": 0.1},
-                              name=f"fakehub-{s.name}") for s in (api, cdn)]
+                              name=f"fakehub-{s.name}") for s in servers]
     for t in loops:
         t.start()
     # Whatever ends the main thread (a signal, or a port file that cannot be written) stops
     # the servers too: a hub whose ports nobody knows must not go on serving.
     try:
         try:
-            write_port_file(args.port_file, hub, api, cdn)
+            write_port_file(args.port_file, hub, api, cdn, cas_server)
         except OSError as e:
             sys.exit(f"fakehub: cannot write the port file {args.port_file}: {e}")
         signal.sigwait({signal.SIGTERM, signal.SIGINT})
     finally:
-        for s in (api, cdn):
+        for s in servers:
             s.shutdown()
             s.server_close()
         for t in loops:

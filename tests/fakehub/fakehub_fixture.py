@@ -20,23 +20,25 @@ class FakeHub:
     """fakehub.py serving `data_dir` (see genrepo.py), its files kept in `tmp_dir`.
 
     Options map to the server's flags: page_size, url_ttl, cdn_rate, direct_200, api_host,
-    cdn_host; `tokens` is the tokens dict ({"hf_…": {"user", "gated_approved", "repos"?}}) and
+    cdn_host, cas_host, xet_token_ttl; `tokens` is the tokens dict ({"hf_…": {"user", "gated_approved", "repos"?}}) and
     `faults` a rule list active from the start (README.md, "Faults")."""
 
     def __init__(self, data_dir, tmp_dir, *, page_size=None, url_ttl=None, cdn_rate=None,
-                 tokens=None, faults=None, direct_200=False, api_host=None, cdn_host=None):
+                 tokens=None, faults=None, direct_200=False, api_host=None, cdn_host=None,
+                 cas_host=None, xet_token_ttl=None):
         self.data_dir = Path(data_dir)
         self.tmp_dir = Path(tmp_dir)
         self.tokens, self.faults = tokens, faults
         self.flags = [("--page-size", page_size), ("--url-ttl", url_ttl),
                       ("--cdn-rate", cdn_rate), ("--api-host", api_host),
-                      ("--cdn-host", cdn_host)]
+                      ("--cdn-host", cdn_host), ("--cas-host", cas_host),
+                      ("--xet-token-ttl", xet_token_ttl)]
         self.direct_200 = direct_200
         self.port_file = self.tmp_dir / "ports.json"
         self.log_file = self.tmp_dir / "requests.jsonl"
         self.stderr_file = self.tmp_dir / "fakehub.stderr"
         self.proc = None
-        self.api_url = self.cdn_url = None
+        self.api_url = self.cdn_url = self.cas_url = None
 
     def start(self, timeout=10):
         """Starts the server and waits (at most `timeout` s) until it listens."""
@@ -64,6 +66,7 @@ class FakeHub:
             time.sleep(0.02)
         ports = json.loads(self.port_file.read_text())
         self.api_url, self.cdn_url = ports["api_url"], ports["cdn_url"]
+        self.cas_url = ports["cas_url"]
         return self
 
     def stop(self, timeout=10):
@@ -100,6 +103,11 @@ class FakeHub:
         """Every request so far, oldest first (README.md, "Request log")."""
         with open(self.log_file, encoding="utf-8") as f:
             return [json.loads(line) for line in f if line.endswith("\n")]
+
+    def xorb_bytes(self):
+        """Xet bytes fetched so far: the body bytes of every xorb request (README.md, "Xet")."""
+        return sum(e["bytes"] for e in self.log_entries()
+                   if e["host"] == "cdn" and e["path"].startswith("/xorb/"))
 
     def clear_log(self):
         """Empties the log (the server appends with O_APPEND, so this is safe while it runs)."""

@@ -25,7 +25,7 @@ FAULTS = {
 }
 # Faults that decide how the body bytes travel; the server applies at most one per reply.
 DELIVERY = frozenset({"reset", "truncate", "stall", "trickle"})
-HOSTS = ("api", "cdn", "any")
+HOSTS = ("api", "cdn", "cas", "any")
 
 
 class RuleError(ValueError):

@@ -4,8 +4,8 @@
     genrepo.py DATA --repo org/name [--type model] [--revision main] [--tag v1] [--pr 1]
                [--private] [--gated [auto|manual]] [--disabled] [--shards 3]
                [--shard-size BYTES] [--seed 0] [--hostile-path ../etc/passwd]
-               [--many-files N]
-               [--from-commit-of REV --change-file PATH] [--title TEXT]
+               [--many-files N] [--xet]
+               [--from-commit-of REV --change-file PATH --change-tensor NAME] [--title TEXT]
 
 Prints the new commit's sha. Importable: generate() does the same; repostore.read_files() and
 repostore.content_sha256s() give a revision's contents back. Layout: README.md.
@@ -20,9 +20,12 @@ import random
 import sys
 import unicodedata
 
+import numpy as np
+
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import repostore  # noqa: E402
+import xetstore  # noqa: E402
 
 MiB = 1 << 20
 DEFAULT_SHARD_SIZE = 3 * MiB
@@ -82,28 +85,67 @@ def shard_tensors(layer, data_size):
             (f"model.layers.{layer}.attn_mask", "U8", [rest - i64 * 8])]
 
 
+def tensor_bytes(dtype, n, rng):
+    """n bytes of a tensor, shaped like real data where it matters for compression: F32 values
+    of magnitude 2^-7..2^-3 (random sign and mantissa, a narrow exponent: what Xet's byte
+    grouping compresses), U8 text (8-byte words from a 256-word vocabulary: what LZ4
+    compresses), the rest random."""
+    if dtype == "F32":
+        words = np.frombuffer(randbytes(rng, n), dtype="<u4")
+        exponent = (np.uint32(120) + ((words >> np.uint32(23)) & np.uint32(3))) << np.uint32(23)
+        return ((words & np.uint32(0x807FFFFF)) | exponent).astype("<u4").tobytes()
+    if dtype == "U8":
+        vocab = np.frombuffer(randbytes(rng, 256 * 8), dtype=np.uint8).reshape(256, 8) % 26 + 97
+        vocab[:, 7] = 32  # a space ends each word
+        ids = np.frombuffer(randbytes(rng, (n + 7) // 8), dtype=np.uint8)
+        return vocab[ids].tobytes()[:n]
+    return randbytes(rng, n)
+
+
+def tensor_nbytes(dtype, shape):
+    n = DTYPE_SIZES[dtype]
+    for dim in shape:
+        n *= dim
+    return n
+
+
 def safetensors_bytes(tensors, rng):
     """A safetensors file: u64 LE header length, JSON header (space-padded to 8 bytes, as the
     reference writer does), then the tensors' bytes back to back."""
-    header, offset = {"__metadata__": {"format": "pt"}}, 0
+    header, offset, parts = {"__metadata__": {"format": "pt"}}, 0, []
     for name, dtype, shape in tensors:
-        n = DTYPE_SIZES[dtype]
-        for dim in shape:
-            n *= dim
+        n = tensor_nbytes(dtype, shape)
         header[name] = {"dtype": dtype, "shape": shape, "data_offsets": [offset, offset + n]}
+        parts.append(tensor_bytes(dtype, n, rng))
         offset += n
     hjson = json.dumps(header, separators=(",", ":")).encode()
     hjson += b" " * (-len(hjson) % 8)
-    return len(hjson).to_bytes(8, "little") + hjson + randbytes(rng, offset)
+    return len(hjson).to_bytes(8, "little") + hjson + b"".join(parts)
 
 
 def safetensors_layout(data):
     """[(name, dtype, shape)] of a safetensors file, in data order."""
+    return [t[:3] for t in safetensors_spans(data)]
+
+
+def safetensors_spans(data):
+    """[(name, dtype, shape, first byte, end byte)] of a safetensors file, in data order, the
+    offsets counted from the file's start."""
     hlen = int.from_bytes(data[:8], "little")
     header = json.loads(data[8:8 + hlen])
     header.pop("__metadata__", None)
     items = sorted(header.items(), key=lambda kv: kv[1]["data_offsets"][0])
-    return [(name, t["dtype"], t["shape"]) for name, t in items]
+    return [(name, t["dtype"], t["shape"], 8 + hlen + t["data_offsets"][0],
+             8 + hlen + t["data_offsets"][1]) for name, t in items]
+
+
+def with_tensor_changed(data, name, rng):
+    """The safetensors file `data` with tensor `name` given new values (same dtype and shape),
+    or None when it holds no such tensor."""
+    for tname, dtype, shape, first, end in safetensors_spans(data):
+        if tname == name:
+            return data[:first] + tensor_bytes(dtype, end - first, rng) + data[end:]
+    return None
 
 
 # --- repo contents -----------------------------------------------------------------------------
@@ -278,14 +320,23 @@ def iso(when):
 # --- generation --------------------------------------------------------------------------------
 
 def file_record(data_dir, path, data):
-    """The manifest record of a file; stores its content."""
+    """The manifest record of a file; stores its content (its Xet form: store_on_xet())."""
     rec = {"path": path, "size": len(data), "sha256": repostore.put_blob(data_dir, data),
-           "sha1": repostore.git_blob_sha1(data), "lfs": None}
+           "sha1": repostore.git_blob_sha1(data), "lfs": None, "xet": None}
     if is_lfs(path, len(data)):
         pointer = repostore.lfs_pointer(rec["sha256"], len(data))
         rec["lfs"] = {"pointer_sha1": repostore.git_blob_sha1(pointer),
                       "pointer_size": len(pointer)}
     return rec
+
+
+def store_on_xet(data_dir, records):
+    """Gives every LFS record without a Xet form one, storing its content in the Xet CAS (all
+    new chunks of the commit packed together, as one upload would)."""
+    todo = [r for r in records.values() if r["lfs"] and not r.get("xet")]
+    hashes = xetstore.store_files(data_dir, [read_blob(data_dir, r["sha256"]) for r in todo])
+    for rec, file_hex in zip(todo, hashes):
+        rec["xet"] = {"hash": file_hex}
 
 
 def read_blob(data_dir, sha256):
@@ -296,7 +347,8 @@ def read_blob(data_dir, sha256):
 def generate(data_dir, repo_id, *, repo_type="model", revision=repostore.DEFAULT_BRANCH,
              tags=(), pr=None, private=None, gated=None, disabled=None, shards=3,
              shard_size=DEFAULT_SHARD_SIZE, seed=0, hostile_paths=(), from_commit_of=None,
-             change_files=(), title=None, many_files=0, plain=False):
+             change_files=(), change_tensors=(), title=None, many_files=0, plain=False,
+             xet=None):
     """Adds one commit to a repo (creating it) and returns its sha.
 
     The commit holds freshly generated files, or with `from_commit_of` the files of that
@@ -304,13 +356,16 @@ def generate(data_dir, repo_id, *, repo_type="model", revision=repostore.DEFAULT
     `from_commit_of`, else the head of branch `revision`. It moves branch `revision`, or only
     refs/pr/`pr` when `pr` is given, and every tag in `tags`. private/gated/disabled: None keeps
     the repo's setting (new repos: False); gated takes "auto" or "manual". many_files adds
-    that many files of a few bytes under many/ (fresh files only)."""
+    that many files of a few bytes under many/ (fresh files only). `change_tensors` names
+    tensors given new values in whichever safetensors file holds them (with from_commit_of).
+    xet=True makes the repo a Xet repo (None keeps it): every LFS file of this and later
+    commits is then also stored in the Xet CAS (README.md, "Xet")."""
     if not repostore.is_valid_repo_id(repo_id):
         raise ValueError(f"invalid repo id {repo_id!r} (HUB_PROTOCOL.md §1)")
     if shard_size < MIN_SHARD_SIZE or shards < 1:
         raise ValueError(f"need shards >= 1 and shard_size >= {MIN_SHARD_SIZE}")
-    if change_files and from_commit_of is None:
-        raise ValueError("change_files needs from_commit_of")
+    if (change_files or change_tensors) and from_commit_of is None:
+        raise ValueError("change_files and change_tensors need from_commit_of")
     manifest = (repostore.read_manifest(data_dir, repo_type, repo_id) or
                 repostore.empty_manifest(repo_type, repo_id))
     repo = repostore.Repo(manifest)
@@ -319,10 +374,22 @@ def generate(data_dir, repo_id, *, repo_type="model", revision=repostore.DEFAULT
         parent = repo.resolve(from_commit_of)
         if parent is None:
             raise ValueError(f"{repo_id} has no revision {from_commit_of!r}")
-        records = dict(repo.commits[parent].files)
+        # Copies: giving a carried file its Xet form must not rewrite the parent's record.
+        records = {p: dict(r) for p, r in repo.commits[parent].files.items()}
         for path in change_files:
             old = read_blob(data_dir, records[path]["sha256"]) if path in records else None
             records[path] = file_record(data_dir, path, changed_content(path, old, generation))
+        for name in change_tensors:
+            rng = rng_for(f"change{generation}", name)
+            hits = 0
+            for path, rec in sorted(records.items()):
+                if path.endswith(".safetensors"):
+                    new = with_tensor_changed(read_blob(data_dir, rec["sha256"]), name, rng)
+                    if new is not None:
+                        records[path] = file_record(data_dir, path, new)
+                        hits += 1
+            if not hits:
+                raise ValueError(f"no safetensors file of {from_commit_of!r} holds tensor {name!r}")
     else:
         parent = repo.branches.get(revision)
         records = {p: file_record(data_dir, p, d)
@@ -330,6 +397,10 @@ def generate(data_dir, repo_id, *, repo_type="model", revision=repostore.DEFAULT
                                            many_files, plain).items()}
     for path in hostile_paths:
         records[path] = file_record(data_dir, path, b"hostile\n")
+    if xet is not None:
+        manifest["xet"] = bool(xet)
+    if manifest.get("xet"):
+        store_on_xet(data_dir, records)
 
     oids = {p: r["lfs"]["pointer_sha1"] if r["lfs"] else r["sha1"] for p, r in records.items()}
     dirs = dir_oids(oids)
@@ -376,6 +447,10 @@ def main(argv=None):
                     help="start from the files of REV instead of generating them")
     ap.add_argument("--change-file", action="append", default=[], metavar="PATH",
                     help="with --from-commit-of: change (or add) this file (repeatable)")
+    ap.add_argument("--change-tensor", action="append", default=[], metavar="NAME",
+                    help="with --from-commit-of: give this tensor new values (repeatable)")
+    ap.add_argument("--xet", action="store_true", default=None,
+                    help="a Xet repo: LFS files also stored in the fake Xet CAS")
     ap.add_argument("--title", help="commit title")
     ap.add_argument("--many-files", type=int, default=0, metavar="N",
                     help="add N files of a few bytes under many/ (a huge tree)")
@@ -387,8 +462,8 @@ def main(argv=None):
                        pr=a.pr, private=a.private, gated=a.gated, disabled=a.disabled,
                        shards=a.shards, shard_size=a.shard_size, seed=a.seed,
                        hostile_paths=a.hostile_path, from_commit_of=a.from_commit_of,
-                       change_files=a.change_file, title=a.title, many_files=a.many_files,
-                       plain=a.plain)
+                       change_files=a.change_file, change_tensors=a.change_tensor,
+                       title=a.title, many_files=a.many_files, plain=a.plain, xet=a.xet)
     except (ValueError, KeyError) as e:
         ap.error(str(e))
     print(sha)

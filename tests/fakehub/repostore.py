@@ -122,6 +122,15 @@ class Repo:
         self.tags = manifest["refs"]["tags"]
         self.pulls = manifest["refs"]["pulls"]
         self.commits = {sha: Commit(sha, rec) for sha, rec in manifest["commits"].items()}
+        self.xet = manifest.get("xet", False)
+        self._xet_hashes = None
+
+    def xet_hashes(self):
+        """Every Xet file hash (string) a commit of the repo names: what its CAS tokens read."""
+        if self._xet_hashes is None:  # a racing rebuild is harmless
+            self._xet_hashes = {f["xet"]["hash"] for c in self.commits.values()
+                                for f in c.files.values() if f.get("xet")}
+        return self._xet_hashes
 
     def resolve(self, rev):
         """The commit sha a revision names (§1: branch, tag, full sha, refs/pr/N, and the
