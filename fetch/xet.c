@@ -12,6 +12,7 @@
 #include "fetch/http.h"
 #include "fetch/http_exchange.h"
 #include "fetch/hub_json.h"
+#include "fetch/xet_chunk.h"
 #include "util/cleanup.h"
 #include "util/log.h"
 #include "util/parse.h"
@@ -221,6 +222,70 @@ int xet_reconstruct(const struct hub_config *cfg, const struct xet_token *tok,
 	}
 	http_response_done(&resp);
 	return r;
+}
+
+static int count_chunk(void *ud, uint64_t index, const uint8_t *raw, size_t len)
+{
+	struct xet_fetched *f = ud;
+
+	(void)index;
+	(void)raw;
+	f->chunks++;
+	f->raw_bytes += len;
+	return 0;
+}
+
+int xet_fetch_once(const struct hub_config *cfg, const struct xet_recon *r, size_t fetch,
+		   struct xet_fetched *ret, struct hub_error *err)
+{
+	const struct xet_fetch *f = &r->fetches[fetch];
+	struct xet_chunk_stream *st = NULL;
+	struct http_response resp;
+	char object[120], range[48];
+	const char *why = NULL;
+	int rc;
+
+	memset(ret, 0, sizeof(*ret));
+	snprintf(object, sizeof(object), "xorb %.64s", f->xorb);
+	snprintf(range, sizeof(range), "%llu-%llu", (unsigned long long)f->byte_first,
+		 (unsigned long long)f->byte_last);
+	rc = check_online(cfg, object, err);
+	if (rc < 0)
+		return rc;
+	struct http_request req = {
+		.method = "GET",
+		.url = r->urls[f->url],
+		/* No token at all: the URL is signed, and not the Hub's. */
+		.user_agent = cfg->user_agent,
+		.timeout_s = 60,
+		.range = range,
+	};
+	rc = http_request(&req, &resp);
+	if (rc < 0 || resp.status < 200 || resp.status >= 300) {
+		rc = hub_reply_failure(&resp, rc, object, NULL, err);
+	} else if (resp.status != 206) {
+		hub_error_set(err, FETCH_PROTOCOL, resp.status,
+			      "%s: HTTP %ld where 206 was asked for bytes %s", object, resp.status,
+			      range);
+		rc = -EBADMSG;
+	}
+	if (rc < 0) {
+		http_response_done(&resp);
+		return rc;
+	}
+	http_url_host(r->urls[f->url], ret->host, sizeof(ret->host));
+	ret->bytes = resp.body_len;
+	ret->total_us = resp.total_us;
+	rc = xet_chunk_stream_new(f->chunk_end - f->chunk_start, count_chunk, ret, &st);
+	if (rc == 0)
+		rc = xet_chunk_stream_feed(st, resp.body, resp.body_len, &why);
+	if (rc == 0)
+		rc = xet_chunk_stream_end(st, &why);
+	if (rc == -EBADMSG)
+		hub_error_set(err, FETCH_PROTOCOL, resp.status, "%s sent %s", object, why);
+	xet_chunk_stream_free(st);
+	http_response_done(&resp);
+	return rc;
 }
 
 int xet_auth_init(struct xet_auth *a, const char *auth_url)

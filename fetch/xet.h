@@ -54,6 +54,23 @@ int xet_reconstruct(const struct hub_config *cfg, const struct xet_token *tok,
 		    const char *recon_url, const char *file_hash, uint64_t first, uint64_t last,
 		    struct xet_recon *ret, struct hub_error *err);
 
+/* What one fetch of a plan gave when made as one blocking exchange (xet_fetch_once()). */
+struct xet_fetched {
+	char host[128]; /* host:port that served the xorb bytes */
+	uint64_t bytes; /* xorb bytes received */
+	uint64_t chunks; /* chunks decoded */
+	uint64_t raw_bytes; /* their decoded bytes */
+	long long total_us; /* the exchange */
+};
+
+/* Fetch index `fetch` of plan r as one blocking GET of its signed URL with its Range and no
+ * Authorization, decoded by a chunk stream that must end exactly at its chunk count: for
+ * `hffs doctor`, which tries the path once (reads use xet_xfer.h's engine requests). Errors
+ * as xet_probe(): -EACCES for a refused URL, -EBADMSG (err names the xorb and what was
+ * malformed) for bytes that do not decode to the fetch's chunks. */
+int xet_fetch_once(const struct hub_config *cfg, const struct xet_recon *r, size_t fetch,
+		   struct xet_fetched *ret, struct hub_error *err);
+
 /* A read token shared by the reads of one repo revision: fetched on first use, kept while it
  * has more than XET_TOKEN_MARGIN_S left, fetched again after, or at once after a refusal. */
 struct xet_auth {

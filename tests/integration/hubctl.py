@@ -20,6 +20,8 @@ def generate_standard_repos(data_dir):
     genrepo.generate(data_dir, "org/shared", shards=2, shard_size=2 * MiB, seed=6, tags=("v1",))
     genrepo.generate(data_dir, "org/shared", from_commit_of="v1",
                      change_files=("config.json", "model-00002-of-00002.safetensors"))
+    # Its LFS files stored on the fake's Xet CAS too.
+    genrepo.generate(data_dir, "org/xet", shards=2, shard_size=MiB, seed=7, xet=True)
     return data_dir
 
 

@@ -5,7 +5,8 @@
  * the decoded chunks rebuild the file byte for byte and their hashes give the probe's
  * X-Xet-Hash (streamed). A fetch of a xorb's first chunks never passes for the whole xorb (the
  * fake packs a commit's files into shared xorbs, so none here is whole). Then a range of a file
- * is rebuilt from its own reconstruction and offset_into_first_range. Spans fetch/ and
+ * is rebuilt from its own reconstruction and offset_into_first_range, and doctor's blocking
+ * fetch (xet_fetch_once()) decodes a fetch's chunks too. Spans fetch/ and
  * cache/xet_hash.c (the hashes) on purpose; every wait has a deadline. */
 #include "fetch/xet.h"
 
@@ -438,6 +439,14 @@ static void test_range(void)
 	ASSERT_OK(xet_token_fetch(&cfg, xf.auth_url, &tok, &err));
 	ASSERT_OK(xet_reconstruct(&cfg, &tok, NULL, xf.hash, first, last, &r, &err));
 	ASSERT_TRUE(r.offset_into_first_range > 0);
+	/* doctor's blocking form of the first fetch decodes the same chunks. */
+	{
+		struct xet_fetched once;
+
+		ASSERT_OK(xet_fetch_once(&cfg, &r, 0, &once, &err));
+		ASSERT_U64_EQ(once.chunks, r.fetches[0].chunk_end - r.fetches[0].chunk_start);
+		ASSERT_U64_EQ(once.bytes, r.fetches[0].byte_last - r.fetches[0].byte_first + 1);
+	}
 	fs = fetch_all(x, &r);
 	out = malloc(xet_recon_len(&r));
 	ASSERT_NOT_NULL(out);
