@@ -29,6 +29,12 @@ void doctor_check_xet(struct doctor *d, const struct hub_config *cfg, const stru
 	char cas[128];
 	uint64_t last;
 
+	if (cfg->disable_xet) {
+		doctor_add(
+			d, "xet", DOCTOR_OK, NULL,
+			"not checked: HF_HUB_DISABLE_XET is set, so the Xet protocol is not used");
+		return;
+	}
 	if (!file) {
 		doctor_add(d, "xet", DOCTOR_OK, NULL, "no LFS file: nothing is stored on Xet");
 		return;

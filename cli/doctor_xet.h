@@ -7,6 +7,7 @@
 #include "fetch/hub.h"
 
 /* Checks the Xet path with file (an LFS entry of repo at commit; NULL when the repo has
- * none), reading at most its first 4 MiB. Adds one line named "xet". */
+ * none), reading at most its first 4 MiB; nothing with cfg->disable_xet (HF_HUB_DISABLE_XET).
+ * Adds one line named "xet". */
 void doctor_check_xet(struct doctor *d, const struct hub_config *cfg, const struct hub_repo *repo,
 		      const char *commit, const struct hub_entry *file);

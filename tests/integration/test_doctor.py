@@ -85,6 +85,11 @@ def test_xet_path(hub, cache_dir):
     rc, checks = doctor(hub, cache_dir, "org/model", HF_TOKEN=TOKEN)
     assert checks["xet"]["status"] == "OK" and "not stored on Xet" in checks["xet"]["detail"]
     assert not [e for e in hub.log() if e["host"] == "cas"]
+    # HF_HUB_DISABLE_XET: the protocol is not spoken at all.
+    hub.clear_log()
+    rc, checks = doctor(hub, cache_dir, "org/xet", HF_HUB_DISABLE_XET="1")
+    assert checks["xet"]["status"] == "OK" and "HF_HUB_DISABLE_XET" in checks["xet"]["detail"]
+    assert not [e for e in hub.log() if e["host"] == "cas" or "xet-read-token" in e["path"]]
 
 
 @pytest.mark.parametrize("fault,words", [
