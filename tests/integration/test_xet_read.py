@@ -1,0 +1,150 @@
+"""Reads of files stored on Xet through the Xet protocol (`hffs mount --xet auto|on`): every
+file byte-identical, its bytes from xorbs and not from the bridge; expired URLs and tokens
+renewed; a corrupt chunk ends in EIO, never in other bytes; the fallback to /resolve (auto) or
+the failure (on) when the CAS is down; off and HF_HUB_DISABLE_XET speak no Xet at all."""
+import errno
+import hashlib
+import os
+
+import pytest
+
+from conftest import clean_env
+
+REPO = "org/xet"
+XORB = "^/xorb/"
+
+
+def lfs_paths(hub, repo=REPO):
+    """The repo's files on Xet: its safetensors (genrepo stores them with LFS)."""
+    files = hub.files(repo)
+    return sorted(p for p in files if p.endswith(".safetensors"))
+
+
+def xet_log(hub):
+    log = hub.log()
+    xorbs = [e for e in log if e["host"] == "cdn" and e["path"].startswith("/xorb/")]
+    bridge = [e for e in log if e["host"] == "cdn" and e["path"].startswith("/lfs/")]
+    plans = [e for e in log if e["host"] == "cas" and "/reconstructions/" in e["path"]]
+    return xorbs, bridge, plans
+
+
+def read_whole(path):
+    """The file's bytes, or 'EIO'."""
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError as e:
+        assert e.errno == errno.EIO, e
+        return "EIO"
+
+
+def pread(path, off, n):
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        return os.pread(fd, n, off)
+    finally:
+        os.close(fd)
+
+
+@pytest.mark.parametrize("repo", [REPO, "org/xet-big"])
+def test_xet_reads_are_byte_identical(hub, mount, repo):
+    """Ranges first (plans that start inside a chunk, a file's middle before its start),
+    then every file whole: the true bytes, the LFS files' bytes from xorbs only."""
+    want = hub.files(repo)
+    lfs = lfs_paths(hub, repo)
+    assert lfs
+    m = mount(repo, "--xet", "on", "--prefetch", "none")
+    for p in lfs:
+        size = len(want[p])
+        for off, n in ((size // 2 + 12345, 70000), (1, 100), (size - 10, 10),
+                       ((1 << 20) - 5000, 300000)):
+            assert pread(m.path / p, off, n) == want[p][off:off + n], (p, off)
+    for p, data in want.items():
+        assert read_whole(m.path / p) == data, p
+    xorbs, bridge, plans = xet_log(hub)
+    assert xorbs and plans and not bridge, (len(xorbs), len(plans), bridge)
+    assert all(e["authorization"] is None for e in xorbs)
+    assert sum(e["bytes"] for e in xorbs) >= sum(len(want[p]) for p in lfs) // 2
+
+
+def test_xet_renews_urls_and_tokens(hub, mount):
+    """The first xorb URL refused (403: expired) and the first Xet token refused by the CAS
+    (401): a new plan and a new token are asked, and the bytes are the true ones."""
+    want = hub.files(REPO)
+    hub.set_faults([{"host": "cdn", "path_re": XORB, "fault": "status", "status": 403,
+                     "count": 1},
+                    {"host": "cas", "fault": "status", "status": 401, "count": 1}])
+    m = mount(REPO, "--xet", "on", "--prefetch", "none")
+    for p in lfs_paths(hub):
+        assert read_whole(m.path / p) == want[p], p
+    assert [r["fired"] for r in hub.get_faults()] == [1, 1], hub.get_faults()
+    xorbs, bridge, plans = xet_log(hub)
+    assert [e["status"] for e in plans[:2]] == [401, 200], plans
+    assert xorbs[0]["status"] == 403 and not bridge
+    tokens = [e for e in hub.log() if "xet-read-token" in e["path"]]
+    # Two workers may each fetch the first token at once; the refusal fetches another.
+    assert 2 <= len(tokens) <= 3, tokens
+
+
+@pytest.mark.parametrize("verify", ["default", "strict"])
+def test_xet_corrupt_chunk_is_eio_never_wrong_bytes(hub, mount, verify):
+    """A xorb range with a flipped byte: the reader of that file gets EIO (with --verify
+    strict even a read of its first bytes), never other bytes; read again, it is right."""
+    want = hub.files(REPO)
+    lfs = lfs_paths(hub)
+    hub.set_faults([{"host": "cdn", "path_re": XORB, "fault": "corrupt", "at_byte": 4096,
+                     "length": 3, "count": 1}])
+    m = mount(REPO, "--xet", "on", "--prefetch", "none", "--verify", verify)
+    got = {}
+    for p in lfs:
+        if verify == "strict":
+            try:
+                got[p] = pread(m.path / p, 0, 65536)
+                assert got[p] == want[p][:65536], p
+            except OSError as e:
+                assert e.errno == errno.EIO, e
+                got[p] = "EIO"
+        else:
+            got[p] = read_whole(m.path / p)
+            assert got[p] in ("EIO", want[p]), f"{p}: a whole read ended with wrong bytes"
+    assert "EIO" in got.values(), (hub.get_faults(), m.log())
+    assert hub.get_faults()[0]["fired"] == 1
+    for p in lfs:
+        assert read_whole(m.path / p) == want[p], p
+
+
+def test_xet_cas_down_auto_falls_back_on_fails(hub, mount, tmp_path):
+    """The CAS answers 503: auto reads every file by /resolve (and says so), on fails the
+    read with EIO and the CAS's words in the log."""
+    want = hub.files(REPO)
+    lfs = lfs_paths(hub)
+    hub.set_faults([{"host": "cas", "fault": "status", "status": 503}])
+    m = mount(REPO, "--xet", "auto", "--prefetch", "none", name="auto")
+    for p in lfs:
+        assert read_whole(m.path / p) == want[p], p
+    assert "read by /resolve" in m.log() and "503" in m.log(), m.log()
+    xorbs, bridge, _ = xet_log(hub)
+    assert bridge and not xorbs
+    m.unmount()
+
+    m = mount(REPO, "--xet", "on", "--prefetch", "none", "--cache-dir", tmp_path / "c2",
+              name="on")
+    assert read_whole(m.path / lfs[0]) == "EIO"
+    assert "503" in m.log(), m.log()
+
+
+@pytest.mark.parametrize("how", ["default", "disable_xet"])
+def test_xet_off_speaks_no_xet(hub, mount, how):
+    """Without --xet (off), or with HF_HUB_DISABLE_XET=1 whatever --xet says, files come by
+    /resolve and neither the CAS nor the token endpoint is asked."""
+    want = hub.files(REPO)
+    if how == "default":
+        m = mount(REPO, "--prefetch", "none")
+    else:
+        m = mount(REPO, "--xet", "on", "--prefetch", "none",
+                  env=clean_env(HF_HUB_DISABLE_XET="1"))
+    for p in lfs_paths(hub):
+        assert hashlib.sha256(read_whole(m.path / p)).digest() == \
+            hashlib.sha256(want[p]).digest(), p
+    assert not [e for e in hub.log() if e["host"] == "cas" or "xet-read-token" in e["path"]
+                or e["path"].startswith("/xorb/")]
