@@ -152,6 +152,13 @@ static void print_live_text(const struct live *l)
 		printf("  last error (%llu s ago): %s\n", (unsigned long long)age, l->last_error);
 	if (l->retrying[0])
 		printf("  ** retrying: %s; reads of uncached bytes wait **\n", l->retrying);
+	if (l->xet_files || l->xet_resolve_files)
+		printf("  xet: %u file%s on Xet, %s from xorbs in %llu plan%s; %u LFS file%s by "
+		       "/resolve\n",
+		       l->xet_files, l->xet_files == 1 ? "" : "s",
+		       format_size(l->xet_bytes, a, sizeof(a)), (unsigned long long)l->xet_plans,
+		       l->xet_plans == 1 ? "" : "s", l->xet_resolve_files,
+		       l->xet_resolve_files == 1 ? "" : "s");
 	if (l->paused[0])
 		printf("  ** background completion paused: %s **\n", l->paused);
 	print_space_text(l);
@@ -208,6 +215,12 @@ static void print_live_json(struct jsonw *w, const struct live *l)
 	jsonw_uint(w, "failures", l->failures);
 	jsonw_uint(w, "verify_failures", l->verify_failures);
 	jsonw_uint(w, "bytes_fetched", l->bytes_fetched);
+	jsonw_begin_object(w, "xet");
+	jsonw_uint(w, "files", l->xet_files);
+	jsonw_uint(w, "resolve_files", l->xet_resolve_files);
+	jsonw_uint(w, "bytes", l->xet_bytes);
+	jsonw_uint(w, "plans", l->xet_plans);
+	jsonw_end_object(w);
 	jsonw_string(w, "phase", l->phase);
 	jsonw_bool(w, "stalled", l->stalled);
 	jsonw_string(w, "last_error", l->last_error[0] ? l->last_error : NULL);

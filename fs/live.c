@@ -45,15 +45,37 @@ static const struct field {
 	enum field_kind kind;
 	size_t off, size;
 } fields[] = {
-	FIELD(updated, F_U64),	     FIELD(rate, F_U64),	   FIELD(bytes_fetched, F_U64),
-	FIELD(bytes_total, F_U64),   FIELD(bytes_cached, F_U64),   FIELD(eta_s, F_I64),
-	FIELD(active, F_UINT),	     FIELD(queued, F_UINT),	   FIELD(retries, F_U64),
-	FIELD(stalls, F_U64),	     FIELD(failures, F_U64),	   FIELD(verify_failures, F_U64),
-	FIELD(files_wanted, F_UINT), FIELD(files_done, F_UINT),	   FIELD(phase, F_STR),
-	FIELD(stalled, F_BOOL),	     FIELD(last_error_at, F_U64),  FIELD(last_error, F_STR),
-	FIELD(paused, F_STR),	     FIELD(cache_max_size, F_U64), FIELD(min_free, F_U64),
-	FIELD(disk_free, F_U64),     FIELD(space_needed, F_U64),   FIELD(space_room, F_U64),
-	FIELD(evicted_blobs, F_U64), FIELD(evicted_bytes, F_U64),  FIELD(retrying, F_STR),
+	FIELD(updated, F_U64),
+	FIELD(rate, F_U64),
+	FIELD(bytes_fetched, F_U64),
+	FIELD(bytes_total, F_U64),
+	FIELD(bytes_cached, F_U64),
+	FIELD(eta_s, F_I64),
+	FIELD(active, F_UINT),
+	FIELD(queued, F_UINT),
+	FIELD(retries, F_U64),
+	FIELD(stalls, F_U64),
+	FIELD(failures, F_U64),
+	FIELD(verify_failures, F_U64),
+	FIELD(files_wanted, F_UINT),
+	FIELD(files_done, F_UINT),
+	FIELD(phase, F_STR),
+	FIELD(stalled, F_BOOL),
+	FIELD(last_error_at, F_U64),
+	FIELD(last_error, F_STR),
+	FIELD(paused, F_STR),
+	FIELD(cache_max_size, F_U64),
+	FIELD(min_free, F_U64),
+	FIELD(disk_free, F_U64),
+	FIELD(space_needed, F_U64),
+	FIELD(space_room, F_U64),
+	FIELD(evicted_blobs, F_U64),
+	FIELD(evicted_bytes, F_U64),
+	FIELD(retrying, F_STR),
+	FIELD(xet_files, F_UINT),
+	FIELD(xet_resolve_files, F_UINT),
+	FIELD(xet_bytes, F_U64),
+	FIELD(xet_plans, F_U64),
 };
 #undef FIELD
 
@@ -209,6 +231,10 @@ static void sample(struct live_pub *lp, struct live *l)
 	l->stalls = xs.stalls;
 	l->failures = xs.failures;
 	l->verify_failures = ss.verify_failures;
+	l->xet_files = ss.xet.files_xet;
+	l->xet_resolve_files = ss.xet.files_plain;
+	l->xet_bytes = ss.xet.bytes;
+	l->xet_plans = ss.xet.plans;
 	l->files_wanted = ps.files_wanted;
 	l->files_done = ps.files_done;
 	snprintf(l->phase, sizeof(l->phase), "%s", lp->p ? prefetch_phase_str(ps.phase) : "off");

@@ -52,6 +52,10 @@ struct live {
 	uint64_t space_needed; /* bytes completion still had to fetch when its pass began */
 	uint64_t space_room; /* of which the cache's limits left room for then */
 	uint64_t evicted_blobs, evicted_bytes; /* by this mount's budget */
+	unsigned xet_files; /* files found on Xet and read through it (--xet auto|on) */
+	unsigned xet_resolve_files; /* LFS files probed and read through /resolve instead */
+	uint64_t xet_bytes; /* file bytes that came from xorbs */
+	uint64_t xet_plans; /* reconstructions asked */
 };
 
 /* Encodes into buf (4 KiB holds every field); returns the length. */
