@@ -192,3 +192,19 @@ def test_xet_background_completion_cuts_and_unmount(hub, mount, cache_dir):
         assert read_whole(m.path / q) == want[q], q
     _, bridge, _ = xet_log(hub)
     assert not bridge
+
+
+def test_xet_auto_on_a_repo_not_on_xet(hub, mount, cache_dir):
+    """--xet auto on a repo whose files are not on Xet: each LFS file is probed, found plain
+    and read through /resolve; the CAS and the token endpoint are never asked."""
+    repo = "org/model"
+    want = hub.files(repo)
+    m = mount(repo, "--xet", "auto", "--prefetch", "none")
+    for p, data in want.items():
+        assert read_whole(m.path / p) == data, p
+    log = hub.log()
+    assert not [e for e in log if e["host"] == "cas" or "xet-read-token" in e["path"]]
+    commit = repostore._commit_of(hub.data_dir, repo, "main", "model")
+    lfs = [p for p, f in commit.files.items() if f["lfs"]]
+    st = xet_status(cache_dir, m)
+    assert st["files"] == 0 and st["resolve_files"] == len(lfs), st
