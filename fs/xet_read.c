@@ -54,6 +54,7 @@ struct job {
 	uint64_t skip; /* bytes of the first term before pos */
 	uint64_t term_got; /* decoded bytes of the term so far */
 	unsigned renewals;
+	bool sink_failed; /* the caller's sink refused bytes: its error, never a fallback */
 	bool plain; /* handed to the engine as a /resolve request */
 	char why[600]; /* this module's words for a failure found in the callbacks */
 };
@@ -190,6 +191,19 @@ static void job_plain(struct job *j)
 }
 
 static void job_next_term(struct job *j);
+static void job_xet_failed(struct job *j, int r, const char *what, const struct hub_error *err);
+
+/* Engine thread: a term's xorb bytes could not be had or did not decode to the plan. on: the
+ * fetch fails with that; auto: the file goes to /resolve, this fetch from where it stopped. */
+static void job_xorb_failed(struct job *j, int err, enum fetch_reason reason, const char *why)
+{
+	struct hub_error he;
+
+	if (j->xr->mode == XET_MODE_ON)
+		return job_finish(j, err, reason, why);
+	hub_error_set(&he, reason, 0, "%s", why && *why ? why : fetch_reason_str(reason));
+	job_xet_failed(j, err, "xorb fetch", &he);
+}
 
 /* Engine thread: a chunk of the fetch serving the term on the wire. Chunks of the fetch
  * outside the term are skipped; the term's bytes before pos (the first term's) too. */
@@ -217,8 +231,10 @@ static int job_chunk(void *ud, uint64_t index, const uint8_t *raw, size_t len)
 	if (!n)
 		return 0;
 	r = j->sink.write(j->sink.ud, j->pos, raw + off, n);
-	if (r < 0)
+	if (r < 0) {
+		j->sink_failed = true;
 		return r;
+	}
 	j->pos += n;
 	j->written += n;
 	return 0;
@@ -242,6 +258,8 @@ static void job_term_done(void *ud, int err, enum fetch_reason reason, const cha
 		job_queue(j);
 		return;
 	}
+	if (err && !j->sink_failed && !cancelled && err != -ECANCELED)
+		return job_xorb_failed(j, err, reason, j->why[0] ? j->why : why);
 	if (err)
 		return job_finish(j, err, reason, j->why[0] ? j->why : why);
 	if (j->term_got != t->unpacked_len) {
@@ -250,7 +268,7 @@ static void job_term_done(void *ud, int err, enum fetch_reason reason, const cha
 			 t->xorb, (unsigned long long)t->chunk_start,
 			 (unsigned long long)t->chunk_end - 1, (unsigned long long)j->term_got,
 			 (unsigned long long)t->unpacked_len);
-		return job_finish(j, -EIO, FETCH_PROTOCOL, j->why);
+		return job_xorb_failed(j, -EIO, FETCH_PROTOCOL, j->why);
 	}
 	j->term++;
 	j->term_got = 0;
@@ -283,8 +301,9 @@ static void job_next_term(struct job *j)
 		job_finish(j, r, r == -ECANCELED ? FETCH_CANCELED : FETCH_IO, "not submitted");
 }
 
-/* Worker: what the Xet path could not do for j. auto: the file goes to /resolve for the rest
- * of the mount; on: j fails with the words. */
+/* A worker (or the engine thread, for a xorb): what the Xet path could not do for j. auto:
+ * the file goes to /resolve for the rest of the mount, j from where it stopped; on: j fails
+ * with the words. */
 static void job_xet_failed(struct job *j, int r, const char *what, const struct hub_error *err)
 {
 	struct xet_read *xr = j->xr;

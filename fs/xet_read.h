@@ -9,8 +9,10 @@
  * (its retries, stalls, priorities and rate cap), decoded, each term's decoded length checked
  * against the plan. A signed URL refused (403) or a token refused asks a new plan, twice at
  * most. A file the probe finds plain is read by /resolve, in every mode.
- * In auto mode a Xet file whose probe, token or plan fails is read by /resolve for the rest of
- * the mount (logged once); in on mode that fetch fails with the words instead.
+ * In auto mode a Xet file whose probe, token, plan or xorb bytes fail (after the engine's
+ * retries; bytes that do not decode to the plan) is read by /resolve for the rest of the
+ * mount, the failed fetch from where it stopped (logged once); in on mode that fetch fails
+ * with the words instead. A sink's refusal (a cut, a full disk) is never a fallback.
  * Locks: xr->lock is innermost: nothing else is called while it is held, but the engine's
  * submit/prio/cancel (whose queue lock is innermost too). Sinks and done() run unlocked. */
 #pragma once

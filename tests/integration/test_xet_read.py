@@ -127,6 +127,33 @@ def test_xet_corrupt_chunk_is_eio_never_wrong_bytes(hub, mount, verify):
         assert read_whole(m.path / p) == want[p], p
 
 
+@pytest.mark.parametrize("mode", ["on", "auto"])
+def test_xet_chunk_that_does_not_decode(hub, mount, cache_dir, mode):
+    """A xorb range whose first chunk header is flipped (version 0 no more): with --xet on that
+    fetch fails and the log names the xorb and why (the reader gets EIO, or the right bytes
+    when the kernel asks again), and a second read is right; with --xet auto that file is read
+    by /resolve from there, right the first time."""
+    want = hub.files(REPO)
+    lfs = lfs_paths(hub)
+    hub.set_faults([{"host": "cdn", "path_re": XORB, "fault": "corrupt", "at_byte": 0,
+                     "length": 1, "count": 1}])
+    m = mount(REPO, "--xet", mode, "--prefetch", "none")
+    got = {p: read_whole(m.path / p) for p in lfs}
+    assert hub.get_faults()[0]["fired"] == 1
+    assert all(got[p] in ("EIO", want[p]) for p in lfs)
+    if mode == "on":
+        assert list(got.values()).count("EIO") <= 1, m.log()
+        assert "failed: xorb" in m.log() and "unknown version" in m.log(), m.log()
+        for p in lfs:
+            assert read_whole(m.path / p) == want[p], p
+    else:
+        assert all(got[p] == want[p] for p in lfs)
+        assert "read by /resolve" in m.log() and "xorb fetch" in m.log(), m.log()
+        _, bridge, _ = xet_log(hub)
+        st = xet_status(cache_dir, m)
+        assert bridge and st["resolve_files"] == 1 and st["files"] == len(lfs), st
+
+
 def test_xet_cas_down_auto_falls_back_on_fails(hub, mount, cache_dir, tmp_path):
     """The CAS answers 503: auto reads every file by /resolve (and says so), on fails the
     read with EIO and the CAS's words in the log."""
