@@ -18,7 +18,9 @@
 #include "util/log.h"
 #include "util/timeutil.h"
 
-#define XET_READ_WORKERS 2
+/* Each plan costs a round trip to the CAS: enough workers that background completion's
+ * fetches keep the link busy, and a demand fetch finds one free soon. */
+#define XET_READ_WORKERS 4
 /* New plans a fetch may ask after a refused URL or token before it fails. */
 #define XET_READ_RENEWALS 2
 
@@ -434,6 +436,22 @@ static void job_run(struct job *j)
 	job_next_term(j);
 }
 
+/* lock: takes the first queued job of the most urgent priority (a demand read's fetch never
+ * waits behind queued background ones). */
+static struct job *queue_pop_locked(struct xet_read *xr)
+{
+	struct job **best = &xr->queue, *j;
+
+	for (struct job **pp = &xr->queue; *pp; pp = &(*pp)->qnext)
+		if ((*pp)->prio < (*best)->prio)
+			best = pp;
+	j = *best;
+	*best = j->qnext;
+	if (xr->qtail == &j->qnext)
+		xr->qtail = best;
+	return j;
+}
+
 static void *worker_main(void *arg)
 {
 	struct xet_read *xr = arg;
@@ -446,10 +464,7 @@ static void *worker_main(void *arg)
 			pthread_cond_wait(&xr->cond, &xr->lock);
 		if (xr->stopping)
 			break;
-		j = xr->queue;
-		xr->queue = j->qnext;
-		if (!xr->queue)
-			xr->qtail = &xr->queue;
+		j = queue_pop_locked(xr);
 		pthread_mutex_unlock(&xr->lock);
 		job_run(j);
 		pthread_mutex_lock(&xr->lock);

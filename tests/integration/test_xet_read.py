@@ -96,8 +96,8 @@ def test_xet_renews_urls_and_tokens(hub, mount):
     assert sorted(e["status"] for e in plans).count(401) == 1, plans
     assert [e["status"] for e in xorbs].count(403) == 1 and not bridge, xorbs
     tokens = [e for e in hub.log() if "xet-read-token" in e["path"]]
-    # Two workers may each fetch the first token at once; the refusal fetches another.
-    assert 2 <= len(tokens) <= 3, tokens
+    # The workers (4) may each fetch the first token at once; the refusal fetches another.
+    assert 2 <= len(tokens) <= 5, tokens
 
 
 @pytest.mark.parametrize("verify", ["default", "strict"])
