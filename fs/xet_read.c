@@ -291,7 +291,7 @@ static void job_next_term(struct job *j)
 		snprintf(j->why, sizeof(j->why),
 			 "the Xet plan of '%s' ends at byte %llu, before the %llu asked", j->path,
 			 (unsigned long long)j->pos, (unsigned long long)j->end);
-		return job_finish(j, -EIO, FETCH_PROTOCOL, j->why);
+		return job_xorb_failed(j, -EIO, FETCH_PROTOCOL, j->why);
 	}
 	pthread_mutex_lock(&xr->lock);
 	if (!j->cancelled)
