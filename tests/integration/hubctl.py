@@ -22,6 +22,8 @@ def generate_standard_repos(data_dir):
                      change_files=("config.json", "model-00002-of-00002.safetensors"))
     # Its LFS files stored on the fake's Xet CAS too.
     genrepo.generate(data_dir, "org/xet", shards=2, shard_size=MiB, seed=7, xet=True)
+    # The same files as org/xet (but README.md) under another repo id.
+    genrepo.generate(data_dir, "org/xet-copy", shards=2, shard_size=MiB, seed=7, xet=True)
     # Files of several blocks on Xet: block fetches whose plans start inside a chunk.
     genrepo.generate(data_dir, "org/xet-big", shards=2, shard_size=3 * MiB + 777, seed=8,
                      xet=True)

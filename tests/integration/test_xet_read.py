@@ -235,3 +235,23 @@ def test_xet_auto_on_a_repo_not_on_xet(hub, mount, cache_dir):
     lfs = [p for p, f in commit.files.items() if f["lfs"]]
     st = xet_status(cache_dir, m)
     assert st["files"] == 0 and st["resolve_files"] == len(lfs), st
+
+
+def test_xet_same_files_under_another_repo_fetch_nothing(hub, mount):
+    """org/xet-copy holds org/xet's files under another repo id: once org/xet was read, its
+    Xet files are served from the cache (keyed by content), no plan and no xorb asked."""
+    m = mount(REPO, "--xet", "on", "--prefetch", "none", name="first")
+    want = hub.files(REPO)
+    for p in lfs_paths(hub):
+        assert read_whole(m.path / p) == want[p], p
+    assert m.unmount() == 0
+    hub.clear_log()
+    copy = "org/xet-copy"
+    m = mount(copy, "--xet", "on", "--prefetch", "none", name="copy")
+    want = hub.files(copy)
+    lfs = lfs_paths(hub, copy)
+    assert lfs
+    for p in lfs:
+        assert read_whole(m.path / p) == want[p], p
+    xorbs, bridge, plans = xet_log(hub)
+    assert not xorbs and not plans and not bridge, (xorbs, plans, bridge)
