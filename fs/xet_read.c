@@ -26,6 +26,7 @@
 
 enum file_state {
 	FILE_UNKNOWN,
+	FILE_PROBING, /* a worker probes it; others wait for its answer (xr->cond) */
 	FILE_XET,
 	FILE_PLAIN,
 };
@@ -330,7 +331,8 @@ static void job_xet_failed(struct job *j, int r, const char *what, const struct 
 	job_plain(j);
 }
 
-/* Worker: the probe of j's file, once per mount. */
+/* Worker: the probe of j's file (FILE_PROBING), once per mount unless it fails: its state
+ * becomes FILE_XET or FILE_PLAIN, or FILE_UNKNOWN again on failure, and the waiting wake. */
 static int job_probe(struct job *j, struct hub_error *err)
 {
 	struct xet_read *xr = j->xr;
@@ -339,28 +341,28 @@ static int job_probe(struct job *j, struct hub_error *err)
 	int r;
 
 	r = xet_probe(xr->cfg, xr->repo, xr->commit, j->path, &xf, err);
-	if (r < 0)
-		return r;
-	if (xf.is_xet && xf.size != j->blob_size) {
+	if (r >= 0 && xf.is_xet && xf.size != j->blob_size) {
 		hub_error_set(err, FETCH_PROTOCOL, 0, "its probe says %llu bytes, the tree %llu",
 			      (unsigned long long)xf.size, (unsigned long long)j->blob_size);
-		return -EBADMSG;
+		r = -EBADMSG;
 	}
 	pthread_mutex_lock(&xr->lock);
-	if (f->state == FILE_UNKNOWN && !xf.is_xet) {
+	if (r < 0) {
+		f->state = FILE_UNKNOWN; /* the caller decides (auto: /resolve) */
+	} else if (!xf.is_xet) {
 		f->state = FILE_PLAIN;
 		xr->stats.files_plain++;
-	} else if (f->state == FILE_UNKNOWN) {
+	} else {
 		memcpy(f->hash, xf.hash, XET_HEX_LEN);
+		free(f->recon_url); /* a probe before it failed after taking one */
 		f->recon_url = TAKE_PTR(xf.recon_url);
 		if (!xr->auth_ready)
 			r = xet_auth_init(&xr->auth, xf.auth_url);
 		xr->auth_ready = xr->auth_ready || r >= 0;
-		if (r >= 0) {
-			f->state = FILE_XET;
-			xr->stats.files_xet++;
-		}
+		f->state = r >= 0 ? FILE_XET : FILE_UNKNOWN;
+		xr->stats.files_xet += r >= 0;
 	}
+	pthread_cond_broadcast(&xr->cond);
 	pthread_mutex_unlock(&xr->lock);
 	return r;
 }
@@ -411,8 +413,13 @@ static void job_run(struct job *j)
 	int r;
 
 	pthread_mutex_lock(&xr->lock);
-	cancelled = j->cancelled;
+	/* One probe per file: the other fetches of a file being probed wait for its answer. */
+	while (xr->files[j->file].state == FILE_PROBING && !xr->stopping)
+		pthread_cond_wait(&xr->cond, &xr->lock);
+	cancelled = j->cancelled || xr->stopping;
 	state = xr->files[j->file].state;
+	if (state == FILE_UNKNOWN && !cancelled)
+		xr->files[j->file].state = FILE_PROBING;
 	pthread_mutex_unlock(&xr->lock);
 	if (cancelled)
 		return job_finish(j, -ECANCELED, FETCH_CANCELED, "");

@@ -6,6 +6,7 @@ import errno
 import hashlib
 import json
 import os
+import threading
 
 import pytest
 import repostore
@@ -207,6 +208,7 @@ def test_xet_background_completion_cuts_and_unmount(hub, mount, cache_dir):
     assert pread(m.path / p, off, 4096) == want[p][off:off + 4096]
     assert m.unmount() == 0
     hub.set_faults([])
+    hub.clear_log()
     m = mount(repo, "--xet", "on", name="again")
 
     def status():
@@ -219,6 +221,12 @@ def test_xet_background_completion_cuts_and_unmount(hub, mount, cache_dir):
         assert read_whole(m.path / q) == want[q], q
     _, bridge, _ = xet_log(hub)
     assert not bridge
+    # Many fetches of a file at once, one probe (a /resolve of an LFS path with bytes=0-0:
+    # with every LFS file on Xet, the engine resolves none); files the first mount completed
+    # are not probed at all.
+    probes = [e["path"] for e in hub.log() if e["host"] == "api" and "/resolve/" in e["path"]
+              and e["range"] == "bytes=0-0" and e["path"].endswith(tuple(lfs))]
+    assert probes and len(probes) == len(set(probes)), probes
 
 
 def test_xet_auto_on_a_repo_not_on_xet(hub, mount, cache_dir):
@@ -255,3 +263,36 @@ def test_xet_same_files_under_another_repo_fetch_nothing(hub, mount):
         assert read_whole(m.path / p) == want[p], p
     xorbs, bridge, plans = xet_log(hub)
     assert not xorbs and not plans and not bridge, (xorbs, plans, bridge)
+
+
+def test_xet_concurrent_readers_one_probe(hub, mount):
+    """Readers of four blocks of one file at once: four fetches, one probe of the file, and
+    each reader its bytes."""
+    repo = "org/xet-big"
+    want = hub.files(repo)
+    p = lfs_paths(hub, repo)[0]
+    m = mount(repo, "--xet", "on", "--prefetch", "none")
+    offsets = [k * (1 << 20) + 777 for k in range(4)]
+    barrier = threading.Barrier(len(offsets), timeout=30)
+    got = {}
+
+    def reader(off):
+        fd = os.open(m.path / p, os.O_RDONLY)
+        try:
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_RANDOM)
+            barrier.wait()
+            got[off] = os.pread(fd, 4096, off)
+        finally:
+            os.close(fd)
+
+    threads = [threading.Thread(target=reader, args=(off,)) for off in offsets]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert not any(t.is_alive() for t in threads)
+    for off in offsets:
+        assert got[off] == want[p][off:off + 4096], off
+    probes = [e["path"] for e in hub.log() if e["host"] == "api" and "/resolve/" in e["path"]
+              and e["range"] == "bytes=0-0" and e["path"].endswith(p)]
+    assert len(probes) == 1, probes
