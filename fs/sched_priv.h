@@ -10,8 +10,9 @@
  * it, and bits of an older generation are never taken from anywhere (memory, queue, index).
  *
  * Locks: s->lock guards every field marked so. The engine's queue lock (inside xfer_submit(),
- * xfer_set_prio(), xfer_cancel()) is the one lock taken under it: it is innermost. No LMDB
- * transaction, disk read or ready callback runs under s->lock. */
+ * xfer_set_prio(), xfer_cancel()) is taken under it: it is innermost. So is the Xet reader's
+ * (inside xet_read_submit(), xet_read_set_prio()), which holds nothing but the engine's queue
+ * lock inside it. No LMDB transaction, disk read or ready callback runs under s->lock. */
 #pragma once
 
 #include <pthread.h>
