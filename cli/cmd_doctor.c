@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include "cli/doctor.h"
+#include "cli/doctor_xet.h"
 #include "cli/mount_check.h"
 #include "fetch/http.h"
 #include "fetch/hub.h"
@@ -267,7 +268,7 @@ static void check_repo(struct doctor *d, const struct hub_config *cfg, const str
 		       const char *rev)
 {
 	_cleanup_(hub_tree_done) struct hub_tree tree = { 0 };
-	const struct hub_entry *small = NULL, *big = NULL;
+	const struct hub_entry *small = NULL, *big = NULL, *big_lfs = NULL;
 	struct hub_repo_info info;
 	struct hub_error err = { 0 };
 	struct hub_probe p;
@@ -292,6 +293,8 @@ static void check_repo(struct doctor *d, const struct hub_config *cfg, const str
 			small = e;
 		if (!big || e->size > big->size)
 			big = e;
+		if (e->is_lfs && (!big_lfs || e->size > big_lfs->size))
+			big_lfs = e;
 	}
 	if (!small) {
 		doctor_add(d, "access", DOCTOR_OK, NULL, "no file holds data: nothing to read");
@@ -318,6 +321,7 @@ static void check_repo(struct doctor *d, const struct hub_config *cfg, const str
 		   "%s%s: %llu bytes of '%s' in %.2f s (%.1f MiB/s), first byte after %lld ms",
 		   p.host, p.redirected ? " (the Hub's redirect)" : "", p.bytes, big->path, secs,
 		   (double)p.bytes / secs / (1 << 20), p.ttfb_us / 1000);
+	doctor_check_xet(d, cfg, repo, info.commit, big_lfs);
 }
 
 int cmd_doctor(int argc, char **argv)

@@ -50,6 +50,9 @@ static const char mount_usage[] =
 	"      --verify MODE       default: a read needing a file's last block, and any read\n"
 	"                          of a small (non-LFS) file, waits until the whole file\n"
 	"                          matches its hash; strict: every read waits for that\n"
+	"      --xet MODE          off: read every file by /resolve (default); auto: read\n"
+	"                          files stored on Xet through the Xet protocol, falling\n"
+	"                          back to /resolve per file; on: no fallback (reads fail)\n"
 	"      --allow-non-empty   mount over a directory that has entries (they are hidden)\n"
 	"      --allow-other       let users other than you read the mount (as root, or with\n"
 	"                          user_allow_other in /etc/fuse.conf)\n"
@@ -91,6 +94,7 @@ enum {
 	OPT_CACHE_MAX_SIZE,
 	OPT_MIN_FREE,
 	OPT_VERIFY,
+	OPT_XET,
 	OPT_ALLOW_NON_EMPTY,
 	OPT_ALLOW_OTHER,
 	OPT_HF_CACHE,
@@ -300,6 +304,7 @@ int cmd_mount(int argc, char **argv)
 		{ "tree-page-size", required_argument, NULL, OPT_PAGE_SIZE },
 		{ "prefetch", required_argument, NULL, OPT_PREFETCH },
 		{ "verify", required_argument, NULL, OPT_VERIFY },
+		{ "xet", required_argument, NULL, OPT_XET },
 		{ "allow-non-empty", no_argument, NULL, OPT_ALLOW_NON_EMPTY },
 		{ "allow-other", no_argument, NULL, OPT_ALLOW_OTHER },
 		{ "hf-cache", no_argument, NULL, OPT_HF_CACHE },
@@ -426,6 +431,16 @@ int cmd_mount(int argc, char **argv)
 			}
 			o.verify_strict = !strcmp(optarg, "strict");
 			break;
+		case OPT_XET: {
+			int m = xet_mode_parse(optarg);
+
+			if (m < 0) {
+				log_err("--xet takes 'auto', 'on' or 'off', not '%s'", optarg);
+				return 2;
+			}
+			o.xet = (enum xet_mode)m;
+			break;
+		}
 		case OPT_INCLUDE:
 		case OPT_EXCLUDE:
 			if ((c == OPT_INCLUDE ? o.ninclude : o.nexclude) == MAX_PATTERNS) {

@@ -164,6 +164,13 @@ static void print_live_text(const struct live *l)
 		       l->retrying, l->io_timeout_s);
 	else if (l->retrying[0])
 		printf("  ** retrying: %s; reads of uncached bytes wait **\n", l->retrying);
+	if (l->xet_files || l->xet_resolve_files)
+		printf("  xet: %u file%s on Xet, %s from xorbs in %llu plan%s; %u LFS file%s by "
+		       "/resolve\n",
+		       l->xet_files, l->xet_files == 1 ? "" : "s",
+		       format_size(l->xet_bytes, a, sizeof(a)), (unsigned long long)l->xet_plans,
+		       l->xet_plans == 1 ? "" : "s", l->xet_resolve_files,
+		       l->xet_resolve_files == 1 ? "" : "s");
 	if (l->paused[0])
 		printf("  ** background completion paused: %s **\n", l->paused);
 	if (l->streaming[0])
@@ -235,6 +242,12 @@ static void print_live_json(struct jsonw *w, const struct live *l)
 	jsonw_uint(w, "hits", l->reads.reads[READSTATS_HIT]);
 	jsonw_uint(w, "misses", l->reads.reads[READSTATS_MISS]);
 	jsonw_uint(w, "errors", l->reads.errors);
+	jsonw_end_object(w);
+	jsonw_begin_object(w, "xet");
+	jsonw_uint(w, "files", l->xet_files);
+	jsonw_uint(w, "resolve_files", l->xet_resolve_files);
+	jsonw_uint(w, "bytes", l->xet_bytes);
+	jsonw_uint(w, "plans", l->xet_plans);
 	jsonw_end_object(w);
 	jsonw_string(w, "phase", l->phase);
 	jsonw_bool(w, "stalled", l->stalled);

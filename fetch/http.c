@@ -161,9 +161,10 @@ static bool is_absolute_http(const char *url, size_t len)
 	       (len > 8 && !strncasecmp(url, "https://", 8));
 }
 
-/* True when the rel parameter value [v, v+n) (quotes stripped) lists "next". */
-static bool rel_has_next(const char *v, size_t n)
+/* True when the rel parameter value [v, v+n) (quotes stripped) lists rel. */
+static bool rel_has(const char *v, size_t n, const char *rel)
 {
+	size_t rel_len = strlen(rel);
 	size_t i = 0;
 
 	while (i < n) {
@@ -174,7 +175,7 @@ static bool rel_has_next(const char *v, size_t n)
 		j = i;
 		while (j < n && v[j] != ' ' && v[j] != '\t')
 			j++;
-		if (j - i == 4 && !strncasecmp(v + i, "next", 4))
+		if (j - i == rel_len && !strncasecmp(v + i, rel, rel_len))
 			return true;
 		i = j;
 	}
@@ -182,8 +183,8 @@ static bool rel_has_next(const char *v, size_t n)
 }
 
 /* One link-value's parameters from p (just after '>') to the next ',' or end. Returns the end
- * and sets *ret_next when a rel parameter names "next". */
-static const char *link_params(const char *p, bool *ret_next)
+ * and sets *ret_next when a rel parameter names rel. */
+static const char *link_params(const char *p, const char *rel, bool *ret_next)
 {
 	*ret_next = false;
 	while (*(p = skip_ws(p)) == ';') {
@@ -205,17 +206,17 @@ static const char *link_params(const char *p, bool *ret_next)
 			size_t n = (size_t)(p - val);
 
 			if (n >= 2 && val[0] == '"' && val[n - 1] == '"')
-				*ret_next = *ret_next || rel_has_next(val + 1, n - 2);
+				*ret_next = *ret_next || rel_has(val + 1, n - 2, rel);
 			else
-				*ret_next = *ret_next || rel_has_next(val, n);
+				*ret_next = *ret_next || rel_has(val, n, rel);
 		}
 	}
 	return p;
 }
 
-/* Finds the first link-value whose rel lists "next": its URL is [*ret_url, *ret_url + *ret_len).
+/* Finds the first link-value whose rel lists rel: its URL is [*ret_url, *ret_url + *ret_len).
  * False when there is none or the header is malformed before one is found. */
-static bool link_find_next(const char *link, const char **ret_url, size_t *ret_len)
+static bool link_find(const char *link, const char *rel, const char **ret_url, size_t *ret_len)
 {
 	const char *p = link;
 
@@ -234,7 +235,7 @@ static bool link_find_next(const char *link, const char **ret_url, size_t *ret_l
 		end = strchr(url, '>');
 		if (!end)
 			return false;
-		p = link_params(end + 1, &next);
+		p = link_params(end + 1, rel, &next);
 		if (next) {
 			*ret_url = url;
 			*ret_len = (size_t)(end - url);
@@ -245,15 +246,15 @@ static bool link_find_next(const char *link, const char **ret_url, size_t *ret_l
 	}
 }
 
-char *http_link_next(const char *link)
+char *http_link_rel(const char *link, const char *rel)
 {
 	const char *url;
 	size_t n;
 
-	if (!link_find_next(link, &url, &n))
+	if (!link_find(link, rel, &url, &n))
 		return NULL;
-	/* The protocol gives an absolute URL (HUB_PROTOCOL.md 3); anything else is not
-	 * followed. */
+	/* The protocol gives absolute URLs (HUB_PROTOCOL.md 3, XET_CLIENTS.md 1); anything else
+	 * is not followed. */
 	for (size_t i = 0; i < n; i++)
 		if ((unsigned char)url[i] <= ' ' || url[i] == 0x7f)
 			return NULL;
@@ -262,12 +263,17 @@ char *http_link_next(const char *link)
 	return strndup(url, n);
 }
 
+char *http_link_next(const char *link)
+{
+	return http_link_rel(link, "next");
+}
+
 bool http_link_has_next(const char *link)
 {
 	const char *url;
 	size_t n;
 
-	return link_find_next(link, &url, &n);
+	return link_find(link, "next", &url, &n);
 }
 
 int http_etag_normalize(const char *etag, char *buf, size_t len)

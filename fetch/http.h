@@ -20,6 +20,9 @@ int http_parse_ratelimit(const char *v, uint64_t *ret_remaining, uint64_t *ret_r
 /* The absolute URL of rel="next" in a Link header, malloc'd, or NULL (none, a relative or
  * malformed URL, OOM). */
 char *http_link_next(const char *link);
+/* The absolute URL of the first link whose rel lists rel (rel="xet-auth", ...), malloc'd, or
+ * NULL as for http_link_next(). */
+char *http_link_rel(const char *link, const char *rel);
 /* True when the Link header names a rel="next", whether or not its URL is usable: a pager
  * can tell "last page" from "a next page it cannot follow". */
 bool http_link_has_next(const char *link);

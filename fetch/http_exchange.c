@@ -44,6 +44,8 @@ static const struct {
 	{ "ratelimit", offsetof(struct http_response, ratelimit) },
 	{ "x-request-id", offsetof(struct http_response, x_request_id) },
 	{ "date", offsetof(struct http_response, date) },
+	{ "content-type", offsetof(struct http_response, content_type) },
+	{ "x-xet-hash", offsetof(struct http_response, x_xet_hash) },
 };
 
 /* The request id falls back to these, in order (HUB_PROTOCOL.md 5). */
@@ -263,7 +265,7 @@ static void describe_failure(struct http_response *r, const char *host,
 		 words ? words : "transfer failed with", host, why);
 }
 
-/* The request headers for url: identity encoding, and the token when url is on its origin
+/* The request headers for url: identity encoding, the Accept asked, and the token when url is on its origin
  * (HUB_PROTOCOL.md 4.2, 5). -ENOMEM, -EINVAL for a token that would break the header. */
 static int request_headers(const struct http_request *req, const char *url, struct curl_slist **ret)
 {
@@ -273,6 +275,17 @@ static int request_headers(const struct http_request *req, const char *url, stru
 	hdrs = curl_slist_append(NULL, "Accept-Encoding: identity");
 	if (!hdrs)
 		return -ENOMEM;
+	if (req->accept) {
+		_cleanup_free_ char *accept = NULL;
+
+		if (strpbrk(req->accept, "\r\n") ||
+		    asprintf(&accept, "Accept: %s", req->accept) < 0 ||
+		    !(tmp = curl_slist_append(hdrs, accept))) {
+			curl_slist_free_all(hdrs);
+			return accept ? -ENOMEM : -EINVAL;
+		}
+		hdrs = tmp;
+	}
 	if (req->token && req->auth_origin && http_same_origin(url, req->auth_origin)) {
 		for (const char *c = req->token; *c; c++)
 			if ((unsigned char)*c < 0x20 || *c == 0x7f) {

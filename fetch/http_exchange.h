@@ -14,6 +14,7 @@ struct http_request {
 	const char *auth_origin; /* URL whose scheme://host:port may receive the token */
 	const char *user_agent;
 	const char *range; /* "a-b" or NULL */
+	const char *accept; /* Accept header value, or NULL for none */
 	long timeout_s; /* whole exchange; connect timeout is min(timeout_s, 10) */
 	bool follow_relative; /* follow redirects whose Location has no host (token kept) */
 };
@@ -26,7 +27,7 @@ struct http_response {
 	/* Headers (malloc'd, NULL when absent), quotes and W/ kept as sent. */
 	char *location, *etag, *x_repo_commit, *x_linked_etag, *x_linked_size, *content_range,
 		*content_length, *link, *x_error_code, *x_error_message, *retry_after, *ratelimit,
-		*x_request_id, *date;
+		*x_request_id, *date, *content_type, *x_xet_hash;
 	long long date_s; /* the reply's Date as unix seconds, 0 when absent or unreadable */
 	long long ttfb_us, total_us; /* the final hop: request sent to first byte, and to the end */
 	enum fetch_reason net_reason; /* transport failure reason when status == 0 */

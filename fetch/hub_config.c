@@ -253,6 +253,7 @@ int hub_config_init(struct hub_config *cfg, const char *endpoint_override)
 		goto out_config_done;
 	cfg->offline = parse_env_bool(secure_getenv("HF_HUB_OFFLINE")) ||
 		       parse_env_bool(secure_getenv("TRANSFORMERS_OFFLINE"));
+	cfg->disable_xet = parse_env_bool(secure_getenv("HF_HUB_DISABLE_XET"));
 	cfg->timeout_s = HUB_DEFAULT_TIMEOUT_S;
 	v = secure_getenv("HF_HUB_ETAG_TIMEOUT");
 	if (v && parse_uint(v, HUB_TIMEOUT_MAX_S, &t) == 0 && t > 0)

@@ -20,6 +20,7 @@ struct hub_config {
 	char *token_source; /* "HF_TOKEN", "/root/.cache/huggingface/token", ... for messages */
 	char *user_agent; /* "hffs/<version>; curl/<v>" */
 	bool offline; /* HF_HUB_OFFLINE / TRANSFORMERS_OFFLINE */
+	bool disable_xet; /* HF_HUB_DISABLE_XET: never speak the Xet protocol */
 	long timeout_s; /* metadata requests (HF_HUB_ETAG_TIMEOUT, default 10) */
 };
 
@@ -27,7 +28,7 @@ struct hub_config {
  * when non-NULL; HUGGINGFACE_CO_STAGING picks the staging Hub), HF_TOKEN, HUGGING_FACE_HUB_TOKEN,
  * HF_TOKEN_PATH, HF_HOME/token (HF_HOME from XDG_CACHE_HOME or ~/.cache/huggingface; ~ and
  * $VAR expanded), HF_HUB_DISABLE_IMPLICIT_TOKEN, HF_HUB_OFFLINE, TRANSFORMERS_OFFLINE,
- * HF_HUB_ETAG_TIMEOUT. The first token source whose value is non-empty once CR/LF are removed
+ * HF_HUB_DISABLE_XET, HF_HUB_ETAG_TIMEOUT. The first token source whose value is non-empty once CR/LF are removed
  * and it is trimmed wins; a missing or unreadable token file means none. -ENOMEM only (cfg is
  * then empty). Reads the environment: call before starting threads that change it. */
 int hub_config_init(struct hub_config *cfg, const char *endpoint_override);

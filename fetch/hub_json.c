@@ -1,5 +1,5 @@
-/* hub_json.c: Hub JSON replies (revision, tree pages, error bodies) to structs, and the tree's
- * serialized form. The only cJSON user: strings are copied out before cJSON_Delete(). Pure;
+/* hub_json.c: Hub JSON replies (revision, tree pages, error bodies; Xet's read token and
+ * reconstructions) to structs, and the tree's serialized form. The only cJSON user: strings are copied out before cJSON_Delete(). Pure;
  * any thread. Every input is untrusted and fuzzed (tests/fuzz/fuzz_hub_json.c). */
 #include "fetch/hub_json.h"
 
@@ -14,6 +14,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "fetch/xet_recon.h"
 #include "util/cleanup.h"
 
 /* Sizes travel as JSON numbers, i.e. doubles: from 2^53 on, a parsed value may be a neighbour
@@ -394,4 +395,193 @@ out_free_names:
 		free(names[i]);
 	free(names);
 	return -EBADMSG;
+}
+
+static bool is_http_url(const char *s)
+{
+	/* Absolute with a host, and nothing curl would have to guess about (no space; controls
+	 * are refused with the whole text). */
+	const char *host = !strncmp(s, "https://", 8) ? s + 8 :
+			   !strncmp(s, "http://", 7)  ? s + 7 :
+							NULL;
+
+	return host && *host && *host != '/' && !strchr(s, ' ');
+}
+
+/* {"start": a, "end": b} of obj's member name. */
+static int json_range(const cJSON *obj, const char *name, uint64_t *ret_start, uint64_t *ret_end)
+{
+	const cJSON *r = cJSON_GetObjectItemCaseSensitive(obj, name);
+
+	if (!cJSON_IsObject(r) ||
+	    json_size(cJSON_GetObjectItemCaseSensitive(r, "start"), ret_start) < 0 ||
+	    json_size(cJSON_GetObjectItemCaseSensitive(r, "end"), ret_end) < 0)
+		return -EBADMSG;
+	return 0;
+}
+
+static int recon_url(struct xet_recon *r, const cJSON *entry, size_t *ret)
+{
+	const cJSON *url = cJSON_GetObjectItemCaseSensitive(entry, "url");
+	char **urls;
+
+	if (!cJSON_IsString(url) || !is_http_url(url->valuestring))
+		return -EBADMSG;
+	urls = realloc(r->urls, (r->n_urls + 1) * sizeof(*urls));
+	if (!urls)
+		return -ENOMEM;
+	r->urls = urls;
+	urls[r->n_urls] = strdup(url->valuestring);
+	if (!urls[r->n_urls])
+		return -ENOMEM;
+	*ret = r->n_urls++;
+	return 0;
+}
+
+static int recon_add_fetch(struct xet_recon *r, const struct xet_fetch *f)
+{
+	struct xet_fetch *fs = realloc(r->fetches, (r->n_fetches + 1) * sizeof(*fs));
+
+	if (!fs)
+		return -ENOMEM;
+	r->fetches = fs;
+	fs[r->n_fetches++] = *f;
+	return 0;
+}
+
+/* v1: one entry {range: chunks, url, url_range: bytes} is one fetch. */
+static int recon_v1_entry(struct xet_recon *r, const char *xorb, const cJSON *e)
+{
+	struct xet_fetch f = { .chunk_start = 0 };
+	int rc;
+
+	memcpy(f.xorb, xorb, XET_HEX_LEN);
+	if (!cJSON_IsObject(e) || json_range(e, "range", &f.chunk_start, &f.chunk_end) < 0 ||
+	    json_range(e, "url_range", &f.byte_first, &f.byte_last) < 0)
+		return -EBADMSG;
+	rc = recon_url(r, e, &f.url);
+	return rc < 0 ? rc : recon_add_fetch(r, &f);
+}
+
+/* v2: one entry {url, ranges: [{chunks, bytes}]} is a fetch per range, sharing the URL. */
+static int recon_v2_entry(struct xet_recon *r, const char *xorb, const cJSON *e)
+{
+	const cJSON *ranges = cJSON_GetObjectItemCaseSensitive(e, "ranges"), *item;
+	struct xet_fetch f = { .chunk_start = 0 };
+	int rc;
+
+	memcpy(f.xorb, xorb, XET_HEX_LEN);
+	if (!cJSON_IsObject(e) || !cJSON_IsArray(ranges) || !cJSON_GetArraySize(ranges))
+		return -EBADMSG;
+	rc = recon_url(r, e, &f.url);
+	if (rc < 0)
+		return rc;
+	cJSON_ArrayForEach(item, ranges)
+	{
+		if (!cJSON_IsObject(item) ||
+		    json_range(item, "chunks", &f.chunk_start, &f.chunk_end) < 0 ||
+		    json_range(item, "bytes", &f.byte_first, &f.byte_last) < 0)
+			return -EBADMSG;
+		rc = recon_add_fetch(r, &f);
+		if (rc < 0)
+			return rc;
+	}
+	return 0;
+}
+
+static int recon_terms(struct xet_recon *r, const cJSON *terms)
+{
+	const cJSON *item;
+	size_t n = 0;
+
+	if (!cJSON_IsArray(terms))
+		return -EBADMSG;
+	r->terms = calloc((size_t)cJSON_GetArraySize(terms) + 1, sizeof(*r->terms));
+	if (!r->terms)
+		return -ENOMEM;
+	cJSON_ArrayForEach(item, terms)
+	{
+		struct xet_term *t = &r->terms[n++];
+
+		if (!cJSON_IsObject(item) || json_hex(item, "hash", 64, t->xorb) < 0 ||
+		    json_range(item, "range", &t->chunk_start, &t->chunk_end) < 0 ||
+		    json_size(cJSON_GetObjectItemCaseSensitive(item, "unpacked_length"),
+			      &t->unpacked_len) < 0)
+			return -EBADMSG;
+		r->n_terms = n;
+	}
+	return 0;
+}
+
+static int recon_parse(const cJSON *j, struct xet_recon *r, const char **why)
+{
+	const cJSON *xorbs = cJSON_GetObjectItemCaseSensitive(j, "xorbs");
+	const cJSON *info = cJSON_GetObjectItemCaseSensitive(j, "fetch_info");
+	const cJSON *map = xorbs ? xorbs : info, *entries;
+	int rc;
+
+	*why = "a reconstruction that is not the JSON the protocol defines";
+	if (!cJSON_IsObject(j) || !cJSON_IsObject(map) ||
+	    json_size(cJSON_GetObjectItemCaseSensitive(j, "offset_into_first_range"),
+		      &r->offset_into_first_range) < 0)
+		return -EBADMSG;
+	rc = recon_terms(r, cJSON_GetObjectItemCaseSensitive(j, "terms"));
+	if (rc < 0)
+		return rc;
+	cJSON_ArrayForEach(entries, map)
+	{
+		const cJSON *e;
+
+		if (!is_lower_hex(entries->string, 64) || !cJSON_IsArray(entries))
+			return -EBADMSG;
+		cJSON_ArrayForEach(e, entries)
+		{
+			rc = xorbs ? recon_v2_entry(r, entries->string, e) :
+				     recon_v1_entry(r, entries->string, e);
+			if (rc < 0)
+				return rc;
+		}
+	}
+	return xet_recon_check(r, why);
+}
+
+int hub_json_xet_recon(const char *json, size_t len, struct xet_recon *ret, const char **ret_why)
+{
+	_cleanup_(json_deletep) cJSON *j = json_parse(json, len);
+	struct xet_recon r = { .n_terms = 0 };
+	int rc = recon_parse(j, &r, ret_why);
+
+	if (rc < 0) {
+		xet_recon_done(&r);
+		return rc;
+	}
+	*ret = r;
+	return 0;
+}
+
+int hub_json_xet_token(const char *json, size_t len, struct xet_token *ret)
+{
+	_cleanup_(json_deletep) cJSON *j = json_parse(json, len);
+	const cJSON *tok = cJSON_GetObjectItemCaseSensitive(j, "accessToken");
+	const cJSON *cas = cJSON_GetObjectItemCaseSensitive(j, "casUrl");
+	const cJSON *exp = cJSON_GetObjectItemCaseSensitive(j, "exp");
+	struct xet_token t = { .exp = 0 };
+	uint64_t e;
+	size_t n;
+
+	if (!cJSON_IsObject(j) || !cJSON_IsString(tok) || !*tok->valuestring ||
+	    !cJSON_IsString(cas) || !is_http_url(cas->valuestring) || json_size(exp, &e) < 0)
+		return -EBADMSG;
+	t.access_token = strdup(tok->valuestring);
+	t.cas_url = strdup(cas->valuestring);
+	if (!t.access_token || !t.cas_url) {
+		xet_token_done(&t);
+		return -ENOMEM;
+	}
+	n = strlen(t.cas_url);
+	while (n && t.cas_url[n - 1] == '/')
+		t.cas_url[--n] = '\0';
+	t.exp = (int64_t)e;
+	*ret = t;
+	return 0;
 }

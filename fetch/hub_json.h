@@ -31,3 +31,17 @@ int hub_json_error_message(const char *json, size_t len, char *buf, size_t bufle
  * order of first appearance. *ret (and each name) malloc'd; the caller frees. -EBADMSG when
  * there is no weight_map object or a value is not a non-empty string. */
 int hub_json_index_files(const char *json, size_t len, char ***ret, size_t *ret_n);
+
+struct xet_recon;
+struct xet_token;
+
+/* A Xet CAS's reconstruction reply, /v1 (terms, fetch_info with url and url_range) or /v2
+ * (terms, xorbs with a url and its ranges' chunks and bytes), into ret, then checked by
+ * xet_recon_check(). Unknown fields are ignored. -EBADMSG, with *ret_why saying what, when a
+ * field is missing or of the wrong type, a hash is not 64 lowercase hex, a URL is not an
+ * absolute http(s) one, or the check fails; -ENOMEM. ret is left empty on failure. */
+int hub_json_xet_recon(const char *json, size_t len, struct xet_recon *ret, const char **ret_why);
+/* A read-token reply {"accessToken", "casUrl", "exp"} into ret (casUrl without its trailing
+ * slashes). -EBADMSG when a field is missing, empty or of the wrong type, or casUrl is not
+ * an absolute http(s) URL; -ENOMEM. ret is left empty on failure. */
+int hub_json_xet_token(const char *json, size_t len, struct xet_token *ret);

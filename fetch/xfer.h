@@ -67,10 +67,13 @@ struct xfer_sink {
 	void *ud;
 };
 
+#define XFER_SIZE_UNKNOWN UINT64_MAX
+
 struct xfer_req {
 	const char *url; /* resolve URL of the blob (copied) */
 	const char *blob_key; /* content id: key of the signed-URL cache (copied) */
-	uint64_t blob_size; /* the blob's size; a Content-Range total that differs fails it */
+	uint64_t blob_size; /* the blob's size; a Content-Range total that differs fails it;
+			     * XFER_SIZE_UNKNOWN for a xorb, whose size no plan states */
 	uint64_t offset; /* first byte */
 	uint64_t len; /* > 0; offset + len <= blob_size */
 	enum xfer_prio prio;

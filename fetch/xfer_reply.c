@@ -184,7 +184,7 @@ int xreply_check_body(const struct xreply *rep, const char *url, uint64_t first,
 		if (!rep->content_range ||
 		    http_parse_content_range(rep->content_range, &a, &b, &total) < 0)
 			return fail(f, "HTTP 206 from %s without a valid Content-Range", origin);
-		if (total != UINT64_MAX && total != blob_size)
+		if (total != UINT64_MAX && blob_size != XFER_SIZE_UNKNOWN && total != blob_size)
 			return fail(f, "%s says the file has %llu bytes, the tree says %llu",
 				    origin, (unsigned long long)total,
 				    (unsigned long long)blob_size);
@@ -196,8 +196,8 @@ int xreply_check_body(const struct xreply *rep, const char *url, uint64_t first,
 		return 0;
 	}
 	if (rep->status == 200) {
-		if (rep->content_length && parse_uint(rep->content_length, UINT64_MAX, &cl) == 0 &&
-		    cl != blob_size)
+		if (rep->content_length && blob_size != XFER_SIZE_UNKNOWN &&
+		    parse_uint(rep->content_length, UINT64_MAX, &cl) == 0 && cl != blob_size)
 			return fail(f, "%s sent a whole file of %llu bytes, the tree says %llu",
 				    origin, (unsigned long long)cl, (unsigned long long)blob_size);
 		*ret_skip = first;

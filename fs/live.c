@@ -93,6 +93,10 @@ static const struct field {
 	FIELD(streamed_reads, F_U64),
 	FIELD(streamed_bytes, F_U64),
 	FIELD(io_timeout_s, F_UINT),
+	FIELD(xet_files, F_UINT),
+	FIELD(xet_resolve_files, F_UINT),
+	FIELD(xet_bytes, F_U64),
+	FIELD(xet_plans, F_U64),
 };
 #undef FIELD
 #undef FIELD_AS
@@ -281,6 +285,10 @@ static void sample(struct live_pub *lp, struct live *l)
 	l->stalls = xs.stalls;
 	l->failures = xs.failures;
 	l->verify_failures = ss.verify_failures;
+	l->xet_files = ss.xet.files_xet;
+	l->xet_resolve_files = ss.xet.files_plain;
+	l->xet_bytes = ss.xet.bytes;
+	l->xet_plans = ss.xet.plans;
 	l->files_wanted = ps.files_wanted;
 	l->files_done = ps.files_done;
 	snprintf(l->phase, sizeof(l->phase), "%s", lp->o.p ? prefetch_phase_str(ps.phase) : "off");

@@ -65,6 +65,10 @@ struct live {
 			      * LIVE_RETRY_S (the cache had no room); "" if none */
 	uint64_t streamed_reads, streamed_bytes; /* reads answered so since the mount */
 	unsigned io_timeout_s; /* --io-timeout: a read waits this long without data (0: none) */
+	unsigned xet_files; /* files found on Xet and read through it (--xet auto|on) */
+	unsigned xet_resolve_files; /* LFS files probed and read through /resolve instead */
+	uint64_t xet_bytes; /* file bytes that came from xorbs */
+	uint64_t xet_plans; /* reconstructions asked */
 };
 
 /* Encodes into buf (4 KiB holds every field); returns the length. */

@@ -105,7 +105,10 @@ static void serve_stop(void *ud)
 
 	st->lp = live_stop(st->lp);
 	st->pf = prefetch_stop(st->pf);
-	/* The engine goes first: its cancellations answer the scheduler's fetches. */
+	/* Nothing submits to the engine once it is freed: the Xet workers stop first. Then the
+	 * engine: its cancellations answer the scheduler's fetches. */
+	if (st->s)
+		sched_stop_fetching(st->s);
 	st->x = xfer_free(st->x);
 	st->s = sched_free(st->s);
 }
@@ -141,6 +144,8 @@ static int serve(const struct mount_opts *o, struct hub_config *cfg, struct cach
 		.repo = &snap->repo,
 		.commit = snap->commit,
 		.verify_strict = o->verify_strict,
+		/* HF_HUB_DISABLE_XET (as the official client) and offline mode speak no Xet. */
+		.xet = cfg->disable_xet || cfg->offline ? XET_MODE_OFF : o->xet,
 		.on_drop = ops_drop_inode,
 	};
 	struct mount_ctx m = {

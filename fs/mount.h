@@ -8,6 +8,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "fs/xet_read.h"
+
 struct mount_opts {
 	const char *repo; /* "org/name", "datasets/org/name", ... */
 	const char *revision; /* branch, tag, sha, refs/pr/N */
@@ -25,6 +27,7 @@ struct mount_opts {
 	uint64_t min_free; /* bytes to keep free on the cache's file system */
 	bool prefetch; /* background completion of every wanted file */
 	bool verify_strict; /* no byte of a file is served before the whole file verified */
+	enum xet_mode xet; /* how files on Xet are fetched (default off) */
 	const char *const *include; /* fnmatch patterns of the files to complete (none: all) */
 	size_t ninclude;
 	const char *const *exclude; /* patterns of files not to complete */

@@ -251,7 +251,7 @@ int sched_read(struct sched *s, const struct inode *f, uint64_t offset, uint64_t
 		sched_verify_push_locked(s, b);
 	pthread_mutex_unlock(&s->lock);
 	for (size_t i = 0; i < ncancel; i++)
-		(void)xfer_cancel(s->x, cancel[i]);
+		sched_cancel(s, cancel[i]);
 	sched_submit_all(todo);
 	return 0;
 }
@@ -421,6 +421,8 @@ void sched_get_stats(struct sched *s, struct sched_stats *ret)
 	ret->stream_age_usec = s->stream_last_at ? now_usec() - s->stream_last_at : UINT64_MAX;
 	snprintf(ret->stream_why, sizeof(ret->stream_why), "%s", s->stream_why);
 	pthread_mutex_unlock(&s->lock);
+	if (s->xr)
+		xet_read_get_stats(s->xr, &ret->xet);
 }
 
 int sched_new(const struct sched_opts *opts, struct xfer *x, const struct inode_table *t,
@@ -448,6 +450,18 @@ int sched_new(const struct sched_opts *opts, struct xfer *x, const struct inode_
 	r = build_blobs(s, opts);
 	if (r < 0)
 		goto out_sched_free;
+	if (opts->xet != XET_MODE_OFF) {
+		struct xet_read_opts xo = { .cfg = opts->cfg,
+					    .repo = opts->repo,
+					    .commit = opts->commit,
+					    .x = x,
+					    .mode = opts->xet,
+					    .nfiles = s->nblobs };
+
+		r = xet_read_new(&xo, &s->xr);
+		if (r < 0)
+			goto out_sched_free;
+	}
 	r = -pthread_create(&s->committer, NULL, sched_committer_main, s);
 	if (r < 0)
 		goto out_sched_free;
@@ -463,6 +477,12 @@ out_sched_free:
 	return r;
 }
 
+void sched_stop_fetching(struct sched *s)
+{
+	if (s->xr)
+		xet_read_stop(s->xr);
+}
+
 struct sched *sched_free(struct sched *s)
 {
 	struct sched_waiter *dead = NULL;
@@ -473,6 +493,9 @@ struct sched *sched_free(struct sched *s)
 	s->stopping = true;
 	while (s->nfetches)
 		pthread_cond_wait(&s->cond, &s->lock);
+	pthread_mutex_unlock(&s->lock);
+	s->xr = xet_read_free(s->xr);
+	pthread_mutex_lock(&s->lock);
 	for (size_t i = 0; i < s->nblobs; i++) {
 		struct sched_waiter *w = sched_take_all_locked(&s->blobs[i]);
 

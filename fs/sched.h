@@ -15,6 +15,8 @@
  *   handle opened before (sched_open() gave it the generation that failed);
  * - after a second failed hash in one mount the blob is given up: reads fail with -EIO at
  *   once and nothing is fetched for it until the next mount.
+ * LFS blobs of files on Xet are fetched through fs/xet_read.c when opts->xet is not off: the
+ * same ranges, sinks and checks, other sources of bytes.
  * It joins cache/ and fetch/; it knows nothing of FUSE (ops.c replies). */
 #pragma once
 
@@ -27,6 +29,7 @@
 #include "fetch/xfer.h"
 #include "fs/budget.h"
 #include "fs/inode.h"
+#include "fs/xet_read.h"
 
 struct sched;
 
@@ -38,6 +41,9 @@ struct sched_opts {
 	const char *commit;
 	struct budget *budget; /* room for every fetch is asked of it; NULL: no limits */
 	bool verify_strict; /* no byte of a blob is served before the whole blob verified */
+	/* --xet: how LFS blobs are fetched (XET_MODE_OFF: by /resolve; else fs/xet_read.h,
+	 * with cfg, repo and commit). */
+	enum xet_mode xet;
 	/* Verifier thread, after a blob's blocks were dropped (bad hash): for each inode with
 	 * that content, so the kernel's page cache of it is invalidated. May block; NULL: none. */
 	void (*on_drop)(void *ud, uint64_t ino);
@@ -59,7 +65,7 @@ struct sched_hooks {
  * the read may be streamed with sched_stream()).
  * net: the read waited for bytes from the network (false: every byte it needed was in the
  * cache when it was parked, and it waited only for the file's hash). Runs on the engine,
- * committer or verifier thread; must not block beyond a local read. */
+ * committer, verifier or a Xet worker thread; must not block beyond a local read. */
 typedef void (*sched_ready_fn)(void *ud, int err, int fd, bool net);
 
 /* Registers every file blob of t in the cache's index (creating records), loads their bitmaps
@@ -67,6 +73,9 @@ typedef void (*sched_ready_fn)(void *ud, int err, int fd, bool net);
  * thread. -ENOMEM, -ENOSPC/-EACCES (cache dir), -EBADMSG (a cid known with another size). */
 int sched_new(const struct sched_opts *opts, struct xfer *x, const struct inode_table *t,
 	      struct sched **ret);
+/* Stops the threads that start fetches on the engine besides the callers' (the Xet workers):
+ * call before the engine is freed. Fetches they still held fail with -ECANCELED. */
+void sched_stop_fetching(struct sched *s);
 /* Cancels parked reads (-EIO), waits for in-flight fetches to end (xfer must be freed first
  * or be cancelling), commits what landed, stops the committer. Takes NULL, returns NULL. */
 struct sched *sched_free(struct sched *s);
@@ -161,6 +170,7 @@ struct sched_stats {
 	uint64_t streamed_reads, streamed_bytes; /* answered so, since the mount */
 	uint64_t stream_age_usec; /* since a stream last began (UINT64_MAX: never) */
 	char stream_why[320]; /* why the cache had no room then ("" never) */
+	struct xet_read_stats xet; /* zero with --xet off */
 };
 void sched_get_stats(struct sched *s, struct sched_stats *ret);
 

@@ -1,7 +1,8 @@
 /* sched_fetch.c: the scheduler's fetches: planning runs of missing blocks into range
  * requests, cutting background requests that stand in a demand read's way, handing them to
- * the engine, and the engine's sink that writes their bytes and answers parked reads. Runs on
- * FUSE workers (planning) and the engine thread (the sink). */
+ * the engine (or, for LFS blobs with --xet auto|on, to fs/xet_read.c, which feeds the same
+ * sink), and the sink that writes their bytes and answers parked reads. Runs on FUSE workers
+ * (planning) and the engine thread (the sink; a Xet worker may end a fetch too). */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -207,12 +208,25 @@ static void fetch_submit(struct sched_fetch *f)
 	 * (innermost) taken inside. What f owns is read again: a cut may have come since. */
 	pthread_mutex_lock(&s->lock);
 	fetch_req_locked(f, &req);
-	r = req.len ? xfer_submit(s->x, &req, &id) : -ECANCELED;
+	if (!req.len)
+		r = -ECANCELED;
+	else if (s->xr && f->b->hash == BLOB_HASH_SHA256)
+		r = xet_read_submit(s->xr, (size_t)(f->b - s->blobs), f->b->path, &req, &id);
+	else
+		r = xfer_submit(s->x, &req, &id);
 	f->id = id;
 	pthread_mutex_unlock(&s->lock);
 	if (r < 0)
 		sched_fetch_done(f, r, r == -ECANCELED ? FETCH_CANCELED : FETCH_IO,
 				 req.len ? "not submitted" : "", 0);
+}
+
+void sched_cancel(struct sched *s, uint64_t id)
+{
+	if (id & XET_READ_ID_BIT)
+		xet_read_cancel(s->xr, id);
+	else
+		(void)xfer_cancel(s->x, id);
 }
 
 void sched_submit_all(struct sched_fetch *todo)
@@ -292,7 +306,10 @@ size_t sched_cut_locked(struct sched *s, struct sched_blob *b, uint64_t first, u
 			f->background = false;
 			s->nbackground--;
 		}
-		(void)xfer_set_prio(s->x, f->id, XFER_PRIO_DEMAND);
+		if (f->id & XET_READ_ID_BIT)
+			xet_read_set_prio(s->xr, f->id, XFER_PRIO_DEMAND);
+		else
+			(void)xfer_set_prio(s->x, f->id, XFER_PRIO_DEMAND);
 	}
 	return n;
 }

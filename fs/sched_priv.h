@@ -11,8 +11,9 @@
  * it, and bits of an older generation are never taken from anywhere (memory, queue, index).
  *
  * Locks: s->lock guards every field marked so. The engine's queue lock (inside xfer_submit(),
- * xfer_set_prio(), xfer_cancel()) is the one lock taken under it: it is innermost. No LMDB
- * transaction, disk read or ready callback runs under s->lock. */
+ * xfer_set_prio(), xfer_cancel()) is taken under it: it is innermost. So is the Xet reader's
+ * (inside xet_read_submit(), xet_read_set_prio()), which holds nothing but the engine's queue
+ * lock inside it. No LMDB transaction, disk read or ready callback runs under s->lock. */
 #pragma once
 
 #include <pthread.h>
@@ -22,6 +23,7 @@
 
 #include "cache/verify.h"
 #include "fs/sched.h"
+#include "fs/xet_read.h"
 
 struct sched_fetch;
 
@@ -92,6 +94,7 @@ struct sched {
 	void (*on_drop)(void *ud, uint64_t ino);
 	void *drop_ud;
 	const struct sched_hooks *hooks;
+	struct xet_read *xr; /* NULL: every blob by /resolve (--xet off) */
 
 	struct sched_blob *blobs;
 	size_t nblobs;
@@ -176,6 +179,8 @@ size_t sched_cut_locked(struct sched *s, struct sched_blob *b, uint64_t first, u
 /* Hands the stacked fetches to the engine, in the order they were planned (demand first),
  * each after asking the budget for room. No sched lock held. */
 void sched_submit_all(struct sched_fetch *todo);
+/* Cancels the request id of a fetch, the engine's or a Xet read's. No sched lock held. */
+void sched_cancel(struct sched *s, uint64_t id);
 
 /* sched_verify.c */
 /* Queues b for the verifier (hash its new prefix, finish it, or invalidate after a drop). */

@@ -1,9 +1,10 @@
 #!/bin/sh
 # The layering of DESIGN.md, checked: FUSE only in fs/; curl only in the fetch/ files that
 # drive it or name its codes; CURLE_ codes only in fetch/reason.c (the one CURLcode map);
-# cJSON only in fetch/hub_json.c; lmdb.h only in cache/db.c; fetch/ and cache/ never include
-# each other; the cache commands need no fetch/ (but repo-id parsing) and no fs/; no file over
-# 700 lines. Prints each violation; exits 1 if there is any.
+# cJSON only in fetch/hub_json.c; lmdb.h only in cache/db.c; blake3.h only in
+# cache/xet_hash.c; liblz4 only in fetch/xet_chunk.c; fetch/ and cache/ never include each
+# other; the cache commands need no fetch/ (but repo-id parsing) and no fs/; no file over 700
+# lines. Prints each violation; exits 1 if there is any.
 cd "$(dirname "$0")/.." || exit 2
 bad=0
 check() { # pattern allowed-files-regex description
@@ -24,6 +25,8 @@ if [ -n "$hits" ]; then
 fi
 check '#include <cjson/' '^fetch/hub_json\.c$' 'cJSON outside fetch/hub_json.c'
 check '#include <lmdb\.h>' '^cache/db\.c$' 'lmdb.h outside cache/db.c'
+check '#include <blake3\.h>' '^cache/xet_hash\.c$' 'blake3.h outside cache/xet_hash.c'
+check '#include <lz4' '^fetch/xet_chunk\.c$' 'liblz4 outside fetch/xet_chunk.c'
 check '#include "fetch/' '^(fetch|fs|cli)/' 'fetch/ included by cache/ or util/'
 check '#include "cache/' '^(cache|fs|cli)/' 'cache/ included by fetch/ or util/'
 check '#include "fs/' '^(fs|cli)/' 'fs/ included below it'

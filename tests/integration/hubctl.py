@@ -23,6 +23,13 @@ def generate_standard_repos(data_dir):
     # A dataset with no model of its id, for the type hint of a 404.
     genrepo.generate(data_dir, "org/ds", repo_type="dataset", shards=1, shard_size=MiB // 4,
                      seed=7)
+    # Its LFS files stored on the fake's Xet CAS too.
+    genrepo.generate(data_dir, "org/xet", shards=2, shard_size=MiB, seed=7, xet=True)
+    # The same files as org/xet (but README.md) under another repo id.
+    genrepo.generate(data_dir, "org/xet-copy", shards=2, shard_size=MiB, seed=7, xet=True)
+    # Files of several blocks on Xet: block fetches whose plans start inside a chunk.
+    genrepo.generate(data_dir, "org/xet-big", shards=2, shard_size=3 * MiB + 777, seed=8,
+                     xet=True)
     return data_dir
 
 

@@ -72,6 +72,45 @@ def test_healthy_hub_is_all_ok(hub, cache_dir):
     assert len(cdn) == 1 and cdn[0]["range"] and cdn[0]["authorization"] is None
 
 
+def test_xet_path(hub, cache_dir):
+    """A repo on Xet: the file is probed, a read token fetched with the Hub token, the CAS asked
+    with the Xet token alone, one xorb range fetched without any and decoded. A repo not on
+    Xet is OK too, and asks nothing of the CAS."""
+    rc, checks = doctor(hub, cache_dir, "org/xet", HF_TOKEN=TOKEN)
+    assert_healthy(rc, checks, NETWORK | {"repo", "access", "cdn", "xet"})
+    detail = checks["xet"]["detail"]
+    assert "is on Xet" in detail and hub.cas_url.split("//")[1] in detail, detail
+    log = hub.log()
+    recon = [e for e in log if e["host"] == "cas" and "/reconstructions/" in e["path"]]
+    xorbs = [e for e in log if e["path"].startswith("/xorb/")]
+    assert recon and all(e["authorization"] and TOKEN not in e["authorization"] for e in recon)
+    assert len(xorbs) == 1 and xorbs[0]["authorization"] is None and xorbs[0]["range"]
+    hub.clear_log()
+    rc, checks = doctor(hub, cache_dir, "org/model", HF_TOKEN=TOKEN)
+    assert checks["xet"]["status"] == "OK" and "not stored on Xet" in checks["xet"]["detail"]
+    assert not [e for e in hub.log() if e["host"] == "cas"]
+    # HF_HUB_DISABLE_XET: the protocol is not spoken at all.
+    hub.clear_log()
+    rc, checks = doctor(hub, cache_dir, "org/xet", HF_HUB_DISABLE_XET="1")
+    assert checks["xet"]["status"] == "OK" and "HF_HUB_DISABLE_XET" in checks["xet"]["detail"]
+    assert not [e for e in hub.log() if e["host"] == "cas" or "xet-read-token" in e["path"]]
+
+
+@pytest.mark.parametrize("fault,words", [
+    ({"host": "cas", "fault": "status", "status": 503}, ("503", "xet cas")),
+    ({"host": "cdn", "path_re": "^/xorb/", "fault": "status", "status": 403},
+     ("403", "storage host")),
+    ({"host": "cdn", "path_re": "^/xorb/", "fault": "corrupt", "at_byte": 0},
+     ("xorb", "sent", "version")),
+])
+def test_xet_path_fails(hub, cache_dir, fault, words):
+    hub.set_faults([fault])
+    rc, checks = doctor(hub, cache_dir, "org/xet")
+    assert checks["cdn"]["status"] == "OK"
+    fails(checks, "xet", *words)
+    assert rc == 1
+
+
 def test_text_output_one_line_per_check(hub, cache_dir):
     cache_dir.chmod(0o700)
     p = run_hffs("doctor", "--endpoint", hub.api_url, "--cache-dir", cache_dir,

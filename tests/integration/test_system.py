@@ -106,8 +106,8 @@ def test_mount_options_map_to_flags_one_to_one(helper, tmp_path):
     mp = tmp_path / "mp"
     mp.mkdir()
     opts = ("ro,defaults,_netdev,nofail,revision=v1,endpoint=http://h:1,cache_dir=/c,"
-            "connections=4,max_rate=50M,stall_timeout=9,io_timeout=2m,range_align=1M,prefetch=none,"
-            "verify=strict,"
+            "connections=4,max_rate=50M,stall_timeout=9,io_timeout=2m,range_align=1M,"
+            "prefetch=none,verify=strict,xet=auto,"
             "include=*.json,include=*.txt,exclude=x/,cache_max_size=20G,min_free=1%,"
             "log_file=/l,metrics_file=/m.prom,allow_other,allow_non_empty,debug,hf_cache,"
             "x-systemd.automount")
@@ -118,8 +118,7 @@ def test_mount_options_map_to_flags_one_to_one(helper, tmp_path):
     assert args == ["mount", "org/model", str(mp), "--revision", "v1", "--endpoint", "http://h:1",
                     "--cache-dir", "/c", "--connections", "4", "--max-rate", "50M",
                     "--stall-timeout", "9", "--io-timeout", "2m", "--range-align", "1M",
-                    "--prefetch", "none",
-                    "--verify", "strict",
+                    "--prefetch", "none", "--verify", "strict", "--xet", "auto",
                     "--include", "*.json", "--include", "*.txt", "--exclude", "x/",
                     "--cache-max-size", "20G", "--min-free", "1%", "--log-file", "/l",
                     "--metrics-file", "/m.prom", "--allow-other", "--allow-non-empty",

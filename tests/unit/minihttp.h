@@ -3,7 +3,7 @@
  * connection (Connection: close) through a handler the test supplies; the handler runs in the
  * child, so its static counters script faults ("503 the first time"). Every request is
  * appended to a log file the parent reads back (method, target, Authorization, User-Agent,
- * Accept-Encoding, Range). Every wait is bounded: the child dies after MINIHTTP_LIFETIME_S. */
+ * Accept-Encoding, Range, Accept). Every wait is bounded: the child dies after MINIHTTP_LIFETIME_S. */
 #pragma once
 
 #include <errno.h>
@@ -34,6 +34,7 @@ struct mh_request {
 	char user_agent[256];
 	char accept_encoding[64];
 	char range[64];
+	char accept[128];
 	int port; /* the server's own port */
 };
 
@@ -45,6 +46,7 @@ struct mh_reply {
 	size_t body_len; /* 0 with a body: strlen(body) */
 	size_t stream_zeros; /* > 0: a body of this many zero bytes instead */
 	unsigned delay_ms; /* sleep before replying (timeouts) */
+	size_t cut_at; /* > 0: close the connection after this many body bytes (a short body) */
 };
 
 typedef void (*mh_handler)(const struct mh_request *req, struct mh_reply *rep);
@@ -114,6 +116,7 @@ static inline bool mh_read_request(int fd, struct mh_request *req)
 		mh_copy_header(line + 2, "accept-encoding", req->accept_encoding,
 			       sizeof(req->accept_encoding));
 		mh_copy_header(line + 2, "range", req->range, sizeof(req->range));
+		mh_copy_header(line + 2, "accept", req->accept, sizeof(req->accept));
 	}
 	return true;
 }
@@ -144,9 +147,10 @@ static inline void mh_serve_one(int cfd, int port, mh_handler handler, FILE *log
 
 	if (!mh_read_request(cfd, &req))
 		return;
-	fprintf(log, "%s %s auth=%s ua=%s ae=%s range=%s\n", req.method, req.target,
+	fprintf(log, "%s %s auth=%s ua=%s ae=%s range=%s accept=%s\n", req.method, req.target,
 		req.authorization[0] ? req.authorization : "-", req.user_agent,
-		req.accept_encoding[0] ? req.accept_encoding : "-", req.range[0] ? req.range : "-");
+		req.accept_encoding[0] ? req.accept_encoding : "-", req.range[0] ? req.range : "-",
+		req.accept[0] ? req.accept : "-");
 	fflush(log);
 	handler(&req, &rep);
 	if (rep.delay_ms)
@@ -170,7 +174,8 @@ static inline void mh_serve_one(int cfd, int port, mh_handler handler, FILE *log
 			left -= k;
 		}
 	} else if (body_len) {
-		mh_write_all(cfd, rep.body, body_len);
+		mh_write_all(cfd, rep.body,
+			     rep.cut_at && rep.cut_at < body_len ? rep.cut_at : body_len);
 	}
 }
 

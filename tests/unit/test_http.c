@@ -123,6 +123,26 @@ static void link_case(const char *link, const char *want)
 	free(got);
 }
 
+/* The Link of a Xet file's resolve reply (HUB_PROTOCOL.md 4.1): each rel found by name,
+ * whatever its place; "xet-auth" is not a prefix match of anything else. */
+static void test_link_rel(void)
+{
+	const char *link = "<https://hub.example.org/api/models/o/m/xet-read-token/c>; "
+			   "rel=\"xet-auth\", <https://cas.example.org/v1/reconstructions/h>; "
+			   "rel=\"xet-reconstruction-info\"";
+	char *a = http_link_rel(link, "xet-auth"),
+	     *r = http_link_rel(link, "xet-reconstruction-info");
+
+	ASSERT_STR_EQ(a, "https://hub.example.org/api/models/o/m/xet-read-token/c");
+	ASSERT_STR_EQ(r, "https://cas.example.org/v1/reconstructions/h");
+	free(a);
+	free(r);
+	ASSERT_NULL(http_link_rel(link, "xet"));
+	ASSERT_NULL(http_link_rel(link, "next"));
+	ASSERT_NULL(http_link_rel("</relative>; rel=\"xet-auth\"", "xet-auth"));
+	ASSERT_NULL(http_link_rel(NULL, "xet-auth"));
+}
+
 static void test_link_next(void)
 {
 	link_case("<https://hub.example.org/api/models/a/b/tree/main?recursive=true&cursor=abc>; "
@@ -726,6 +746,7 @@ int main(void)
 	RUN(test_retry_after);
 	RUN(test_ratelimit);
 	RUN(test_link_next);
+	RUN(test_link_rel);
 	RUN(test_etag_normalize);
 	RUN(test_same_origin);
 	RUN(test_url_host_and_relative);

@@ -259,6 +259,20 @@ static void test_config(void)
 	setenv("TRANSFORMERS_OFFLINE", "1", 1);
 	config_case(NULL, HUB_DEFAULT_ENDPOINT, "hf_env", "HF_TOKEN", true, 10);
 	unsetenv("TRANSFORMERS_OFFLINE");
+	/* HF_HUB_DISABLE_XET, read as the official client's booleans */
+	{
+		struct hub_config cfg;
+
+		setenv("HF_HUB_DISABLE_XET", "1", 1);
+		ASSERT_OK(hub_config_init(&cfg, NULL));
+		ASSERT_TRUE(cfg.disable_xet);
+		hub_config_done(&cfg);
+		setenv("HF_HUB_DISABLE_XET", "0", 1);
+		ASSERT_OK(hub_config_init(&cfg, NULL));
+		ASSERT_FALSE(cfg.disable_xet);
+		hub_config_done(&cfg);
+		unsetenv("HF_HUB_DISABLE_XET");
+	}
 
 	/* HF_HUB_ETAG_TIMEOUT: 0, junk and unset mean 10 */
 	setenv("HF_HUB_ETAG_TIMEOUT", "42", 1);
