@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "cache/bitmap.h"
+#include "cache/blob_fds.h"
 #include "cache/cache.h"
 #include "cache/db.h"
 #include "fetch/hub.h"
@@ -138,6 +139,9 @@ static int serve(const struct mount_opts *o, struct hub_config *cfg, struct cach
 		.commit = snap->commit,
 		.verify_strict = o->verify_strict,
 		.on_drop = ops_drop_inode,
+		/* Left for the rest of the daemon: the engine's sockets (one per connection and
+		 * as many cached), FUSE workers' splice pipes, the index, logs. */
+		.max_open_files = blob_fds_limit(128 + 2 * (o->connections ? o->connections : 16)),
 	};
 	struct mount_ctx m = {
 		.block_size = CACHE_BLOCK_SIZE_DEFAULT,

@@ -266,7 +266,8 @@ static void reply_from_fd(fuse_req_t req, int fd, uint64_t offset, uint64_t len)
 	fuse_reply_data(req, &bv, FUSE_BUF_SPLICE_MOVE);
 }
 
-/* Engine or committer thread: the parked read's blocks landed, or will never land. */
+/* Engine, committer or verifier thread: the parked read's blocks landed, or will never
+ * land. fd is open until this returns. */
 static void read_ready(void *ud, int err, int fd)
 {
 	struct read_ctx *rc = ud;
@@ -312,10 +313,13 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	if (r == 0)
 		return; /* parked: read_ready() replies */
 	free(rc);
-	if (r < 0)
+	if (r < 0) {
 		fuse_reply_err(req, r == -ENOMEM ? ENOMEM : EIO);
-	else
-		reply_from_fd(req, fd, offset, len);
+		return;
+	}
+	/* The fd stays open until the reply has spliced from it. */
+	reply_from_fd(req, fd, offset, len);
+	sched_read_done(m->sched, e, fd);
 }
 
 void ops_set_session(struct mount_ctx *m, struct fuse_session *se)
