@@ -263,6 +263,11 @@ int mount_run(const struct mount_opts *o)
 
 	/* Before the first thread: only the live publisher ever takes status's signal. */
 	live_block_signal();
+	/* Buffers of 256 KiB and more (curl's 512 KiB receive buffer per transfer, the
+	 * verifier's 1 MiB, FUSE's request buffers) are mapped for their life and unmapped when
+	 * freed, rather than left in the engine's and verifier's arenas after a burst: glibc
+	 * otherwise raises this threshold to the largest block freed. */
+	mallopt(M_MMAP_THRESHOLD, 256 << 10);
 	/* Until the mount answers, lines go to the terminal that started it; the log file gets
 	 * them too, so it begins with the mount's start and its warnings. */
 	if (o->log_path) {
