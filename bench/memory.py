@@ -227,6 +227,20 @@ def summarize(head, runs):
     return {**head, "median": med, "runs": runs}
 
 
+def meta(a):
+    """The conditions: commit of the tree (the binary is a.hffs), when, how, where."""
+    commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
+                            capture_output=True, text=True).stdout.strip()
+    version = subprocess.run([a.hffs, "--version"], capture_output=True, text=True).stdout
+    mem = next(int(line.split()[1]) for line in open("/proc/meminfo")
+               if line.startswith("MemTotal"))
+    return {"commit": commit, "hffs_version": version.strip(),
+            "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "command": " ".join(["bench/memory.py", *sys.argv[1:]]), "repeats": a.repeats,
+            "machine": {"cores": os.cpu_count(), "memory_gib": round(mem / 1024 / 1024, 1),
+                        "kernel": os.uname().release}}
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--bench", action="append", choices=("tree", "rss"), required=True)
@@ -248,6 +262,7 @@ def main():
         old = json.loads(a.results.read_text()) if a.results.exists() else {}
         old.setdefault("memory", {}).update(res)
         old["memory"]["hffs"] = a.hffs
+        old["memory"]["meta"] = meta(a)
         a.results.write_text(json.dumps(old, indent=1) + "\n")
 
 
