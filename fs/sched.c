@@ -97,37 +97,50 @@ static int blob_setup(struct sched *s, struct sched_blob *b)
 	return 0;
 }
 
+/* File inodes by content id, then inode number (the lowest names a shared blob). */
+static int file_cmp(const void *a, const void *b)
+{
+	const struct inode *x = *(const struct inode *const *)a;
+	const struct inode *y = *(const struct inode *const *)b;
+	int c = strcmp(x->cid, y->cid);
+
+	return c ? c : (x->ino > y->ino) - (x->ino < y->ino);
+}
+
 static int build_blobs(struct sched *s, const struct sched_opts *o)
 {
 	size_t n = inode_count(s->t), k = 0;
+	_cleanup_free_ const struct inode **files = NULL;
 
+	/* Paths that share content share one blob: the files are sorted by content id through
+	 * pointers (8 bytes a file), and only distinct contents get a record (280 bytes). */
 	s->blob_of_ino = calloc(n + 1, sizeof(*s->blob_of_ino));
-	s->blobs = calloc(n, sizeof(*s->blobs));
-	if (!s->blob_of_ino || !s->blobs)
+	files = calloc(n ? n : 1, sizeof(*files));
+	if (!s->blob_of_ino || !files)
 		return -ENOMEM;
 	for (uint64_t ino = 1; ino <= n; ino++) {
 		const struct inode *f = inode_get(s->t, ino);
 
-		if (f->is_dir || !f->size)
-			continue;
-		snprintf(s->blobs[k].cid, CID_MAX, "%s", f->cid);
-		s->blobs[k].size = f->size;
-		s->blobs[k].hash = f->is_lfs ? BLOB_HASH_SHA256 : BLOB_HASH_GITSHA1;
-		s->blobs[k].path = f->path; /* the table outlives the sched */
-		k++;
+		if (!f->is_dir && f->size)
+			files[k++] = f;
 	}
-	qsort(s->blobs, k, sizeof(*s->blobs), blob_cmp);
-	/* Paths that share content share one blob. */
+	qsort(files, k, sizeof(*files), file_cmp);
 	for (size_t i = 0; i < k; i++)
-		if (!s->nblobs || strcmp(s->blobs[s->nblobs - 1].cid, s->blobs[i].cid))
-			s->blobs[s->nblobs++] = s->blobs[i];
-	/* Sized for every inode until now: a huge tree of shared contents keeps only its
-	 * distinct ones. Before any pointer to a blob is taken. */
-	if (s->nblobs) {
-		struct sched_blob *v = reallocarray(s->blobs, s->nblobs, sizeof(*v));
+		s->nblobs += !i || strcmp(files[i - 1]->cid, files[i]->cid);
+	s->blobs = calloc(s->nblobs ? s->nblobs : 1, sizeof(*s->blobs));
+	if (!s->blobs)
+		return -ENOMEM;
+	for (size_t i = 0, j = 0; i < k; i++) {
+		const struct inode *f = files[i];
+		struct sched_blob *b = &s->blobs[j];
 
-		if (v)
-			s->blobs = v;
+		if (i && !strcmp(files[i - 1]->cid, f->cid))
+			continue;
+		snprintf(b->cid, CID_MAX, "%s", f->cid);
+		b->size = f->size;
+		b->hash = f->is_lfs ? BLOB_HASH_SHA256 : BLOB_HASH_GITSHA1;
+		b->path = f->path; /* the table outlives the sched */
+		j++;
 	}
 	for (size_t i = 0; i < s->nblobs; i++) {
 		struct sched_blob *b = &s->blobs[i];
