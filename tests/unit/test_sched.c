@@ -96,8 +96,11 @@ struct env {
 	struct hub_config cfg;
 	struct hub_repo repo;
 	const struct inode *big, *small;
+	const struct inode *copy; /* with env_with_copy: small.txt's content at another path */
 	int fd; /* big's data file, for checks */
 };
+
+static bool env_with_copy;
 
 static int sync_failures_left;
 static int sync_calls;
@@ -138,14 +141,18 @@ static void env_start(struct env *e, const char *name, bool strict)
 	fixture_tree_push(&e->tree, "big.bin", false, BIG_SIZE,
 			  "1111111111111111111111111111111111111111", big_cid);
 	fixture_tree_push(&e->tree, "small.txt", false, SMALL_SIZE, small_cid, NULL);
+	if (env_with_copy)
+		fixture_tree_push(&e->tree, "copy.txt", false, SMALL_SIZE, small_cid, NULL);
 	ASSERT_OK(inode_table_new(&e->tree, &e->t));
 	for (uint64_t ino = 1; ino <= inode_count(e->t); ino++) {
 		const struct inode *f = inode_get(e->t, ino);
 
 		if (!f->is_dir && !strcmp(f->path, "big.bin"))
 			e->big = f;
-		else if (!f->is_dir)
+		else if (!f->is_dir && !strcmp(f->path, "small.txt"))
 			e->small = f;
+		else if (!f->is_dir)
+			e->copy = f;
 	}
 	ASSERT_TRUE(e->big && e->small);
 	ASSERT_OK(cache_open(fixture_cache_dir(name), &e->cache));
@@ -332,6 +339,27 @@ static void test_small_file_verified_before_its_first_byte(void)
 	env_stop(&e);
 }
 
+/* Paths of one content share one blob: bytes fetched through one serve the other at once. */
+static void test_shared_content_is_one_blob(void)
+{
+	struct env e;
+	struct rd r;
+	uint64_t gen;
+	int fd;
+
+	env_with_copy = true;
+	env_start(&e, "copy", false);
+	env_with_copy = false;
+	ASSERT_NOT_NULL(e.copy);
+	ASSERT_EQ(read_check(&e, e.small, sched_open(e.s, e.small), 0, SMALL_SIZE, small), 0);
+	rd_init(&r, e.s);
+	gen = sched_open(e.s, e.copy);
+	ASSERT_EQ(sched_read(e.s, e.copy, 0, SMALL_SIZE, gen, rd_ready, &r, &fd), 1);
+	sched_read_done(e.s, e.copy, fd);
+	ASSERT_EQ(read_check(&e, e.copy, gen, 0, SMALL_SIZE, small), 0);
+	env_stop(&e);
+}
+
 static void test_strict_serves_nothing_unverified(void)
 {
 	struct env e;
@@ -508,6 +536,7 @@ int main(void)
 	RUN(test_parked_reads_join_one_fetch);
 	RUN(test_last_block_waits_for_the_whole_blob);
 	RUN(test_small_file_verified_before_its_first_byte);
+	RUN(test_shared_content_is_one_blob);
 	RUN(test_strict_serves_nothing_unverified);
 	RUN(test_demand_read_cuts_background);
 	RUN(test_failed_hash_racing_a_read);
