@@ -29,12 +29,13 @@ def curl(url, out_path, log_path, timeout):
                               log_path, procs.clean_env())
 
 
-def aria2c(jobs, out_dir, log_path, timeout):
-    """aria2c -x16 -s16 -k1M over `jobs` [(url, file name)], all at once (-j len(jobs))."""
+def aria2c(jobs, out_dir, log_path, timeout, written=False):
+    """aria2c -x16 -s16 -k1M over `jobs` [(url, file name)], all at once (-j len(jobs)).
+    written: trace the bytes it writes (procs.Measured)."""
     listing = Path(out_dir) / "aria2-input.txt"
     listing.write_text("".join(f"{url}\n  out={name}\n" for url, name in jobs))
     cmd = ["aria2c", *ARIA2_ARGS, f"-j{len(jobs)}", "-d", str(out_dir), "-i", str(listing)]
-    return procs.run_measured(cmd, timeout, log_path, procs.clean_env())
+    return procs.run_measured(cmd, timeout, log_path, procs.clean_env(), written)
 
 
 def file_sha256(path):
@@ -165,7 +166,11 @@ class HffsMount:
 
 class Reader:
     """What a reader did: bytes read, seconds, its thread's CPU seconds, the sha256 of every
-    file it read whole, and when each file was finished (s after `t0`)."""
+    file it read whole, when each file was finished (s after `t0`), its progress over time
+    ([s, bytes] every 50 ms at most, and at each file's end) and, for a reader of tensors,
+    when it had its first whole tensor."""
+
+    STEP = 0.05
 
     def __init__(self, t0):
         self.t0 = t0
@@ -173,14 +178,24 @@ class Reader:
         self.cpu0 = time.thread_time()
         self.sha256 = {}
         self.done_at = {}
+        self.progress = [[0.0, 0]]
+        self.first_tensor_at = None
+
+    def add(self, n):
+        self.bytes += n
+        t = time.monotonic() - self.t0
+        if t - self.progress[-1][0] >= self.STEP:
+            self.progress.append([round(t, 3), self.bytes])
 
     def finish(self, name, digest):
         self.sha256[name] = digest
         self.done_at[name] = time.monotonic() - self.t0
+        self.progress.append([round(self.done_at[name], 3), self.bytes])
 
     def summary(self):
         return {"bytes": self.bytes, "thread_cpu": time.thread_time() - self.cpu0,
-                "sha256": self.sha256, "done_at": self.done_at}
+                "sha256": self.sha256, "done_at": self.done_at, "progress": self.progress,
+                "first_tensor_at": self.first_tensor_at}
 
 
 def read_sequential(paths, t0, chunk=MiB):
@@ -193,7 +208,7 @@ def read_sequential(paths, t0, chunk=MiB):
         with open(path, "rb", buffering=0) as f:
             while n := f.readinto(buf):
                 h.update(view[:n])
-                r.bytes += n
+                r.add(n)
         r.finish(Path(path).name, h.hexdigest())
     return r.summary()
 
@@ -219,13 +234,17 @@ def read_mmap_tensors(paths, t0, chunk=MiB):
             size = os.fstat(f.fileno()).st_size
             with mmap.mmap(f.fileno(), size, prot=mmap.PROT_READ) as mm:
                 h.update(mm[:start])
+                r.add(start)
                 pos = start
                 for first, end in sorted(tensors.values()):
                     assert first == pos, "safetensors data has no holes"
                     for off in range(first, end, chunk):
                         h.update(mm[off:min(off + chunk, end)])
+                        r.add(min(off + chunk, end) - off)
                     pos = end
-                r.bytes += size
+                    if r.first_tensor_at is None:
+                        r.first_tensor_at = time.monotonic() - t0
+                r.add(size - pos)  # bytes past the last tensor, if any (not hashed)
         r.finish(Path(path).name, h.hexdigest())
     return r.summary()
 

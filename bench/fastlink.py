@@ -41,6 +41,17 @@ def ratios(res):
     return out
 
 
+def without_traces(res):
+    """res without the per-reply and per-50-ms traces of load runs (bench/plot.py's input,
+    kept in the per-scenario files): the merged file stays small."""
+    for runs in res.get("load", {}).get("runs", {}).values():
+        for r in runs:
+            r.pop("cdn_timeline", None)
+            r.pop("written", None)
+            r.get("result", {}).pop("progress", None)
+    return res
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--results", required=True, help="the merged JSON")
@@ -54,7 +65,7 @@ def main():
                "--no-docs", "--results", str(out), *rest]
         print(f"fastlink: {name}: {' '.join(cmd)}", flush=True)
         subprocess.run(cmd, check=True)
-        res = json.loads(out.read_text())
+        res = without_traces(json.loads(out.read_text()))
         merged[name] = {"ratios": ratios(res), "results": res}
         for tool, r in merged[name]["ratios"].items():
             print(f"fastlink: {name}: {tool}: {r}", flush=True)

@@ -9,7 +9,8 @@ Needs no root and no namespace: the bundled fake Hub serves on 127.0.0.1 (API) a
 (CDN), unshaped. Repos are generated under --work-dir (kept there: 200k files take ~15 s, a
 20 GiB repo a few minutes) unless --clean. Figures are medians of --repeats runs; each run
 starts from an empty cache. Peak RSS is the daemon's VmHWM; "after" is its RssAnon once the
-read and completion are over. The results JSON gets a "memory" key per benchmark.
+read and completion are over; the peaks of RssAnon and RssFile (and Threads) are sampled every
+50 ms during an rss run. The results JSON gets a "memory" key per benchmark.
 """
 import argparse
 import json
@@ -18,6 +19,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -31,12 +33,49 @@ GiB = 1 << 30
 SHARD = 512 << 20
 
 
-def status_kib(pid, key):
+def status(pid):
+    """The numeric fields of /proc/PID/status (kB for sizes)."""
+    out = {}
     with open(f"/proc/{pid}/status") as f:
         for line in f:
-            if line.startswith(key + ":"):
-                return int(line.split()[1])
-    return 0
+            k, _, v = line.partition(":")
+            if v.split() and v.split()[0].isdigit():
+                out[k] = int(v.split()[0])
+    return out
+
+
+def status_kib(pid, key):
+    return status(pid).get(key, 0)
+
+
+class Sampler:
+    """Samples the daemon's /proc/PID/status every 50 ms in a thread: the peaks of its
+    anonymous and file-backed RSS (VmHWM has only their sum's), so a difference in peak RSS
+    can be told apart: heap (malloc) or mapped files (the index's LMDB map)."""
+
+    KEYS = ("RssAnon", "RssFile", "Threads")
+
+    def __init__(self, pid):
+        self.pid, self.peak = pid, {k: 0 for k in self.KEYS}
+        self.stop_ev = threading.Event()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.thread.start()
+
+    def run(self):
+        while not self.stop_ev.wait(0.05):
+            try:
+                st = status(self.pid)
+                for k in self.KEYS:
+                    self.peak[k] = max(self.peak[k], st.get(k, 0))
+            except OSError:
+                return
+
+    def stop(self):
+        self.stop_ev.set()
+        self.thread.join(5)
+        return {"peak_rss_anon_mib": self.peak["RssAnon"] / 1024,
+                "peak_rss_file_mib": self.peak["RssFile"] / 1024,
+                "threads": self.peak["Threads"]}
 
 
 def wait_for(cond, timeout, what):
@@ -159,6 +198,7 @@ def bench_rss(a, work):
         try:
             for _ in range(a.repeats):
                 m = Mount(a.hffs, hub, repo, work, "all")
+                sampler = Sampler(m.proc.pid)
                 try:
                     files = sorted(p.relative_to(m.mnt) for p in m.mnt.rglob("*")
                                    if p.is_file())
@@ -168,7 +208,8 @@ def bench_rss(a, work):
                     time.sleep(2)  # completion and the verifier settle
                     runs.append({"bytes": n, "read_s": read_s,
                                  "peak_rss_mib": m.kib("VmHWM") / 1024,
-                                 "rss_anon_after_mib": m.kib("RssAnon") / 1024})
+                                 "rss_anon_after_mib": m.kib("RssAnon") / 1024,
+                                 **sampler.stop()})
                 finally:
                     m.stop()
                     shutil.rmtree(m.cache, ignore_errors=True)
@@ -184,6 +225,20 @@ def summarize(head, runs):
     keys = [k for k in runs[0] if isinstance(runs[0][k], (int, float))]
     med = {k: statistics.median(r[k] for r in runs) for k in keys}
     return {**head, "median": med, "runs": runs}
+
+
+def meta(a):
+    """The conditions: commit of the tree (the binary is a.hffs), when, how, where."""
+    commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
+                            capture_output=True, text=True).stdout.strip()
+    version = subprocess.run([a.hffs, "--version"], capture_output=True, text=True).stdout
+    mem = next(int(line.split()[1]) for line in open("/proc/meminfo")
+               if line.startswith("MemTotal"))
+    return {"commit": commit, "hffs_version": version.strip(),
+            "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "command": " ".join(["bench/memory.py", *sys.argv[1:]]), "repeats": a.repeats,
+            "machine": {"cores": os.cpu_count(), "memory_gib": round(mem / 1024 / 1024, 1),
+                        "kernel": os.uname().release}}
 
 
 def main():
@@ -207,6 +262,7 @@ def main():
         old = json.loads(a.results.read_text()) if a.results.exists() else {}
         old.setdefault("memory", {}).update(res)
         old["memory"]["hffs"] = a.hffs
+        old["memory"]["meta"] = meta(a)
         a.results.write_text(json.dumps(old, indent=1) + "\n")
 
 

@@ -18,7 +18,6 @@ per-connection limit_rate and the per-request delay remain.
 import json
 import os
 import re
-import shutil
 import socket
 import statistics
 import subprocess
@@ -255,8 +254,9 @@ class FakeHubServer:
     def start(self, timeout=15):
         port_file = self.run_dir / "fakehub-ports.json"
         port_file.unlink(missing_ok=True)
-        cmd = [sys.executable, str(FAKEHUB), "--data",
-               str(self.data_dir), "--port-file", str(port_file), "--log",
+        # The bench's interpreter (/usr/bin/python3): the fake Hub needs Debian's modules.
+        cmd = [sys.executable, str(FAKEHUB), "--data", str(self.data_dir), "--port-file",
+               str(port_file), "--log",
                str(self.run_dir / "fakehub-requests.jsonl"), "--api-host", self.host,
                "--cdn-host", self.host, "--cdn-base", self.cdn_base]
         self.proc = procs.spawn(cmd, self.run_dir / "fakehub.out", netns=self.netns)

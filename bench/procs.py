@@ -41,17 +41,31 @@ def spawn(cmd, log_path, env=None, netns=None):
 class Measured:
     """One finished child: wall seconds from start to exit, CPU seconds (user + system, its
     own and its reaped children's), peak RSS in bytes, exit code, whether it was killed at
-    its deadline."""
+    its deadline; with written=True, the bytes it had written ([s, bytes], /proc/PID/io's
+    wchar every 50 ms)."""
     wall: float
     cpu: float
     peak_rss: int
     rc: int
     timed_out: bool
+    written: list = None
 
 
-def run_measured(cmd, timeout, log_path, env=None):
+def sample_written(pid, started, out, done):
+    """Appends [s since started, wchar of pid] to out every 50 ms until done is set."""
+    while not done.wait(0.05):
+        try:
+            with open(f"/proc/{pid}/io") as f:
+                wchar = next(int(line.split()[1]) for line in f if line.startswith("wchar:"))
+        except (OSError, StopIteration):
+            return
+        out.append([round(time.monotonic() - started, 3), wchar])
+
+
+def run_measured(cmd, timeout, log_path, env=None, written=False):
     """Runs `cmd` to completion (SIGKILL at `timeout` s) and measures it with wait4()."""
     killed = threading.Event()
+    done, trace = threading.Event(), []
 
     def kill(pid):
         killed.set()
@@ -64,14 +78,20 @@ def run_measured(cmd, timeout, log_path, env=None):
     proc = spawn(cmd, log_path, env)
     timer = threading.Timer(timeout, kill, (proc.pid,))
     timer.start()
+    sampler = threading.Thread(target=sample_written, args=(proc.pid, started, trace, done))
+    if written:
+        sampler.start()
     try:
         _, status, usage = os.wait4(proc.pid, 0)
     finally:
         timer.cancel()
+        done.set()
+        if written:
+            sampler.join()
     wall = time.monotonic() - started
     proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here, not by Popen
     return Measured(wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss * 1024,
-                    proc.returncode, killed.is_set())
+                    proc.returncode, killed.is_set(), trace if written else None)
 
 
 def proc_cpu(pid):

@@ -147,6 +147,13 @@ def request_profile(entries, wanted):
             "max_reply_bytes": sizes[-1] if sizes else 0}
 
 
+def cdn_timeline(entries, wall0, path_of):
+    """Each CDN reply of a run as [start s, end s, bytes, file] (s after `wall0`, a
+    time.time(); start is the end less nginx's $request_time), for bench/plot.py."""
+    return [[round(e["t"] - e["secs"] - wall0, 3), round(e["t"] - wall0, 3), e["bytes"],
+             path_of.get(e["blob"], e["blob"])] for e in entries]
+
+
 # --- the benchmark context ---------------------------------------------------------------------
 
 class Bench:
@@ -190,21 +197,28 @@ class Bench:
 
     # -- peers
 
-    def peer(self, tool, paths):
-        """curl (one file) or aria2c (all at once) downloading `paths`; checked byte for byte."""
+    def peer(self, tool, paths, timeline=False):
+        """curl (one file) or aria2c (all at once) downloading `paths`; checked byte for byte.
+        timeline: keep every CDN reply's time and size (cdn_timeline()) and, for aria2c, the
+        bytes it had written to its files over time (procs.Measured.written)."""
         nbytes = sum(self.sizes[p] for p in paths)
         tag = self.next_tag(tool)
         offset = self.nginx.log_offset()
+        wall0 = time.time()
         if tool == "curl":
             (path,) = paths
             m = clients.curl(self.url(path), self.out_dir / path, self.run_dir / f"{tag}.log",
                              self.timeout(nbytes))
         else:
             m = clients.aria2c([(self.url(p), p) for p in paths], self.out_dir,
-                               self.run_dir / f"{tag}.log", self.timeout(nbytes))
+                               self.run_dir / f"{tag}.log", self.timeout(nbytes), timeline)
         run = {"wall": m.wall, "bytes": nbytes, "mbps": nbytes / m.wall / 1e6, "cpu": m.cpu,
                "cpu_per_gb": m.cpu / nbytes * 1e9, "peak_rss": m.peak_rss,
                "cdn": request_profile(self.nginx.requests_since(offset), self.blobs_of(paths))}
+        if timeline:
+            run["cdn_timeline"] = cdn_timeline(self.nginx.requests_since(offset), wall0,
+                                               self.path_of)
+            run["written"] = m.written
         if m.timed_out or m.rc != 0:
             run["error"] = (f"{tool} {'timed out' if m.timed_out else f'exited {m.rc}'}; "
                             f"see {self.run_dir / (tag + '.log')}")
@@ -231,16 +245,23 @@ class Bench:
     def blobs_of(self, paths):
         return {self.sha256s[p] for p in paths}
 
-    def with_mount(self, name, extra, work, nbytes, paths):
+    @property
+    def path_of(self):
+        return {sha: p for p, sha in self.sha256s.items()}
+
+    def with_mount(self, name, extra, work, nbytes, paths, timeline=False):
         """Cold mount, `work(mount)` timed from the mount command's start, unmount. Returns the
-        run record: wall times, daemon CPU during work, peak RSS, CDN profile, work's result."""
+        run record: wall times, daemon CPU during work, peak RSS, CDN profile (with timeline,
+        every reply: cdn_timeline()), work's result."""
         if self.hffs is None:
             return {"error": f"not measured: {self.hffs_why}"}
         m, cache = self.mount(name, extra)
         offset = self.nginx.log_offset()
         run = {"bytes": nbytes}
+        wall0 = None
         try:
             m.start()
+            wall0 = time.time() - (time.monotonic() - m.t_start)
             run["mount"] = m.t_ready - m.t_start
             cpu0, t0 = m.cpu(), time.monotonic()
             result = m.bounded(lambda: work(m), self.timeout(nbytes), "reading")
@@ -257,6 +278,9 @@ class Bench:
             run["unmount"] = m.stop()
             run["cdn"] = request_profile(self.nginx.requests_since(offset),
                                          self.blobs_of(paths))
+            if timeline and wall0 is not None:
+                run["cdn_timeline"] = cdn_timeline(self.nginx.requests_since(offset), wall0,
+                                                   self.path_of)
             if not self.args.keep:
                 shutil.rmtree(cache, ignore_errors=True)
         if "error" not in run:
@@ -277,12 +301,12 @@ class Bench:
             if digest != self.sha256s[name]:
                 run["error"] = f"WRONG BYTES: {name} read through the mount has sha256 {digest}"
 
-    def hffs_read(self, name, paths, reader, extra=()):
+    def hffs_read(self, name, paths, reader, extra=(), timeline=False):
         nbytes = sum(self.sizes[p] for p in paths)
 
         def work(m):
             return reader([m.mountpoint / p for p in paths], m.t_start)
-        return self.with_mount(name, extra, work, nbytes, paths)
+        return self.with_mount(name, extra, work, nbytes, paths, timeline)
 
 
 # --- benchmarks --------------------------------------------------------------------------------
@@ -361,7 +385,7 @@ def bench_load(b):
     for rep in range(b.args.repeats):
         log(f"load: repeat {rep + 1}/{b.args.repeats}")
         b.cold(b.shards)
-        runs["aria2c"].append(b.peer("aria2c", b.shards))
+        runs["aria2c"].append(b.peer("aria2c", b.shards, timeline=True))
         for name, reader in readers.items():
             b.cold(b.shards)
             if name == "hffs-mmap":
@@ -369,9 +393,9 @@ def bench_load(b):
                 def reader_fn(ps, t0, _r=reader):
                     clients.read_sequential(ps[:1], t0)
                     return _r(ps[1:], t0)
-                runs[name].append(b.hffs_read(name, paths, reader_fn))
+                runs[name].append(b.hffs_read(name, paths, reader_fn, timeline=True))
             else:
-                runs[name].append(b.hffs_read(name, paths, reader))
+                runs[name].append(b.hffs_read(name, paths, reader, timeline=True))
     keys = ("wall", "mbps", "cpu", "cpu_per_gb", "reader_cpu_per_gb", "peak_rss", "mount")
     return {"files": b.shards, "bytes": sum(b.sizes[p] for p in b.shards), "runs": runs,
             "summary": {t: summarize(r, keys) for t, r in runs.items()}}

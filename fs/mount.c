@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "cache/bitmap.h"
+#include "cache/blob_fds.h"
 #include "cache/cache.h"
 #include "cache/db.h"
 #include "fetch/hub.h"
@@ -147,6 +148,9 @@ static int serve(const struct mount_opts *o, struct hub_config *cfg, struct cach
 		/* HF_HUB_DISABLE_XET (as the official client) and offline mode speak no Xet. */
 		.xet = cfg->disable_xet || cfg->offline ? XET_MODE_OFF : o->xet,
 		.on_drop = ops_drop_inode,
+		/* Left for the rest of the daemon: the engine's sockets (one per connection and
+		 * as many cached), FUSE workers' splice pipes, the index, logs. */
+		.max_open_files = blob_fds_limit(128 + 2 * (o->connections ? o->connections : 16)),
 	};
 	struct mount_ctx m = {
 		.block_size = CACHE_BLOCK_SIZE_DEFAULT,
@@ -310,6 +314,11 @@ int mount_run(const struct mount_opts *o)
 
 	/* Before the first thread: only the live publisher ever takes status's signal. */
 	live_block_signal();
+	/* Buffers of 256 KiB and more (curl's 512 KiB receive buffer per transfer, the
+	 * verifier's 1 MiB, FUSE's request buffers) are mapped for their life and unmapped when
+	 * freed, rather than left in the engine's and verifier's arenas after a burst: glibc
+	 * otherwise raises this threshold to the largest block freed. */
+	mallopt(M_MMAP_THRESHOLD, 256 << 10);
 	/* Also before the first thread or LMDB handle: it forks. */
 	if (o->hf_cache && (r = hf_bridge_watch(o->cache_dir, o->log_path, o->ready_fd)) < 0) {
 		log_err("--hf-cache: cannot start the process that cleans up after a crash: %s",

@@ -355,7 +355,9 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		read_fail(m, req, start, r == -ENOMEM ? ENOMEM : EIO);
 		return;
 	}
+	/* The fd stays open until the reply has spliced from it. */
 	reply_from_fd(req, fd, offset, len);
+	sched_read_done(m->sched, e, fd);
 	readstats_count(&m->reads, start, READSTATS_HIT, len, 0);
 }
 

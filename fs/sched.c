@@ -73,7 +73,7 @@ static void merge_from_db(struct sched *s, struct sched_blob *b)
 	pthread_mutex_unlock(&s->lock);
 }
 
-static int blob_setup(struct sched *s, struct sched_blob *b, const struct sched_opts *o)
+static int blob_setup(struct sched *s, struct sched_blob *b)
 {
 	_cleanup_free_ uint8_t *map = NULL;
 	struct blob_rec rec;
@@ -92,42 +92,55 @@ static int blob_setup(struct sched *s, struct sched_blob *b, const struct sched_
 	b->gen = rec.bad_count;
 	b->state = BLOB_PARTIAL; /* the merge makes it verified when the index says so */
 	merge_rec_locked(s, b, &rec, map);
-	b->fd = blob_open(cache_dir(o->cache), b->cid, b->size);
-	return b->fd < 0 ? b->fd : 0;
+	/* Opened when first used: a repo may hold more contents than the process may open. */
+	blob_fd_slot_init(&b->fd, b->cid, b->size);
+	return 0;
+}
+
+/* File inodes by content id, then inode number (the lowest names a shared blob). */
+static int file_cmp(const void *a, const void *b)
+{
+	const struct inode *x = *(const struct inode *const *)a;
+	const struct inode *y = *(const struct inode *const *)b;
+	int c = strcmp(x->cid, y->cid);
+
+	return c ? c : (x->ino > y->ino) - (x->ino < y->ino);
 }
 
 static int build_blobs(struct sched *s, const struct sched_opts *o)
 {
 	size_t n = inode_count(s->t), k = 0;
+	_cleanup_free_ const struct inode **files = NULL;
 
+	/* Paths that share content share one blob: the files are sorted by content id through
+	 * pointers (8 bytes a file), and only distinct contents get a record (280 bytes). */
 	s->blob_of_ino = calloc(n + 1, sizeof(*s->blob_of_ino));
-	s->blobs = calloc(n, sizeof(*s->blobs));
-	if (!s->blob_of_ino || !s->blobs)
+	files = calloc(n ? n : 1, sizeof(*files));
+	if (!s->blob_of_ino || !files)
 		return -ENOMEM;
 	for (uint64_t ino = 1; ino <= n; ino++) {
 		const struct inode *f = inode_get(s->t, ino);
 
-		if (f->is_dir || !f->size)
-			continue;
-		s->blobs[k].fd = -1;
-		snprintf(s->blobs[k].cid, CID_MAX, "%s", f->cid);
-		s->blobs[k].size = f->size;
-		s->blobs[k].hash = f->is_lfs ? BLOB_HASH_SHA256 : BLOB_HASH_GITSHA1;
-		s->blobs[k].path = f->path; /* the table outlives the sched */
-		k++;
+		if (!f->is_dir && f->size)
+			files[k++] = f;
 	}
-	qsort(s->blobs, k, sizeof(*s->blobs), blob_cmp);
-	/* Paths that share content share one blob. */
+	qsort(files, k, sizeof(*files), file_cmp);
 	for (size_t i = 0; i < k; i++)
-		if (!s->nblobs || strcmp(s->blobs[s->nblobs - 1].cid, s->blobs[i].cid))
-			s->blobs[s->nblobs++] = s->blobs[i];
-	/* Sized for every inode until now: a huge tree of shared contents keeps only its
-	 * distinct ones. Before any pointer to a blob is taken. */
-	if (s->nblobs) {
-		struct sched_blob *v = reallocarray(s->blobs, s->nblobs, sizeof(*v));
+		s->nblobs += !i || strcmp(files[i - 1]->cid, files[i]->cid);
+	s->blobs = calloc(s->nblobs ? s->nblobs : 1, sizeof(*s->blobs));
+	if (!s->blobs)
+		return -ENOMEM;
+	for (size_t i = 0, j = 0; i < k; i++) {
+		const struct inode *f = files[i];
+		struct sched_blob *b = &s->blobs[j];
 
-		if (v)
-			s->blobs = v;
+		if (i && !strcmp(files[i - 1]->cid, f->cid))
+			continue;
+		snprintf(b->cid, CID_MAX, "%s", f->cid);
+		b->size = f->size;
+		b->hash = f->is_lfs ? BLOB_HASH_SHA256 : BLOB_HASH_GITSHA1;
+		b->path = f->path; /* the table outlives the sched */
+		j++;
 	}
 	for (size_t i = 0; i < s->nblobs; i++) {
 		struct sched_blob *b = &s->blobs[i];
@@ -136,7 +149,7 @@ static int build_blobs(struct sched *s, const struct sched_opts *o)
 		b->url = hub_resolve_url(o->cfg, o->repo, o->commit, b->path);
 		if (!b->url)
 			return -ENOMEM;
-		r = blob_setup(s, b, o);
+		r = blob_setup(s, b);
 		if (r < 0) {
 			log_err("cannot prepare the cache of '%s' (%s): %s", b->path, b->cid,
 				strerror(-r));
@@ -184,6 +197,24 @@ static int servable_locked(const struct sched *s, const struct sched_blob *b, ui
 	return bitmap_all_set(b->present, first, last - first + 1);
 }
 
+/* A read servable now: b's data file, referenced for the reply (-EIO when it cannot be
+ * opened). */
+static int serve_now(struct sched *s, struct sched_blob *b, int *ret_fd)
+{
+	int fd = sched_fd_get(s, b);
+
+	if (fd < 0)
+		return -EIO;
+	*ret_fd = fd;
+	return 1;
+}
+
+void sched_read_done(struct sched *s, const struct inode *f, int fd)
+{
+	if (fd >= 0)
+		sched_fd_put(s, s->blob_of_ino[f->ino]);
+}
+
 int sched_read(struct sched *s, const struct inode *f, uint64_t offset, uint64_t len, uint64_t gen,
 	       sched_ready_fn ready, void *ud, int *ret_fd)
 {
@@ -196,10 +227,9 @@ int sched_read(struct sched *s, const struct inode *f, uint64_t offset, uint64_t
 	bool given_up, missing;
 	int r;
 
-	if (!b || !block_span(b->size, s->bs, offset, len, &first, &last)) {
-		*ret_fd = b ? b->fd : -1;
+	*ret_fd = -1;
+	if (!b || !block_span(b->size, s->bs, offset, len, &first, &last))
 		return 1;
-	}
 	pthread_mutex_lock(&s->lock);
 	b->accessed = true;
 	r = servable_locked(s, b, first, last, gen);
@@ -216,10 +246,8 @@ int sched_read(struct sched *s, const struct inode *f, uint64_t offset, uint64_t
 		r = servable_locked(s, b, first, last, gen);
 		pthread_mutex_unlock(&s->lock);
 	}
-	if (r != 0) {
-		*ret_fd = b->fd;
-		return r;
-	}
+	if (r != 0)
+		return r == 1 ? serve_now(s, b, ret_fd) : r;
 	w = calloc(1, sizeof(*w));
 	if (!w)
 		return -ENOMEM;
@@ -232,8 +260,7 @@ int sched_read(struct sched *s, const struct inode *f, uint64_t offset, uint64_t
 	if (r != 0) {
 		pthread_mutex_unlock(&s->lock);
 		free(w);
-		*ret_fd = b->fd;
-		return r;
+		return r == 1 ? serve_now(s, b, ret_fd) : r;
 	}
 	w->whole = needs_whole(s, b, last);
 	/* A read that is not servable lacks blocks, unless it waits for the whole blob's hash
@@ -306,6 +333,7 @@ int sched_pread(struct sched *s, const struct inode *f, void *buf, size_t len, u
 	struct sched_blob *b = s->blob_of_ino[f->ino];
 	uint64_t first, last;
 	bool present;
+	int fd, r;
 
 	if (!b || !block_span(b->size, s->bs, offset, len, &first, &last))
 		return len ? -EIO : 0;
@@ -314,7 +342,12 @@ int sched_pread(struct sched *s, const struct inode *f, void *buf, size_t len, u
 	pthread_mutex_unlock(&s->lock);
 	if (!present)
 		return -EAGAIN;
-	return blob_pread_all(b->fd, buf, len, offset);
+	fd = sched_fd_get(s, b);
+	if (fd < 0)
+		return -EIO;
+	r = blob_pread_all(fd, buf, len, offset);
+	sched_fd_put(s, b);
+	return r;
 }
 
 uint64_t sched_demand_age_usec(struct sched *s)
@@ -445,6 +478,12 @@ int sched_new(const struct sched_opts *opts, struct xfer *x, const struct inode_
 	pthread_mutex_init(&s->lock, NULL);
 	pthread_cond_init(&s->cond, NULL);
 	pthread_cond_init(&s->vcond, NULL);
+	s->fds = blob_fds_new(cache_dir(opts->cache),
+			      opts->max_open_files ? opts->max_open_files : blob_fds_limit(256));
+	if (!s->fds) {
+		r = -ENOMEM;
+		goto out_sched_free;
+	}
 	/* Blobs found complete but unhashed (a crash came between) are queued for the verifier
 	 * as they are set up. */
 	r = build_blobs(s, opts);
@@ -518,14 +557,13 @@ struct sched *sched_free(struct sched *s)
 	for (size_t i = 0; i < s->nblobs; i++) {
 		struct sched_blob *b = &s->blobs[i];
 
-		if (b->fd >= 0)
-			close(b->fd);
 		free(b->url);
 		free(b->present);
 		free(b->inflight);
 		free(b->stream_dig);
 		verify_hasher_free(b->hasher);
 	}
+	s->fds = blob_fds_free(s->fds); /* closes the files still open */
 	free(s->blobs);
 	free(s->blob_of_ino);
 	free(s->queue);

@@ -49,6 +49,9 @@ struct sched_opts {
 	void (*on_drop)(void *ud, uint64_t ino);
 	void *drop_ud;
 	const struct sched_hooks *hooks; /* tests only; NULL in the product */
+	/* Data files kept open when unused, at most; 0: blob_fds_limit(256) (RLIMIT_NOFILE less
+	 * what the rest of the daemon may open). */
+	unsigned max_open_files;
 };
 
 /* Hooks that let unit tests reach the scheduler's races deterministically. */
@@ -64,12 +67,14 @@ struct sched_hooks {
  * or cannot (-EIO, the reason is logged; -ENOSPC when the cache has no room for its blocks:
  * the read may be streamed with sched_stream()).
  * net: the read waited for bytes from the network (false: every byte it needed was in the
- * cache when it was parked, and it waited only for the file's hash). Runs on the engine,
- * committer, verifier or a Xet worker thread; must not block beyond a local read. */
+ * cache when it was parked, and it waited only for the file's hash). fd is open for the
+ * length of the call only: reply from it before returning. Runs on the engine, committer,
+ * verifier or a Xet worker thread; must not block beyond a local read. */
 typedef void (*sched_ready_fn)(void *ud, int err, int fd, bool net);
 
-/* Registers every file blob of t in the cache's index (creating records), loads their bitmaps
- * and opens their data files. x and t are borrowed and must outlive the sched. Starts the committer
+/* Registers every file blob of t in the cache's index (creating records) and loads their
+ * bitmaps; data files are opened (and created) when used, at most max_open_files at once
+ * beyond those in use. x and t are borrowed and must outlive the sched. Starts the committer
  * thread. -ENOMEM, -ENOSPC/-EACCES (cache dir), -EBADMSG (a cid known with another size). */
 int sched_new(const struct sched_opts *opts, struct xfer *x, const struct inode_table *t,
 	      struct sched **ret);
@@ -86,10 +91,11 @@ uint64_t sched_open(struct sched *s, const struct inode *f);
 
 /* Asks for bytes [offset, offset+len) of file inode f (clipped to its size by the caller) for
  * a handle opened at generation gen. Returns 1 with *ret_fd set when they can be served now
- * (ready is not called), 0 when the read is parked (ready is called later, exactly once), or
- * -errno: -EIO when the handle was served a generation that failed or the blob was given up,
- * -ENOMEM. An offline miss parks and fails through ready. Any thread; never blocks on the
- * network. */
+ * (ready is not called; *ret_fd is -1 for no bytes, else an fd of the data file that stays
+ * open until sched_read_done()), 0 when the read is parked (ready is called later, exactly
+ * once), or -errno: -EIO when the handle was served a generation that failed, the blob was
+ * given up or its data file cannot be opened, -ENOMEM. An offline miss parks and fails
+ * through ready. Any thread; never blocks on the network. */
 int sched_read(struct sched *s, const struct inode *f, uint64_t offset, uint64_t len, uint64_t gen,
 	       sched_ready_fn ready, void *ud, int *ret_fd);
 
@@ -108,6 +114,8 @@ typedef void (*sched_stream_fn)(void *ud, int err, const void *buf, size_t len);
  * in memory), -ENOMEM: done is not called. Any thread; never blocks on the network. */
 int sched_stream(struct sched *s, const struct inode *f, uint64_t offset, uint64_t len,
 		 sched_stream_fn done, void *ud);
+/* After the reply sched_read() allowed (it returned 1): releases its fd (-1: nothing). */
+void sched_read_done(struct sched *s, const struct inode *f, int fd);
 
 /* Submits fetches at prio for the blocks of [offset, offset+len) of f that are neither
  * present nor in flight, in runs of at most max_fetch bytes (rounded up to a block). Returns

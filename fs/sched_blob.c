@@ -1,12 +1,16 @@
 /* sched_blob.c: a blob's presence and its parked reads, the state every other part of the
  * scheduler reads and changes under s->lock: how far its prefix reaches, dropping blocks,
- * which parked reads can be answered or never will be, and answering them. Calls nothing
- * outside itself but the bitmap; the other sched files build on it. */
+ * which parked reads can be answered or never will be, and answering them with its data
+ * file. Calls nothing outside itself but the bitmap and the data files' set; the other sched
+ * files build on it. */
+#include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "cache/bitmap.h"
 #include "fs/sched_priv.h"
 #include "util/cleanup.h"
+#include "util/log.h"
 
 void sched_advance_prefix_locked(struct sched_blob *b)
 {
@@ -91,4 +95,41 @@ void sched_answer(struct sched_waiter *list, int err, int fd)
 		free(list);
 		list = next;
 	}
+}
+
+int sched_fd_get(struct sched *s, struct sched_blob *b)
+{
+	int fd = blob_fds_get(s->fds, &b->fd);
+
+	if (fd >= 0 || __atomic_exchange_n(&b->fd_failed, true, __ATOMIC_RELAXED))
+		return fd;
+	if (fd == -ESTALE)
+		log_err("the cache's data file of '%s' (%s) was removed or replaced while mounted: "
+			"its reads fail until the next mount",
+			b->path, b->cid);
+	else
+		log_err("cannot open the cache's data file of '%s' (%s): %s; its reads fail "
+			"while it cannot be opened",
+			b->path, b->cid, strerror(-fd));
+	return fd;
+}
+
+void sched_fd_put(struct sched *s, struct sched_blob *b)
+{
+	blob_fds_put(s->fds, &b->fd);
+}
+
+void sched_answer_ready(struct sched *s, struct sched_blob *b, struct sched_waiter *list)
+{
+	int fd;
+
+	if (!list)
+		return;
+	fd = sched_fd_get(s, b);
+	if (fd < 0) {
+		sched_answer(list, -EIO, -1);
+		return;
+	}
+	sched_answer(list, 0, fd);
+	sched_fd_put(s, b);
 }

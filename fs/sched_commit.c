@@ -41,11 +41,18 @@ static int pending_cmp(const void *a, const void *b)
 	return x->block < y->block ? -1 : x->block > y->block;
 }
 
+/* The file may have been closed since its blocks were written: fdatasync() on any fd of it
+ * writes back the file's dirty pages, and a writeback error not yet reported reaches an fd
+ * opened after it (Linux 4.16: errseq reports an unseen error to a new open). */
 static int sync_blob(struct sched *s, struct sched_blob *b)
 {
-	if (s->hooks && s->hooks->sync)
-		return s->hooks->sync(s->hooks->ud, b->fd);
-	return blob_sync(b->fd);
+	int fd = sched_fd_get(s, b), r;
+
+	if (fd < 0)
+		return fd;
+	r = s->hooks && s->hooks->sync ? s->hooks->sync(s->hooks->ud, fd) : blob_sync(fd);
+	sched_fd_put(s, b);
+	return r;
 }
 
 /* A blob whose file did not sync: its landed blocks of q[i..j) never become bits, and leave

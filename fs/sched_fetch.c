@@ -37,7 +37,7 @@ static int sched_fetch_write(void *ud, uint64_t offset, const void *data, size_t
 	uint64_t end = offset + len, limit, prefix;
 	struct sched_waiter *ready = NULL, *failed = NULL;
 	bool cut = false, idle;
-	int r;
+	int fd, r;
 
 	/* A demand read may have cut this (background) fetch short: its tail belongs to another
 	 * fetch now, so stop the transfer at the cut. */
@@ -51,9 +51,14 @@ static int sched_fetch_write(void *ud, uint64_t offset, const void *data, size_t
 		end = limit;
 		cut = true;
 	}
-	r = blob_pwrite_all(b->fd, data, len, offset);
-	if (r < 0)
+	fd = sched_fd_get(s, b);
+	if (fd < 0)
+		return fd;
+	r = blob_pwrite_all(fd, data, len, offset);
+	if (r < 0) {
+		sched_fd_put(s, b);
 		return r;
+	}
 	pthread_mutex_lock(&s->lock);
 	prefix = b->prefix;
 	idle = !s->qn;
@@ -82,7 +87,8 @@ static int sched_fetch_write(void *ud, uint64_t offset, const void *data, size_t
 	if (idle && s->qn)
 		pthread_cond_broadcast(&s->cond);
 	pthread_mutex_unlock(&s->lock);
-	sched_answer(ready, 0, b->fd);
+	sched_answer(ready, 0, fd);
+	sched_fd_put(s, b);
 	sched_answer(failed, -EIO, -1);
 	return cut ? -ECANCELED : 0;
 }

@@ -13,7 +13,14 @@
  * Locks: s->lock guards every field marked so. The engine's queue lock (inside xfer_submit(),
  * xfer_set_prio(), xfer_cancel()) is taken under it: it is innermost. So is the Xet reader's
  * (inside xet_read_submit(), xet_read_set_prio()), which holds nothing but the engine's queue
- * lock inside it. No LMDB transaction, disk read or ready callback runs under s->lock. */
+ * lock inside it. No LMDB transaction, disk read or ready callback runs under s->lock. The
+ * data files' set (s->fds) has a lock of its own, taken under no other (sched_fd_get()/put()
+ * without s->lock).
+ *
+ * A data file is open only while used: whoever writes, reads, syncs or hands its fd to a
+ * reply holds a reference (sched_fd_get() to sched_fd_put()), so a repo of more distinct
+ * contents than the process may open files is served, and an fd a reply splices from is
+ * never closed under it. */
 #pragma once
 
 #include <pthread.h>
@@ -21,6 +28,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "cache/blob_fds.h"
 #include "cache/verify.h"
 #include "fs/sched.h"
 #include "fs/xet_read.h"
@@ -46,7 +54,8 @@ struct sched_blob {
 	uint64_t size;
 	uint64_t nblocks;
 	enum blob_hash hash;
-	int fd; /* data file, open for the sched's life */
+	struct blob_fd_slot fd; /* its data file, opened while used (s->fds) */
+	bool fd_failed; /* the data file could not be opened once (said once) */
 
 	uint8_t *present; /* s->lock: blocks in the file at this generation */
 	uint8_t *inflight; /* s->lock: blocks some fetch will write */
@@ -99,6 +108,7 @@ struct sched {
 	struct sched_blob *blobs;
 	size_t nblobs;
 	struct sched_blob **blob_of_ino; /* index ino; NULL for directories and empty files */
+	struct blob_fds *fds; /* the open data files, a bounded set */
 
 	pthread_mutex_t lock;
 	pthread_cond_t cond; /* committer work, fetch drain, flush progress, invalidations */
@@ -148,6 +158,14 @@ void sched_take_answerable_locked(struct sched_blob *b, struct sched_waiter **re
 				  struct sched_waiter **ret_failed);
 /* Calls each waiter's ready(err, fd) and frees the list. No lock held. */
 void sched_answer(struct sched_waiter *list, int err, int fd);
+/* Answers each waiter of list with b's data file (0), or -EIO when it cannot be opened. The
+ * fd is referenced across the calls: a reply may splice from it. No lock held. */
+void sched_answer_ready(struct sched *s, struct sched_blob *b, struct sched_waiter *list);
+/* An fd of b's data file, referenced until sched_fd_put(), or -errno (said once per blob:
+ * blob_fds_get()'s errors, -ESTALE for a file removed or replaced while mounted). Neither
+ * takes s->lock; the set's lock is innermost. */
+int sched_fd_get(struct sched *s, struct sched_blob *b);
+void sched_fd_put(struct sched *s, struct sched_blob *b);
 /* Removes and returns every waiter of b. */
 struct sched_waiter *sched_take_all_locked(struct sched_blob *b);
 /* Drops present blocks [first, first + count) of b from memory (not those in flight): raises

@@ -128,6 +128,7 @@ static int cached_blocks_agree(struct sched *s, struct sched_blob *b, const uint
 {
 	_cleanup_free_ uint8_t *present = malloc(bitmap_bytes(b->nblocks) + 1);
 	_cleanup_free_ uint8_t *buf = malloc(s->bs);
+	int fd, agree = 1;
 
 	if (!present || !buf)
 		return -ENOMEM;
@@ -135,15 +136,21 @@ static int cached_blocks_agree(struct sched *s, struct sched_blob *b, const uint
 	memcpy(present, b->present, bitmap_bytes(b->nblocks) + 1);
 	*ret_gen = b->gen;
 	pthread_mutex_unlock(&s->lock);
-	for (uint64_t k = 0; k < b->nblocks; k++) {
+	if (!bitmap_count(present, b->nblocks))
+		return 1;
+	fd = sched_fd_get(s, b);
+	if (fd < 0)
+		return 0; /* the file cannot be opened: its blocks cannot be shown to agree */
+	for (uint64_t k = 0; k < b->nblocks && agree; k++) {
 		size_t n = block_len(b->size, s->bs, k);
 
 		if (!bitmap_test(present, k))
 			continue;
-		if (blob_pread_all(b->fd, buf, n, k * s->bs) < 0 || digest_buf(buf, n) != dig[k])
-			return 0;
+		if (blob_pread_all(fd, buf, n, k * s->bs) < 0 || digest_buf(buf, n) != dig[k])
+			agree = 0;
 	}
-	return 1;
+	sched_fd_put(s, b);
+	return agree;
 }
 
 /* Records the digests of a stream that is not whole; false when a block differs from what

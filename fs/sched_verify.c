@@ -73,7 +73,7 @@ static void invalidate(struct sched *s, struct sched_blob *b)
 			 "blocks are fetched again",
 			 b->path);
 	sched_answer(failed, -EIO, -1);
-	sched_answer(ready, 0, b->fd);
+	sched_answer_ready(s, b, ready);
 	for (uint64_t ino = 1; s->on_drop && ino <= inode_count(s->t); ino++)
 		if (s->blob_of_ino[ino] == b)
 			s->on_drop(s->drop_ud, ino);
@@ -131,7 +131,7 @@ static void hash_more(struct sched *s, struct sched_blob *b)
 	uint64_t epoch = b->epoch, gen = b->gen, upto = MIN(b->prefix * s->bs, b->size);
 	char actual[CID_MAX] = "";
 	uint64_t lag;
-	int r = 0;
+	int fd = -1, r = 0;
 
 	pthread_mutex_unlock(&s->lock);
 	if (b->hasher && b->hasher_epoch != epoch)
@@ -143,8 +143,12 @@ static void hash_more(struct sched *s, struct sched_blob *b)
 	/* A slice at a time, so that a blob a reader waits on is not queued behind the whole
 	 * of a large one. */
 	if (r >= 0)
-		r = verify_hasher_feed(b->hasher, b->fd,
+		r = fd = sched_fd_get(s, b);
+	if (r >= 0) {
+		r = verify_hasher_feed(b->hasher, fd,
 				       MIN(upto, verify_hasher_offset(b->hasher) + HASH_SLICE));
+		sched_fd_put(s, b);
+	}
 	if (r >= 0 && verify_hasher_offset(b->hasher) < b->size) {
 		pthread_mutex_lock(&s->lock);
 		if (verify_hasher_offset(b->hasher) < upto)
@@ -202,7 +206,7 @@ static void hash_more(struct sched *s, struct sched_blob *b)
 			 (double)lag / 1000.0);
 	else
 		log_info("'%s' verified", b->path);
-	sched_answer(ready, 0, b->fd);
+	sched_answer_ready(s, b, ready);
 	sched_answer(failed, -EIO, -1);
 	pthread_mutex_lock(&s->lock);
 }

@@ -4,7 +4,7 @@
     genrepo.py DATA --repo org/name [--type model] [--revision main] [--tag v1] [--pr 1]
                [--private] [--gated [auto|manual]] [--disabled] [--shards 3]
                [--shard-size BYTES] [--seed 0] [--hostile-path ../etc/passwd]
-               [--many-files N] [--xet]
+               [--many-files N] [--many-distinct N] [--xet]
                [--from-commit-of REV --change-file PATH --change-tensor NAME] [--title TEXT]
 
 Prints the new commit's sha. Importable: generate() does the same; repostore.read_files() and
@@ -236,19 +236,20 @@ def common_files(repo_id, repo_type, seed):
 FIXTURE_ONLY = ("empty.txt", "nested/", "docs/", "odd/", "long/", "tiny.bin")
 
 
-def many_files(n, seed):
+def many_files(n, seed, distinct=1000):
     """n files of a few bytes each, 100 to a directory three levels deep
-    ("many/00/00/f0000000.txt"): a huge tree that is quick to write. They hold 1000 distinct
-    contents, as a tree of many small files shares many (a daemon keeps a data file open per
-    distinct content)."""
+    ("many/00/00/f0000000.txt"): a huge tree that is quick to write. They hold `distinct`
+    contents (1000 by default, as a tree of many small files shares many; n for a tree of
+    all-different files)."""
     return {f"many/{i // 10000 % 100:02d}/{i // 100 % 100:02d}/f{i:07d}.txt":
-            f"{seed}:{i % 1000}\n".encode() for i in range(n)}
+            f"{seed}:{i % distinct}\n".encode() for i in range(n)}
 
 
-def repo_files(repo_id, repo_type, seed, shards, shard_size, nmany=0, plain=False):
+def repo_files(repo_id, repo_type, seed, shards, shard_size, nmany=0, plain=False,
+               many_distinct=1000):
     """plain: only what a real repo of the type holds (a demo), without the test fixtures."""
     files = common_files(repo_id, repo_type, seed)
-    files.update(many_files(nmany, seed))
+    files.update(many_files(nmany, seed, many_distinct))
     if repo_type == "model":
         files.update(model_files(seed, shards, shard_size))
     elif repo_type == "dataset":
@@ -348,7 +349,7 @@ def generate(data_dir, repo_id, *, repo_type="model", revision=repostore.DEFAULT
              tags=(), pr=None, private=None, gated=None, disabled=None, shards=3,
              shard_size=DEFAULT_SHARD_SIZE, seed=0, hostile_paths=(), from_commit_of=None,
              change_files=(), change_tensors=(), title=None, many_files=0, plain=False,
-             xet=None):
+             xet=None, many_distinct=1000):
     """Adds one commit to a repo (creating it) and returns its sha.
 
     The commit holds freshly generated files, or with `from_commit_of` the files of that
@@ -356,7 +357,8 @@ def generate(data_dir, repo_id, *, repo_type="model", revision=repostore.DEFAULT
     `from_commit_of`, else the head of branch `revision`. It moves branch `revision`, or only
     refs/pr/`pr` when `pr` is given, and every tag in `tags`. private/gated/disabled: None keeps
     the repo's setting (new repos: False); gated takes "auto" or "manual". many_files adds
-    that many files of a few bytes under many/ (fresh files only). `change_tensors` names
+    that many files of a few bytes under many/ (fresh files only), holding many_distinct
+    contents. `change_tensors` names
     tensors given new values in whichever safetensors file holds them (with from_commit_of).
     xet=True makes the repo a Xet repo (None keeps it): every LFS file of this and later
     commits is then also stored in the Xet CAS (README.md, "Xet")."""
@@ -394,7 +396,7 @@ def generate(data_dir, repo_id, *, repo_type="model", revision=repostore.DEFAULT
         parent = repo.branches.get(revision)
         records = {p: file_record(data_dir, p, d)
                    for p, d in repo_files(repo_id, repo_type, seed, shards, shard_size,
-                                           many_files, plain).items()}
+                                           many_files, plain, many_distinct).items()}
     for path in hostile_paths:
         records[path] = file_record(data_dir, path, b"hostile\n")
     if xet is not None:
@@ -454,6 +456,8 @@ def main(argv=None):
     ap.add_argument("--title", help="commit title")
     ap.add_argument("--many-files", type=int, default=0, metavar="N",
                     help="add N files of a few bytes under many/ (a huge tree)")
+    ap.add_argument("--many-distinct", type=int, default=1000, metavar="N",
+                    help="the --many-files hold N distinct contents (default 1000)")
     ap.add_argument("--plain", action="store_true",
                     help="only what a real repo holds: no odd names or fixture files (demos)")
     a = ap.parse_args(argv)
@@ -463,7 +467,8 @@ def main(argv=None):
                        shards=a.shards, shard_size=a.shard_size, seed=a.seed,
                        hostile_paths=a.hostile_path, from_commit_of=a.from_commit_of,
                        change_files=a.change_file, change_tensors=a.change_tensor,
-                       title=a.title, many_files=a.many_files, plain=a.plain, xet=a.xet)
+                       title=a.title, many_files=a.many_files, plain=a.plain, xet=a.xet,
+                       many_distinct=a.many_distinct)
     except (ValueError, KeyError) as e:
         ap.error(str(e))
     print(sha)
