@@ -223,6 +223,8 @@ class Bench:
         args = list(extra)
         if self.args.connections:
             args += ["--connections", str(self.args.connections)]
+        if self.args.hffs_debug:
+            args += ["--debug"]
         binary = self.args.hffs_b if name.startswith("hffs-b") else self.hffs
         return clients.HffsMount(str(binary), self.repo, self.hub.api_url, cache, self.mnt,
                                  self.run_dir / f"{tag}.log", args), cache
@@ -311,6 +313,8 @@ def bench_ttft(b):
     completion (the default) and without."""
     shard = b.shards[0]
     variants = {"hffs": [], "hffs-noprefetch": ["--prefetch", "none"]}
+    if b.args.hffs_b:
+        variants.update({"hffs-b": [], "hffs-b-noprefetch": ["--prefetch", "none"]})
     runs = {v: [] for v in variants}
 
     def work(m):
@@ -333,7 +337,7 @@ def bench_ttft(b):
             log(f"ttft: aria2c {rep + 1}/{b.args.repeats}")
             b.cold([shard])
             b.aria2_shard_runs.append(b.peer("aria2c", [shard]))
-    ok = [r for r in runs["hffs"] + runs["hffs-noprefetch"] if "error" not in r]
+    ok = [r for v in runs.values() for r in v if "error" not in r]
     tensor = ok[0]["result"] if ok else None
     # The link's speed: its cap; without one (loopback), what aria2c reached.
     aria2_ok = [r["mbps"] * 1e6 for r in b.aria2_shard_runs if "error" not in r]
@@ -397,6 +401,9 @@ def parse_args(argv):
     ap.add_argument("--no-netns", action="store_true", help="loopback only, no link cap")
     ap.add_argument("--hffs", help="hffs binary to measure (default: build HEAD)")
     ap.add_argument("--connections", type=int, help="hffs --connections (default: hffs's)")
+    ap.add_argument("--hffs-debug", action="store_true",
+                    help="hffs --debug: its debug log (and libfuse's tracing) in the run dir's "
+                    "logs; slows the daemon, so not for figures")
     ap.add_argument("--hffs-b", help="a second hffs binary, measured in the same run as the "
                     "tools hffs-b and hffs-b-noprefetch (A/B pairs back to back)")
     ap.add_argument("--tools", help="transfer: comma-separated subset of "
