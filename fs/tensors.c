@@ -180,11 +180,19 @@ struct tfile {
 	struct tensor_span *spans;
 	size_t n;
 	uint64_t last_end; /* t->lock: where the last read of the file ended */
+	/* t->lock: [held_from, held_to) is the window the last seek planned, while its bytes are
+	 * not all in the cache (held_to 0: none); sequential read-ahead stops at held_to. */
+	uint64_t held_from, held_to;
 };
 
 /* Reads within this of where the last one ended continue it (the kernel's async reads arrive
  * a little out of order), as in fs/readahead.c. */
 #define TENSORS_SLACK (2ULL << 20)
+
+/* Reads this far past a held window still find read-ahead held: the kernel's own read-ahead
+ * (fs/session.c: 16 MiB windows, the next one asked when the last is half read) runs that far
+ * ahead of the reader. */
+#define TENSORS_HOLD_PAST (32ULL << 20)
 
 struct tensors {
 	struct sched *s;
@@ -244,8 +252,8 @@ static size_t find_slot(const struct tensors *t, uint64_t ino)
 }
 
 /* f's record, or NULL; *ret_seq: the read [offset, offset+len) continues the last one. */
-static const struct tfile *lookup(struct tensors *t, uint64_t ino, uint64_t offset, uint64_t len,
-				  bool *ret_seq)
+static struct tfile *lookup(struct tensors *t, uint64_t ino, uint64_t offset, uint64_t len,
+			    bool *ret_seq)
 {
 	struct tfile *tf = NULL;
 	size_t i;
@@ -266,9 +274,9 @@ static const struct tfile *lookup(struct tensors *t, uint64_t ino, uint64_t offs
 
 /* Publishes tf (taken) and returns it; when another thread published f first, that one.
  * NULL when out of memory (tf is freed; a later read tries again). */
-static const struct tfile *publish(struct tensors *t, struct tfile *tf)
+static struct tfile *publish(struct tensors *t, struct tfile *tf)
 {
-	const struct tfile *kept = tf;
+	struct tfile *kept = tf;
 	size_t i;
 
 	pthread_mutex_lock(&t->lock);
@@ -354,7 +362,7 @@ out_done:
 
 void tensors_read(struct tensors *t, const struct inode *f, uint64_t offset, uint64_t len)
 {
-	const struct tfile *tf;
+	struct tfile *tf;
 	uint64_t off, n;
 	bool seq = false;
 
@@ -379,5 +387,38 @@ void tensors_read(struct tensors *t, const struct inode *f, uint64_t offset, uin
 	    !tensors_window(tf->spans, tf->n, offset, len, t->o.min_ahead, t->o.max_ahead, &off,
 			    &n))
 		return;
+	pthread_mutex_lock(&t->lock);
+	tf->held_from = offset;
+	tf->held_to = off + n;
+	pthread_mutex_unlock(&t->lock);
 	(void)sched_prefetch(t->s, f, off, n, t->o.piece, XFER_PRIO_READAHEAD);
+}
+
+uint64_t tensors_readahead_limit(struct tensors *t, const struct inode *f, uint64_t offset)
+{
+	uint64_t from = 0, to = 0;
+	struct tfile *tf;
+	size_t i;
+
+	if (!t)
+		return UINT64_MAX;
+	pthread_mutex_lock(&t->lock);
+	i = find_slot(t, f->ino);
+	if (i < t->nfiles && t->files[i]->ino == f->ino) {
+		from = t->files[i]->held_from;
+		to = t->files[i]->held_to;
+	}
+	pthread_mutex_unlock(&t->lock);
+	if (!to || offset < from || offset >= to + TENSORS_HOLD_PAST)
+		return UINT64_MAX;
+	if (!sched_is_present(t->s, f, from, to - from))
+		return to;
+	/* All in: no read waits on it any more. A seek since may have planned another window. */
+	pthread_mutex_lock(&t->lock);
+	i = find_slot(t, f->ino);
+	tf = i < t->nfiles ? t->files[i] : NULL;
+	if (tf && tf->ino == f->ino && tf->held_to == to && tf->held_from == from)
+		tf->held_to = 0;
+	pthread_mutex_unlock(&t->lock);
+	return UINT64_MAX;
 }
