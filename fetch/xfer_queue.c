@@ -451,12 +451,12 @@ static bool preempt(struct xfer *x)
  * Slots alone do not give a reader the link: TCP shares a capped link per connection, and
  * background transfers already on the wire keep their share until their ranges end (16 of
  * 16 MiB at mount, ~2.5 s of an 800 Mbit/s link). So when a reader appears, every background
- * transfer but XFER_YIELD_KEEP (completion's share beside a reader, fs/prefetch.c) is cut at once (within the engine's turn, not a round trip
- * later), the kept one being the one with the fewest bytes left; they resume, after their
- * last byte, once the reader is gone. One with at most x->yield_min_left bytes left is not
- * cut: it ends soon anyway, and a cut costs a request and the bytes in flight. */
+ * transfer is cut at once (within the engine's turn, not a round trip later) and none starts;
+ * they resume, after their last byte, once the reader is gone. One with at most
+ * x->yield_min_left bytes left is not cut: it ends soon anyway, and a cut costs a request and
+ * the bytes in flight. Two kept beside the reader (completion's share) took 10-20% of the
+ * link from it: the bench's first tensor came 0.4-0.8 s later (docs/benchmarks.md). */
 #define XFER_YIELD_HOLD_USEC (300 * USEC_PER_MSEC)
-#define XFER_YIELD_KEEP 2
 
 static bool reader_waits(struct xfer *x, uint64_t now)
 {
@@ -467,31 +467,20 @@ static bool reader_waits(struct xfer *x, uint64_t now)
 	return x->reader_until != 0;
 }
 
-static unsigned running_background(const struct xfer *x)
-{
-	unsigned n = 0;
-
-	for (const struct xreq *r = x->running.head; r; r = r->next)
-		n += r->prio == XFER_PRIO_BACKGROUND;
-	return n;
-}
-
 static void background_yield(struct xfer *x)
 {
-	for (unsigned n = running_background(x); n > XFER_YIELD_KEEP; n--) {
-		struct xreq *victim = NULL;
+	struct xreq *r, *prev;
 
-		for (struct xreq *r = x->running.head; r; r = r->next)
-			if (r->prio == XFER_PRIO_BACKGROUND &&
-			    r->len - r->written > x->yield_min_left &&
-			    (!victim || r->len - r->written > victim->len - victim->written))
-				victim = r;
-		if (!victim)
-			return;
+	/* From the newest: each cut one goes to the head of its queue, so they start again in the
+	 * order they first started. cut() takes r off the list; the walk goes on from prev. */
+	for (r = x->running.tail; r; r = prev) {
+		prev = r->prev;
+		if (r->prio != XFER_PRIO_BACKGROUND || r->len - r->written <= x->yield_min_left)
+			continue;
 		log_debug("xfer: request %llu yields the link to a reader",
-			  (unsigned long long)victim->id);
+			  (unsigned long long)r->id);
 		x->es.yields++;
-		cut(x, victim);
+		cut(x, r);
 	}
 }
 
@@ -505,8 +494,7 @@ static struct xreq *next_to_start(struct xfer *x, uint64_t now, bool yielding)
 			;
 		if (!r)
 			continue;
-		if (p == XFER_PRIO_BACKGROUND && yielding &&
-		    running_background(x) >= XFER_YIELD_KEEP)
+		if (p == XFER_PRIO_BACKGROUND && yielding)
 			return NULL;
 		if (x->running.n < limit)
 			return r;

@@ -98,7 +98,8 @@ static void set_phase(struct prefetch *p, enum prefetch_phase ph)
 	pthread_mutex_unlock(&p->lock);
 }
 
-/* While reads wait on the network, background completion keeps to READER_SHARE transfers:
+/* While reads wait on the network, background completion keeps to READER_SHARE fetches (the
+ * engine starts none while a reader waits, fetch/xfer_queue.c; they go when it stops):
  * measured on a 50 MB/s link with 16 connections (docs/benchmarks.md), a reader beside 14
  * background transfers got 13 MB/s, alone 45 MB/s. */
 #define READER_SHARE 2
