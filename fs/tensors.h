@@ -63,9 +63,11 @@ struct tensors *tensors_free(struct tensors *t);
 void tensors_read(struct tensors *t, const struct inode *f, uint64_t offset, uint64_t len);
 
 /* Where sequential read-ahead (fs/readahead.c) of f should stop for a read at offset: the end
- * of the window the last seek into a tensor of f planned, while the read lies in that window
- * (or up to 32 MiB past it: the kernel's read-ahead) and its bytes are not all in the cache; else UINT64_MAX (no limit; also for t NULL). Read-ahead
+ * of the window planned by the last read of f that jumped more than 32 MiB (a reader going to
+ * a tensor; a sequential reader's reads arrive out of order, but not that far apart), while
+ * the read lies in that window or up to 32 MiB past it (the kernel's own read-ahead) and its
+ * bytes are not all in the cache; else UINT64_MAX (no limit; also for t NULL). Read-ahead
  * past a tensor the reader waits for would share the link with the tensor's last pieces (the
- * bench's first tensor came 0.3-0.6 s later for it); a seek's window is what the reader asked
- * for, so its own bytes come first. Any thread; never blocks on the network. */
+ * bench's first tensor came 0.3-0.6 s later for it). Any thread; never blocks on the
+ * network. */
 uint64_t tensors_readahead_limit(struct tensors *t, const struct inode *f, uint64_t offset);
