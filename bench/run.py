@@ -360,6 +360,9 @@ def bench_load(b):
     index = "model.safetensors.index.json"
     paths = [index, *b.shards]
     readers = {"hffs-read": clients.read_sequential, "hffs-mmap": clients.read_mmap_tensors}
+    if b.args.hffs_b:
+        readers.update({"hffs-b-read": clients.read_sequential,
+                        "hffs-b-mmap": clients.read_mmap_tensors})
     runs = {"aria2c": [], **{k: [] for k in readers}}
     for rep in range(b.args.repeats):
         log(f"load: repeat {rep + 1}/{b.args.repeats}")
@@ -367,7 +370,7 @@ def bench_load(b):
         runs["aria2c"].append(b.peer("aria2c", b.shards))
         for name, reader in readers.items():
             b.cold(b.shards)
-            if name == "hffs-mmap":
+            if name.endswith("-mmap"):
                 # mmap the shards; the index is tiny and read as any loader reads JSON
                 def reader_fn(ps, t0, _r=reader):
                     clients.read_sequential(ps[:1], t0)
