@@ -395,10 +395,22 @@ void tensors_read(struct tensors *t, const struct inode *f, uint64_t offset, uin
 	 * order, and holding its read-ahead at each tensor's end left the link idle there (the
 	 * bench's model load took 2-3% longer). */
 	if (far) {
+		/* A read into the window held already is the same reader's, out of order: the
+		 * window stays. */
 		pthread_mutex_lock(&t->lock);
-		tf->held_from = offset;
-		tf->held_to = off + n;
+		if (!tf->held_to || offset < tf->held_from || offset >= tf->held_to) {
+			tf->held_from = offset;
+			tf->held_to = off + n;
+		}
 		pthread_mutex_unlock(&t->lock);
+	} else {
+		/* Nor does a window of its own go past a held one: the kernel's read-ahead reads
+		 * past the sought tensor's end, out of order, before the tensor is in. */
+		uint64_t limit = tensors_readahead_limit(t, f, offset);
+
+		if (off >= limit)
+			return;
+		n = MIN(n, limit - off);
 	}
 	(void)sched_prefetch(t->s, f, off, n, t->o.piece, XFER_PRIO_READAHEAD);
 }
@@ -418,7 +430,8 @@ uint64_t tensors_readahead_limit(struct tensors *t, const struct inode *f, uint6
 		to = t->files[i]->held_to;
 	}
 	pthread_mutex_unlock(&t->lock);
-	if (!to || offset < from || offset >= to + TENSORS_HOLD_PAST)
+	/* Reads before the window too: the reader's own, out of order, come from there. */
+	if (!to || offset >= to + TENSORS_HOLD_PAST)
 		return UINT64_MAX;
 	if (!sched_is_present(t->s, f, from, to - from))
 		return to;

@@ -65,8 +65,8 @@ void tensors_read(struct tensors *t, const struct inode *f, uint64_t offset, uin
 /* Where sequential read-ahead (fs/readahead.c) of f should stop for a read at offset: the end
  * of the window planned by the last read of f that jumped more than 32 MiB (a reader going to
  * a tensor; a sequential reader's reads arrive out of order, but not that far apart), while
- * the read lies in that window or up to 32 MiB past it (the kernel's own read-ahead) and its
- * bytes are not all in the cache; else UINT64_MAX (no limit; also for t NULL). Read-ahead
+ * the read lies before that window's end or up to 32 MiB past it (the kernel's own
+ * read-ahead) and the window's bytes are not all in the cache; else UINT64_MAX (no limit; also for t NULL). Read-ahead
  * past a tensor the reader waits for would share the link with the tensor's last pieces (the
  * bench's first tensor came 0.3-0.6 s later for it). Any thread; never blocks on the
  * network. */
