@@ -160,7 +160,11 @@ bool tensors_window(const struct tensor_span *v, size_t n, uint64_t offset, uint
 	}
 	if (!lo || offset >= v[lo - 1].end)
 		return false;
-	to = v[--lo].end;
+	/* A read that runs on into the next tensors is a reader there: the kernel's reads are
+	 * page-aligned, so a loader's first read of a tensor starts in the one before. */
+	for (lo--; lo + 1 < n && v[lo + 1].begin < from; lo++)
+		;
+	to = v[lo].end;
 	/* Past the read's tensor, min_ahead at most: the next tensor may be large, and its
 	 * pieces would take the link from the ones the reader waits for. */
 	if (to < from + min_ahead && lo + 1 < n)
@@ -395,10 +399,13 @@ void tensors_read(struct tensors *t, const struct inode *f, uint64_t offset, uin
 	 * order, and holding its read-ahead at each tensor's end left the link idle there (the
 	 * bench's model load took 2-3% longer). */
 	if (far) {
-		/* A read into the window held already is the same reader's, out of order: the
-		 * window stays. */
+		/* A read into the window held already is the same reader's: the window grows.
+		 * (The kernel's first read is page-aligned and may start in the tensor before the
+		 * one sought: its window is that tensor's tail and the next 16 MiB.) */
 		pthread_mutex_lock(&t->lock);
-		if (!tf->held_to || offset < tf->held_from || offset >= tf->held_to) {
+		if (tf->held_to && offset >= tf->held_from && offset < tf->held_to) {
+			tf->held_to = MAX(tf->held_to, off + n);
+		} else {
 			tf->held_from = offset;
 			tf->held_to = off + n;
 		}

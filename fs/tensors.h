@@ -35,7 +35,8 @@ int tensors_parse_safetensors(const char *json, size_t len, uint64_t data_start,
 			      struct tensor_span **ret, size_t *ret_n);
 
 /* What to fetch ahead of a read of [offset, offset+len) among sorted, disjoint spans v: from
- * the read's end to the end of the tensor it lands in, or on into the next tensors when that
+ * the read's end to the end of the tensor it lands in (when it starts in one and runs on into
+ * the next, the last it reaches: the kernel's reads are page-aligned), or on into the next tensors when that
  * is less than min_ahead, until min_ahead; at most max_ahead. False (nothing to plan) when the
  * read is in no tensor or at the end of the last one. */
 bool tensors_window(const struct tensor_span *v, size_t n, uint64_t offset, uint64_t len,
