@@ -183,7 +183,10 @@ def ttft(res, reading):
     tensor = t["tensor"]
     aria = med(sm["aria2c"], "wall")
     lines = []
-    for name in ("hffs", "hffs-noprefetch"):
+    # An A/B run (--hffs-b) adds the second binary's columns.
+    names = ["hffs", "hffs-noprefetch"] + (["hffs-b", "hffs-b-noprefetch"]
+                                           if sm.get("hffs-b") else [])
+    for name in names:
         tt = med(sm.get(name), "t_tensor")
         if tt and t["bytes_at_link_s"]:
             r = tt / t["bytes_at_link_s"]
@@ -200,10 +203,17 @@ def ttft(res, reading):
     link_s = f"{t['bytes_at_link_s']:.2f}" if t["bytes_at_link_s"] else "-"
     rows = [("mount ready", "mount", 3), ("header parsed", "t_header", 3),
             ("tensor in hand", "t_tensor", 2)]
-    table = "\n".join(f"| hffs: {label} | {stat(sm.get('hffs'), key, digits=d)} | "
-                      f"{stat(sm.get('hffs-noprefetch'), key, digits=d)} |"
+    table = "\n".join(f"| hffs: {label} | " +
+                      " | ".join(stat(sm.get(n), key, digits=d) for n in names) + " |"
                       for label, key, d in rows)
     aria_s = stat(sm["aria2c"], "wall", digits=2)
+    head = "| seconds | hffs (default) | hffs --prefetch none |"
+    if len(names) > 2:
+        head = head[:-1] + "| hffs-b (default) | hffs-b --prefetch none |"
+    more = " | ".join([aria_s] * len(names))
+    at_link = " | ".join([link_s] * len(names))
+    b_is = (f"\nhffs-b: `{res['meta']['hffs_b']}`, measured in the same run, each repeat "
+            "right after hffs.\n" if len(names) > 2 else "")
     return f"""\
 ## Time to first tensor
 
@@ -215,12 +225,12 @@ Times count from the `hffs mount` command. The baseline is the time the tensor's
 take at the link's speed: size / link rate = {link_s} s (a reader that fetched exactly that
 tensor at the full rate of the link could not have it sooner).
 
-| seconds | hffs (default) | hffs --prefetch none |
-|---|---|---|
+{head}
+|---|---|---|{"---|---|" if len(names) > 2 else ""}
 {table}
-| aria2c -x16 -s16: the whole shard | {aria_s} | {aria_s} |
-| the tensor's bytes at link speed | {link_s} | {link_s} |
-
+| aria2c -x16 -s16: the whole shard | {more} |
+| the tensor's bytes at link speed | {at_link} |
+{b_is}
 {chr(10).join(lines)}
 {errors_note({**t['runs'], 'aria2c': t['aria2c']})}
 ### Reading
@@ -333,9 +343,9 @@ CDN bytes are what the origin's CDN sent, as a multiple of the model; resolves a
 """
 
 
-# Benches run on their own (not in the default set), each a section of its own that a
-# full run keeps as it is, and a run of that bench replaces.
-SECTIONS = {"mirror": mirror}
+# Benches run on their own (not in the default set), each a section of its own (between
+# section markers) that a full run keeps as it is, and a run of that bench replaces.
+APART = {"mirror": mirror}
 
 
 def document(res, results_path, reading, sections=()):
@@ -355,6 +365,42 @@ the script rewrites this page: check that they still match the numbers.
 {load(res, reading)}{extra}"""
 
 
+# The sections of a run.py run, each rewritable alone (write_section), from `## ` to the next.
+RUN_SECTIONS = {"transfer": transfer, "ttft": ttft, "load": load}
+HEADING_RE = re.compile(r"^## .*?(?=^## |^<!-- section:|\Z)", re.S | re.M)
+
+
+def measured_apart(res, results_path):
+    """What a section rendered alone was measured with: the rest of the page is another run."""
+    m, link = res["meta"], res["link"]
+    hffs = (f"`{m['commit']}`" if m["hffs"] and m["hffs_built_from_head"] else
+            f"`{m['hffs']}` (tree at `{m['commit']}`)")
+    cap = (f"{link['link_mbit']:g} Mbit/s link cap" if link["link_bytes_per_s"] else
+           "no link cap")
+    return (f"_Measured apart from the rest of this page: hffs {hffs}, {m['date']}, "
+            f"{cap}, {link['conn_rate'] / 1e6:g} MB/s per CDN connection, {link['ttfb_ms']} ms "
+            f"per CDN request, {m['repeats']} repeats (`{m['command']}`; raw results "
+            f"`{results_path}`); other conditions as above._\n")
+
+
+def write_section(path, res, results_path, name):
+    """Replaces section `name` of the page at path (from `## ` to the next) with the one res
+    renders, keeping its Reading; the rest of the page stays as it is."""
+    path = Path(path)
+    old = path.read_text()
+    reading = {n: text for n, text in READING_RE.findall(old)}
+    new = RUN_SECTIONS[name](res, reading)
+    title = new.splitlines()[0]
+    head, _, body = new.partition("\n\n")
+    new = f"{head}\n\n{measured_apart(res, results_path)}\n{body}"
+    found = [mt for mt in HEADING_RE.finditer(old) if mt.group(0).splitlines()[0] == title]
+    if not found:
+        raise SystemExit(f"{path} has no section '{title}'")
+    mt = found[0]
+    path.write_text(old[:mt.start()] + new.rstrip("\n") + "\n\n" + old[mt.end():].lstrip("\n")
+                    if mt.end() < len(old) else old[:mt.start()] + new)
+
+
 def write(path, res, results_path):
     """The whole page from a full run's results; the sections rendered from other results
     (fast links, memory, the picture, the mirror) are carried over from the existing page."""
@@ -367,11 +413,11 @@ def write(path, res, results_path):
 
 def write_sections(path, res, results_path):
     """Replaces (or appends) on the existing page the sections of the benches in res that run
-    on their own (SECTIONS); everything else on the page stays as it is."""
+    on their own (APART); everything else on the page stays as it is."""
     path = Path(path)
     old = path.read_text()
     reading = {name: text for name, text in READING_RE.findall(old)}
-    for name, render in SECTIONS.items():
+    for name, render in APART.items():
         if name not in res:
             continue
         new = render(res, reading, results_path)
@@ -571,13 +617,26 @@ def main():
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     ap = argparse.ArgumentParser(
         description="Adds or replaces the fast-link, memory and picture sections of "
-                    "docs/benchmarks.md from their own results; the rest of the page is kept.")
-    ap.add_argument("--docs", type=Path, required=True)
+                    "docs/benchmarks.md from their own results, or one section of a run.py "
+                    "run (--results, --section); the rest of the page is kept.")
+    ap.add_argument("--docs", type=Path,
+                    default=Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md")
+    ap.add_argument("--results", type=Path, help="a results JSON of bench/run.py, with --section")
+    ap.add_argument("--section", choices=sorted([*RUN_SECTIONS, *APART]),
+                    help="rewrite only this section from --results (the rest stays)")
     ap.add_argument("--fastlink", type=Path, help="bench/fastlink.py's merged results")
     ap.add_argument("--memory", type=Path, help="bench/memory.py's results")
     ap.add_argument("--figure-from", type=Path, help="bench/run.py results with `load`")
     ap.add_argument("--figure", type=Path, help="the PNG to write (next to --docs)")
     a = ap.parse_args()
+    if a.section:
+        if not a.results:
+            ap.error("--section needs --results")
+        res = json.loads(a.results.read_text())
+        if a.section in APART:
+            write_sections(a.docs, res, shown_path(a.results))
+        else:
+            write_section(a.docs, res, shown_path(a.results), a.section)
     parts = []
     if a.fastlink:
         fast = json.loads(a.fastlink.read_text())

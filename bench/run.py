@@ -238,6 +238,8 @@ class Bench:
         args = list(extra)
         if self.args.connections:
             args += ["--connections", str(self.args.connections)]
+        if self.args.hffs_debug:
+            args += ["--debug"]
         binary = self.args.hffs_b if name.startswith("hffs-b") else self.hffs
         return clients.HffsMount(str(binary), self.repo, self.hub.api_url, cache, self.mnt,
                                  self.run_dir / f"{tag}.log", args), cache
@@ -336,6 +338,8 @@ def bench_ttft(b):
     completion (the default) and without."""
     shard = b.shards[0]
     variants = {"hffs": [], "hffs-noprefetch": ["--prefetch", "none"]}
+    if b.args.hffs_b:
+        variants.update({"hffs-b": [], "hffs-b-noprefetch": ["--prefetch", "none"]})
     runs = {v: [] for v in variants}
 
     def work(m):
@@ -358,7 +362,7 @@ def bench_ttft(b):
             log(f"ttft: aria2c {rep + 1}/{b.args.repeats}")
             b.cold([shard])
             b.aria2_shard_runs.append(b.peer("aria2c", [shard]))
-    ok = [r for r in runs["hffs"] + runs["hffs-noprefetch"] if "error" not in r]
+    ok = [r for v in runs.values() for r in v if "error" not in r]
     tensor = ok[0]["result"] if ok else None
     # The link's speed: its cap; without one (loopback), what aria2c reached.
     aria2_ok = [r["mbps"] * 1e6 for r in b.aria2_shard_runs if "error" not in r]
@@ -381,6 +385,9 @@ def bench_load(b):
     index = "model.safetensors.index.json"
     paths = [index, *b.shards]
     readers = {"hffs-read": clients.read_sequential, "hffs-mmap": clients.read_mmap_tensors}
+    if b.args.hffs_b:
+        readers.update({"hffs-b-read": clients.read_sequential,
+                        "hffs-b-mmap": clients.read_mmap_tensors})
     runs = {"aria2c": [], **{k: [] for k in readers}}
     for rep in range(b.args.repeats):
         log(f"load: repeat {rep + 1}/{b.args.repeats}")
@@ -388,7 +395,7 @@ def bench_load(b):
         runs["aria2c"].append(b.peer("aria2c", b.shards, timeline=True))
         for name, reader in readers.items():
             b.cold(b.shards)
-            if name == "hffs-mmap":
+            if name.endswith("-mmap"):
                 # mmap the shards; the index is tiny and read as any loader reads JSON
                 def reader_fn(ps, t0, _r=reader):
                     clients.read_sequential(ps[:1], t0)
@@ -427,6 +434,9 @@ def parse_args(argv):
     ap.add_argument("--no-netns", action="store_true", help="loopback only, no link cap")
     ap.add_argument("--hffs", help="hffs binary to measure (default: build HEAD)")
     ap.add_argument("--connections", type=int, help="hffs --connections (default: hffs's)")
+    ap.add_argument("--hffs-debug", action="store_true",
+                    help="hffs --debug: its debug log (and libfuse's tracing) in the run dir's "
+                    "logs; slows the daemon, so not for figures")
     ap.add_argument("--hffs-b", help="a second hffs binary, measured in the same run as the "
                     "tools hffs-b and hffs-b-noprefetch (A/B pairs back to back)")
     ap.add_argument("--tools", help="transfer: comma-separated subset of "
@@ -543,9 +553,9 @@ def main(argv=None):
     if args.docs:
         rel = (args.results.relative_to(ROOT) if args.results.is_relative_to(ROOT) else
                args.results)
-        if not set(args.benches) <= set(report.SECTIONS):
+        if not set(args.benches) <= set(report.APART):
             report.write(args.docs, results, rel)
-        if set(args.benches) & set(report.SECTIONS):
+        if set(args.benches) & set(report.APART):
             report.write_sections(args.docs, results, rel)
         log(f"docs: {args.docs}")
     if set(TOOLS) <= set(args.tools):

@@ -470,10 +470,14 @@ static bool preempt(struct xfer *x)
  * Slots alone do not give a reader the link: TCP shares a capped link per connection, and
  * background transfers already on the wire keep their share until their ranges end (16 of
  * 16 MiB at mount, ~2.5 s of an 800 Mbit/s link). So when a reader appears, every background
- * transfer but XFER_YIELD_KEEP (completion's share beside a reader, fs/prefetch.c) is cut at once (within the engine's turn, not a round trip
- * later), the kept one being the one with the fewest bytes left; they resume, after their
- * last byte, once the reader is gone. One with at most x->yield_min_left bytes left is not
- * cut: it ends soon anyway, and a cut costs a request and the bytes in flight. */
+ * transfer is cut at once (within the engine's turn, not a round trip later) and none starts,
+ * but XFER_YIELD_KEEP that fetch the blob the reader waits on at or after where it waits
+ * (completion following the reader, fs/prefetch.c: what it reads next); they resume, after
+ * their last byte, once the reader is gone. One with at most x->yield_min_left bytes left is
+ * not cut: it ends soon anyway, and a cut costs a request and the bytes in flight. Any two
+ * kept beside the reader (completion's share, as before) took 10-20% of the link from it:
+ * the bench's first tensor came 0.4-0.8 s later (docs/benchmarks.md); none kept, the model
+ * load (a reader through every shard) took 3-4% longer. */
 #define XFER_YIELD_HOLD_USEC (300 * USEC_PER_MSEC)
 #define XFER_YIELD_KEEP 2
 
@@ -486,32 +490,66 @@ static bool reader_waits(struct xfer *x, uint64_t now)
 	return x->reader_until != 0;
 }
 
-static unsigned running_background(const struct xfer *x)
+/* Whether r fetches the blob a demand request is for, at or after that request's start. */
+static bool ahead_of_reader(const struct xfer *x, const struct xreq *r)
+{
+	const struct xlist *lists[] = { &x->running, &x->ready[XFER_PRIO_DEMAND] };
+
+	for (size_t i = 0; i < ARRAY_SIZE(lists); i++)
+		for (const struct xreq *d = lists[i]->head; d; d = d->next)
+			if (d->prio == XFER_PRIO_DEMAND && d->offset <= r->offset &&
+			    !strcmp(d->key, r->key))
+				return true;
+	return false;
+}
+
+/* Background transfers on the wire that a reader lets run: those ahead of it, up to
+ * XFER_YIELD_KEEP. */
+static unsigned running_kept(const struct xfer *x)
 {
 	unsigned n = 0;
 
 	for (const struct xreq *r = x->running.head; r; r = r->next)
-		n += r->prio == XFER_PRIO_BACKGROUND;
+		n += r->prio == XFER_PRIO_BACKGROUND && ahead_of_reader(x, r);
 	return n;
 }
 
 static void background_yield(struct xfer *x)
 {
-	for (unsigned n = running_background(x); n > XFER_YIELD_KEEP; n--) {
-		struct xreq *victim = NULL;
+	unsigned kept = 0;
+	struct xreq *r, *next;
 
-		for (struct xreq *r = x->running.head; r; r = r->next)
-			if (r->prio == XFER_PRIO_BACKGROUND &&
-			    r->len - r->written > x->yield_min_left &&
-			    (!victim || r->len - r->written > victim->len - victim->written))
-				victim = r;
-		if (!victim)
-			return;
+	/* Oldest first: those kept are the ones that started first. cut() takes r off the list
+	 * and puts it at the head of its queue (so the cut ones start again newest first). */
+	for (r = x->running.head; r; r = next) {
+		next = r->next;
+		if (r->prio != XFER_PRIO_BACKGROUND || r->len - r->written <= x->yield_min_left)
+			continue;
+		if (kept < XFER_YIELD_KEEP && ahead_of_reader(x, r)) {
+			kept++;
+			continue;
+		}
 		log_debug("xfer: request %llu yields the link to a reader",
-			  (unsigned long long)victim->id);
+			  (unsigned long long)r->id);
 		x->es.yields++;
-		cut(x, victim);
+		cut(x, r);
 	}
+}
+
+/* While a reader waits: the first queued background request ahead of it, if fewer than
+ * XFER_YIELD_KEEP of those run; else NULL. */
+static struct xreq *kept_to_start(struct xfer *x, uint64_t now)
+{
+	struct xreq *r, *next;
+
+	if (running_kept(x) >= XFER_YIELD_KEEP)
+		return NULL;
+	for (r = x->ready[XFER_PRIO_BACKGROUND].head; r; r = next) {
+		next = r->next;
+		if (ahead_of_reader(x, r) && !attempt_deferred(x, r, now))
+			return r;
+	}
+	return NULL;
 }
 
 static struct xreq *next_to_start(struct xfer *x, uint64_t now, bool yielding)
@@ -524,8 +562,7 @@ static struct xreq *next_to_start(struct xfer *x, uint64_t now, bool yielding)
 			;
 		if (!r)
 			continue;
-		if (p == XFER_PRIO_BACKGROUND && yielding &&
-		    running_background(x) >= XFER_YIELD_KEEP)
+		if (p == XFER_PRIO_BACKGROUND && yielding && !(r = kept_to_start(x, now)))
 			return NULL;
 		if (x->running.n < limit)
 			return r;
@@ -546,7 +583,9 @@ void xq_start(struct xfer *x)
 	bool yielding = reader_waits(x, now);
 	struct xreq *r;
 
-	if (yielding)
+	/* Only while a demand request is live: in the hold after it, none is ahead of a reader
+	 * any more, and what was kept beside it goes on. */
+	if (yielding && x->live[XFER_PRIO_DEMAND])
 		background_yield(x);
 	while ((r = next_to_start(x, now, yielding)))
 		attempt_start(x, r);

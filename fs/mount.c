@@ -233,6 +233,7 @@ static int serve(const struct mount_opts *o, struct hub_config *cfg, struct cach
 	m.t = t;
 	m.sched = st.s;
 	m.tensors = tensors_new(st.s, NULL); /* NULL (out of memory): reads go without it */
+	po.tensors = m.tensors;
 	snprintf(fsname, sizeof(fsname), "hffs:%s", snap->repo.id);
 	snprintf(rec.mountpoint, sizeof(rec.mountpoint), "%s", o->mountpoint);
 	snprintf(rec.repo_key, sizeof(rec.repo_key), "%s", snap->repo_key);
@@ -296,8 +297,8 @@ static int serve(const struct mount_opts *o, struct hub_config *cfg, struct cach
 out:
 	if (lock_fd >= 0)
 		close(lock_fd);
-	m.tensors = tensors_free(m.tensors); /* the session ended: no read uses it now */
 	serve_stop(&st); /* session_run() stopped them already unless it failed to mount */
+	m.tensors = tensors_free(m.tensors); /* no read nor completion uses it now */
 	bu = budget_free(bu);
 	inode_table_free(t);
 	pthread_mutex_destroy(&m.se_lock);

@@ -241,13 +241,18 @@ static void read_ahead_plan(struct mount_ctx *m, const struct inode *e, struct o
 			    uint64_t offset, uint64_t len, uint64_t *ret_off, uint64_t *ret_len,
 			    uint64_t *ret_gen)
 {
+	uint64_t limit;
+
 	*ret_off = *ret_len = *ret_gen = 0;
 	if (!of)
 		return;
+	/* Not past the tensor a seek waits for (fs/tensors.h); outside of->lock: it takes
+	 * tensors' and sched's locks. */
+	limit = m->ra.max_window ? MIN(e->size, tensors_readahead_limit(m->tensors, e, offset)) : 0;
 	pthread_mutex_lock(&of->lock);
 	*ret_gen = of->gen;
 	if (m->ra.max_window)
-		readahead_update(&of->ra, &m->ra, offset, len, e->size, ret_off, ret_len);
+		readahead_update(&of->ra, &m->ra, offset, len, limit, ret_off, ret_len);
 	pthread_mutex_unlock(&of->lock);
 }
 

@@ -98,9 +98,10 @@ static void set_phase(struct prefetch *p, enum prefetch_phase ph)
 	pthread_mutex_unlock(&p->lock);
 }
 
-/* While reads wait on the network, background completion keeps to READER_SHARE transfers:
- * measured on a 50 MB/s link with 16 connections (docs/benchmarks.md), a reader beside 14
- * background transfers got 13 MB/s, alone 45 MB/s. */
+/* While reads wait on the network, background completion keeps to READER_SHARE transfers
+ * (and the engine keeps only those ahead of the reader, fetch/xfer_queue.c): measured on a
+ * 50 MB/s link with 16 connections (docs/benchmarks.md), a reader beside 14 background
+ * transfers got 13 MB/s, alone 45 MB/s. */
 #define READER_SHARE 2
 #define READER_RECENT_USEC (2 * 1000000ULL)
 
@@ -193,7 +194,8 @@ static bool first_missing(struct prefetch *p, const struct inode *f, uint64_t fr
 }
 
 /* The next chunk of the file a reader waited for lately: the first one with missing blocks
- * at or after where the read ended, else before it. False when there is none. */
+ * at or after where the read ended, else before it. False when there is none, or while the
+ * reader waits for the tensor it sought. */
 static bool hot_chunk(struct prefetch *p, const struct inode **ret_f, uint64_t *ret_o)
 {
 	const struct inode *f;
@@ -205,6 +207,10 @@ static bool hot_chunk(struct prefetch *p, const struct inode **ret_f, uint64_t *
 	if (!f || f->is_dir || !wanted(p, f))
 		return false;
 	off = MIN(off, f->size);
+	/* A reader waiting for a tensor it sought wants those bytes alone first: past them,
+	 * completion would share the link with its last pieces (fs/tensors.h). */
+	if (tensors_readahead_limit(p->o.tensors, f, off) != UINT64_MAX)
+		return false;
 	*ret_f = f;
 	return first_missing(p, f, off, f->size, ret_o) || first_missing(p, f, 0, off, ret_o);
 }

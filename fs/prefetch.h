@@ -15,6 +15,7 @@
 #include "fs/budget.h"
 #include "fs/inode.h"
 #include "fs/sched.h"
+#include "fs/tensors.h"
 
 struct prefetch;
 
@@ -27,6 +28,7 @@ struct prefetch_opts {
 	unsigned max_inflight; /* background fetches in flight at once; 0 -> 16 */
 	uint64_t chunk; /* bytes per background fetch; 0 -> 16 MiB */
 	struct budget *budget; /* room is asked before each range; NULL: no limits */
+	struct tensors *tensors; /* borrowed, outlives the thread; NULL: none */
 };
 
 enum prefetch_phase {

@@ -328,7 +328,7 @@ int sched_wait_background(struct sched *s, unsigned max, unsigned timeout_ms)
 	return r;
 }
 
-int sched_pread(struct sched *s, const struct inode *f, void *buf, size_t len, uint64_t offset)
+bool sched_is_present(struct sched *s, const struct inode *f, uint64_t offset, uint64_t len)
 {
 	struct sched_blob *b = s->blob_of_ino[f->ino];
 	uint64_t first, last;
@@ -336,11 +336,22 @@ int sched_pread(struct sched *s, const struct inode *f, void *buf, size_t len, u
 	int fd, r;
 
 	if (!b || !block_span(b->size, s->bs, offset, len, &first, &last))
-		return len ? -EIO : 0;
+		return false;
 	pthread_mutex_lock(&s->lock);
 	present = !b->given_up && bitmap_all_set(b->present, first, last - first + 1);
 	pthread_mutex_unlock(&s->lock);
-	if (!present)
+	return present;
+}
+
+int sched_pread(struct sched *s, const struct inode *f, void *buf, size_t len, uint64_t offset)
+{
+	struct sched_blob *b = s->blob_of_ino[f->ino];
+
+	if (!len)
+		return 0;
+	if (!b || offset >= b->size || len > b->size - offset)
+		return -EIO;
+	if (!sched_is_present(s, f, offset, len))
 		return -EAGAIN;
 	fd = sched_fd_get(s, b);
 	if (fd < 0)

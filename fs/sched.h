@@ -128,6 +128,10 @@ int sched_prefetch(struct sched *s, const struct inode *f, uint64_t offset, uint
  * passed (0), or until the sched stops (-ECANCELED). */
 int sched_wait_background(struct sched *s, unsigned max, unsigned timeout_ms);
 
+/* True when bytes [offset, offset+len) (len > 0) of f are all in the cache; false when some
+ * are not, or the range is not in the file. Any thread; never blocks on the network. */
+bool sched_is_present(struct sched *s, const struct inode *f, uint64_t offset, uint64_t len);
+
 /* Copies bytes [offset, offset+len) of f into buf when they are all present: 0, or -EAGAIN
  * when some are not, -EIO on a read error. Any thread; local disk only. */
 int sched_pread(struct sched *s, const struct inode *f, void *buf, size_t len, uint64_t offset);

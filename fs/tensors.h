@@ -35,7 +35,8 @@ int tensors_parse_safetensors(const char *json, size_t len, uint64_t data_start,
 			      struct tensor_span **ret, size_t *ret_n);
 
 /* What to fetch ahead of a read of [offset, offset+len) among sorted, disjoint spans v: from
- * the read's end to the end of the tensor it lands in, or on into the next tensors when that
+ * the read's end to the end of the tensor it lands in (when it starts in one and runs on into
+ * the next, the last it reaches: the kernel's reads are page-aligned), or on into the next tensors when that
  * is less than min_ahead, until min_ahead; at most max_ahead. False (nothing to plan) when the
  * read is in no tensor or at the end of the last one. */
 bool tensors_window(const struct tensor_span *v, size_t n, uint64_t offset, uint64_t len,
@@ -61,3 +62,13 @@ struct tensors *tensors_free(struct tensors *t);
  * the cache parses it (local disk only); until then, and for other files, it does nothing.
  * Any thread; never blocks on the network. */
 void tensors_read(struct tensors *t, const struct inode *f, uint64_t offset, uint64_t len);
+
+/* Where sequential read-ahead (fs/readahead.c) of f should stop for a read at offset: the end
+ * of the window planned by the last read of f that jumped more than 32 MiB (a reader going to
+ * a tensor; a sequential reader's reads arrive out of order, but not that far apart), while
+ * the read lies before that window's end or up to 32 MiB past it (the kernel's own
+ * read-ahead) and the window's bytes are not all in the cache; else UINT64_MAX (no limit; also for t NULL). Read-ahead
+ * past a tensor the reader waits for would share the link with the tensor's last pieces (the
+ * bench's first tensor came 0.3-0.6 s later for it). Any thread; never blocks on the
+ * network. */
+uint64_t tensors_readahead_limit(struct tensors *t, const struct inode *f, uint64_t offset);

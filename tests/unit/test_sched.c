@@ -290,12 +290,18 @@ static void test_parked_reads_join_one_fetch(void)
 	env_start(&e, "join", false);
 	rd_init(&a, e.s);
 	rd_init(&b, e.s);
+	ASSERT_FALSE(sched_is_present(e.s, e.big, BS + 10, 100));
 	ASSERT_EQ(sched_read(e.s, e.big, BS + 10, 100, 0, rd_ready, &a, &fd), 0);
 	ASSERT_EQ(sched_read(e.s, e.big, BS + 500, 100, 0, rd_ready, &b, &fd), 0);
 	ASSERT_EQ(rd_wait(&a), 0);
 	ASSERT_EQ(rd_wait(&b), 0);
 	ASSERT_TRUE(a.net && b.net);
 	ASSERT_EQ(minihttp_count(&srv, "big.bin"), 1); /* the second read joined the first */
+	/* The block is in; the ones around it are not, nor is a range past the end. */
+	ASSERT_TRUE(sched_is_present(e.s, e.big, BS, BS));
+	ASSERT_FALSE(sched_is_present(e.s, e.big, BS, BS + 1));
+	ASSERT_FALSE(sched_is_present(e.s, e.big, 0, BS));
+	ASSERT_FALSE(sched_is_present(e.s, e.big, BIG_SIZE, 1));
 	/* Now present: answered at once, no request. */
 	ASSERT_EQ(read_check(&e, e.big, 0, BS, BS, big), 0);
 	ASSERT_EQ(minihttp_count(&srv, "big.bin"), 1);

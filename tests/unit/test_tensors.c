@@ -101,6 +101,14 @@ static void test_window(void)
 	ASSERT_TRUE(tensors_window(v, 4, 120 * MiB, MiB, 32 * MiB, 512 * MiB, &off, &len));
 	ASSERT_U64_EQ(off, 121 * MiB);
 	ASSERT_U64_EQ(len, 19 * MiB); /* the last tensor ends the window */
+	/* A read from the last bytes of one tensor into the next (the kernel's page-aligned read
+	 * of a tensor that begins inside a page): the rest of the one it reaches. */
+	ASSERT_TRUE(tensors_window(v, 4, 91 * MiB - 4096, MiB, 32 * MiB, 512 * MiB, &off, &len));
+	ASSERT_U64_EQ(off, 92 * MiB - 4096);
+	ASSERT_U64_EQ(len, 32 * MiB); /* 1 MiB tensor: on into the next ones, min_ahead */
+	ASSERT_TRUE(tensors_window(v, 4, 100 * MiB - 4096, MiB, 8 * MiB, 512 * MiB, &off, &len));
+	ASSERT_U64_EQ(off, 101 * MiB - 4096);
+	ASSERT_U64_EQ(len, 39 * MiB + 4096); /* the rest of the 40 MiB tensor, not 8 MiB */
 	/* Capped by max_ahead. */
 	ASSERT_TRUE(tensors_window(v, 4, 1 * MiB, MiB, 32 * MiB, 16 * MiB, &off, &len));
 	ASSERT_U64_EQ(off, 2 * MiB);

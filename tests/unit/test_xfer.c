@@ -1313,8 +1313,8 @@ static void test_demand_goes_first(void)
 		job_free(&j[i]);
 }
 
-/* While a reader waits, background transfers on the wire give it the link: all but two are
- * cut, resume after their last byte once the reader is gone, and every range completes. */
+/* While a reader waits, background transfers on the wire give it the link: all are cut,
+ * resume after their last byte once the reader is gone, and every range completes. */
 static void test_background_yields(void)
 {
 	const struct file *bg = file_of(SHARD1);
@@ -1343,7 +1343,43 @@ static void test_background_yields(void)
 	x = xfer_free(x);
 	for (int i = 0; i < 5; i++)
 		job_check_ok(&j[i]);
-	ASSERT_TRUE(st.yields >= 2);
+	ASSERT_TRUE(st.yields >= 4);
+	for (int i = 0; i < 5; i++)
+		job_free(&j[i]);
+}
+
+/* Background transfers ahead of the reader in the blob it waits on (completion following it)
+ * are what it reads next: two of them stay on the wire, the others yield. */
+static void test_background_ahead_of_reader_kept(void)
+{
+	const struct file *f = file_of(SHARD1);
+	struct xfer *x;
+	struct xfer_stats st;
+	struct job j[5];
+	char rules[256];
+
+	snprintf(rules, sizeof(rules),
+		 "[{\"host\": \"cdn\", \"fault\": \"trickle\", \"rate\": 65536,"
+		 " \"path_re\": \"%s\"}]",
+		 f->sha256);
+	engine_yield_min_left = 16 * KiB; /* the fixture's files are small */
+	x = engine(8, 3, 0);
+	engine_yield_min_left = 0;
+	hub_faults(rules);
+	for (int i = 0; i < 4; i++) {
+		job_init(&j[i], f->path, (uint64_t)(i + 1) * 96 * KiB, 96 * KiB);
+		job_submit(x, &j[i], XFER_PRIO_BACKGROUND);
+	}
+	jobs_wait(j, 4, has_bytes);
+	job_init(&j[4], f->path, 0, 16 * KiB); /* before all four: each is ahead of it */
+	job_submit(x, &j[4], XFER_PRIO_DEMAND);
+	jobs_wait(j, 5, is_done);
+	xfer_get_stats(x, &st);
+	x = xfer_free(x);
+	for (int i = 0; i < 5; i++)
+		job_check_ok(&j[i]);
+	/* Two cut once each; the two kept were never cut (none restarts while it waits). */
+	ASSERT_U64_EQ(st.yields, 2);
 	for (int i = 0; i < 5; i++)
 		job_free(&j[i]);
 }
@@ -1610,6 +1646,7 @@ int main(void)
 	RUN(test_not_found);
 	RUN(test_demand_goes_first);
 	RUN(test_background_yields);
+	RUN(test_background_ahead_of_reader_kept);
 	RUN(test_raise_priority);
 	RUN(test_cancel_and_free);
 	RUN(test_dns_and_tls_failures);
