@@ -333,7 +333,6 @@ bool sched_is_present(struct sched *s, const struct inode *f, uint64_t offset, u
 	struct sched_blob *b = s->blob_of_ino[f->ino];
 	uint64_t first, last;
 	bool present;
-	int fd, r;
 
 	if (!b || !block_span(b->size, s->bs, offset, len, &first, &last))
 		return false;
@@ -346,6 +345,7 @@ bool sched_is_present(struct sched *s, const struct inode *f, uint64_t offset, u
 int sched_pread(struct sched *s, const struct inode *f, void *buf, size_t len, uint64_t offset)
 {
 	struct sched_blob *b = s->blob_of_ino[f->ino];
+	int fd, r;
 
 	if (!len)
 		return 0;
