@@ -195,7 +195,7 @@ def data(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def hub(data, tmp_path_factory):
-    h = FakeHub(data, tmp_path_factory.mktemp("xethub"), tokens=TOKENS)
+    h = FakeHub(data, tmp_path_factory.mktemp("xet-data"), tokens=TOKENS)
     h.start()
     try:
         yield h
