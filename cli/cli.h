@@ -3,6 +3,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include "cache/evict.h"
@@ -32,3 +33,9 @@ int cli_fusermount(const char *flag, const char *path);
  * wrong with which flag (max_flag names the first). */
 int cli_budget(const char *max_flag, const char *max_size, const char *min_free, const char *dir,
 	       struct evict_limits *b);
+/* The transfer flags shared by mount and pull (transfer_args.c): --connections (1-256),
+ * --max-rate (a size per second), --range-align (4K-1G). 0, or 2 after saying what is
+ * wrong with the value. */
+int cli_connections_arg(const char *arg, unsigned *ret);
+int cli_max_rate_arg(const char *arg, uint64_t *ret);
+int cli_range_align_arg(const char *arg, uint64_t *ret);

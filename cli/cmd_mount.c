@@ -349,19 +349,12 @@ int cmd_mount(int argc, char **argv)
 			foreground = true;
 			break;
 		case OPT_CONNECTIONS:
-			if (parse_uint(optarg, 256, &v) < 0 || !v) {
-				log_err("--connections takes a number from 1 to 256, not '%s'",
-					optarg);
+			if (cli_connections_arg(optarg, &o.connections))
 				return 2;
-			}
-			o.connections = (unsigned)v;
 			break;
 		case OPT_MAX_RATE:
-			if (parse_size(optarg, &o.max_rate) < 0) {
-				log_err("--max-rate takes bytes per second (e.g. 50M), not '%s'",
-					optarg);
+			if (cli_max_rate_arg(optarg, &o.max_rate))
 				return 2;
-			}
 			break;
 		case OPT_STALL:
 			if (parse_uint(optarg, 3600, &v) < 0 || !v) {
@@ -381,13 +374,8 @@ int cmd_mount(int argc, char **argv)
 			o.io_timeout_s = (unsigned)v;
 			break;
 		case OPT_RANGE_ALIGN:
-			if (parse_size(optarg, &o.range_align) < 0 || o.range_align < 4096 ||
-			    o.range_align > (1ULL << 30)) {
-				log_err("--range-align takes a size from 4K to 1G (the mirror's "
-					"slice size, e.g. 1M), not '%s'",
-					optarg);
+			if (cli_range_align_arg(optarg, &o.range_align))
 				return 2;
-			}
 			break;
 		case OPT_LOG_FILE:
 			log_arg = optarg;

@@ -217,7 +217,6 @@ int cmd_pull(int argc, char **argv)
 	struct evict_limits budget;
 	struct hub_error err;
 	bool quiet = false, debug = false, new_cache;
-	uint64_t v;
 	int ch, r, code;
 
 	while ((ch = getopt_long(argc, argv, "r:qdh", longopts, NULL)) != -1) {
@@ -247,28 +246,16 @@ int cmd_pull(int argc, char **argv)
 			o.endpoint = optarg;
 			break;
 		case OPT_CONNECTIONS:
-			if (parse_uint(optarg, 256, &v) < 0 || !v) {
-				log_err("--connections takes a number from 1 to 256, not '%s'",
-					optarg);
+			if (cli_connections_arg(optarg, &o.connections))
 				return 2;
-			}
-			o.connections = (unsigned)v;
 			break;
 		case OPT_MAX_RATE:
-			if (parse_size(optarg, &o.max_rate) < 0) {
-				log_err("--max-rate takes bytes per second (e.g. 50M), not '%s'",
-					optarg);
+			if (cli_max_rate_arg(optarg, &o.max_rate))
 				return 2;
-			}
 			break;
 		case OPT_RANGE_ALIGN:
-			if (parse_size(optarg, &o.range_align) < 0 || o.range_align < 4096 ||
-			    o.range_align > (1ULL << 30)) {
-				log_err("--range-align takes a size from 4K to 1G (the mirror's "
-					"slice size, e.g. 1M), not '%s'",
-					optarg);
+			if (cli_range_align_arg(optarg, &o.range_align))
 				return 2;
-			}
 			break;
 		case OPT_JSON:
 			c.json = true;
