@@ -123,32 +123,9 @@ int hub_repo_parse(const char *spec, struct hub_repo *ret, struct hub_error *err
 	return 0;
 }
 
-static int check_online(const struct hub_config *cfg, const char *object, struct hub_error *err)
-{
-	if (!cfg->offline)
-		return 0;
-	hub_error_set(err, FETCH_OFFLINE, 0,
-		      "offline mode (HF_HUB_OFFLINE): %s is not asked of the Hub", object);
-	return -ENETDOWN;
-}
-
 static bool is_success(long status)
 {
 	return status >= 200 && status < 300;
-}
-
-static struct http_request metadata_request(const struct hub_config *cfg, const char *url)
-{
-	return (struct http_request){
-		.method = "GET",
-		.url = url,
-		.token = cfg->token,
-		.auth_origin = cfg->endpoint,
-		.user_agent = cfg->user_agent,
-		.timeout_s = cfg->timeout_s,
-		/* Renamed repos answer with a relative redirect (HUB_PROTOCOL.md 4.1). */
-		.follow_relative = true,
-	};
 }
 
 /* "repo 'org/name'" for a model, "dataset 'org/name'", "space 'org/name'": the type a person
@@ -185,7 +162,7 @@ static void suggest_other_type(const struct hub_config *cfg, const struct hub_re
 		if (asprintf(&url, "%s/api/%s/%s", cfg->endpoint, hub_repo_type_plural(types[i]),
 			     repo->id) < 0)
 			return;
-		req = metadata_request(cfg, url);
+		req = hub_metadata_request(cfg, url);
 		found = http_request(&req, &resp) >= 0 && is_success(resp.status);
 		http_response_done(&resp);
 		if (!found)
@@ -214,7 +191,7 @@ int hub_repo_info(const struct hub_config *cfg, const struct hub_repo *repo, con
 	ctx.revision = rev;
 	ctx.repo_object = object;
 	ctx.first_call = true;
-	r = check_online(cfg, object, err);
+	r = hub_check_online(cfg, object, err);
 	if (r < 0)
 		return r;
 	/* A full sha is asked too: the server says whether it exists in this repo. */
@@ -222,7 +199,7 @@ int hub_repo_info(const struct hub_config *cfg, const struct hub_repo *repo, con
 	if (!esc || asprintf(&url, "%s/api/%s/%s/revision/%s", cfg->endpoint,
 			     hub_repo_type_plural(repo->type), repo->id, esc) < 0)
 		return -ENOMEM;
-	req = metadata_request(cfg, url);
+	req = hub_metadata_request(cfg, url);
 	r = http_request(&req, &resp);
 	if (r < 0 || !is_success(resp.status)) {
 		if (r >= 0 && resp.status >= 300 && resp.status < 400)
@@ -263,12 +240,12 @@ int hub_check_access(const struct hub_config *cfg, const struct hub_repo *repo, 
 
 	snprintf(object, sizeof(object), "repo '%s'", repo->id);
 	ctx.repo_object = object;
-	r = check_online(cfg, object, err);
+	r = hub_check_online(cfg, object, err);
 	if (r < 0)
 		return r;
 	if (!url)
 		return -ENOMEM;
-	req = metadata_request(cfg, url);
+	req = hub_metadata_request(cfg, url);
 	/* HEAD, as the official client's metadata request (HUB_PROTOCOL.md 4.1); any 2xx or 3xx
 	 * means the contents may be read. */
 	req.method = "HEAD";
@@ -362,7 +339,7 @@ static bool is_retryable(int r, const struct http_response *resp)
 static int get_page(const struct hub_config *cfg, const char *url, unsigned retries,
 		    struct http_response *resp)
 {
-	struct http_request req = metadata_request(cfg, url);
+	struct http_request req = hub_metadata_request(cfg, url);
 	int r;
 
 	for (unsigned attempt = 1;; attempt++) {
@@ -476,7 +453,7 @@ int hub_list_tree(const struct hub_config *cfg, const struct hub_repo *repo, con
 
 	snprintf(repo_object, sizeof(repo_object), "repo '%s'", repo->id);
 	snprintf(object, sizeof(object), "repo '%s' at %.12s", repo->id, commit);
-	r = check_online(cfg, object, err);
+	r = hub_check_online(cfg, object, err);
 	if (r < 0)
 		return r;
 	esc = http_escape_segment(commit);
@@ -521,12 +498,12 @@ int hub_whoami(const struct hub_config *cfg, struct hub_whoami *ret, struct hub_
 	int r;
 
 	*ret = (struct hub_whoami){ 0 };
-	r = check_online(cfg, "the token's account (whoami-v2)", err);
+	r = hub_check_online(cfg, "the token's account (whoami-v2)", err);
 	if (r < 0)
 		return r;
 	if (asprintf(&url, "%s/api/whoami-v2", cfg->endpoint) < 0)
 		return -ENOMEM;
-	req = metadata_request(cfg, url);
+	req = hub_metadata_request(cfg, url);
 	r = http_request(&req, &resp);
 	ret->server_date_s = resp.date_s;
 	if (r >= 0 && is_success(resp.status)) {
@@ -555,13 +532,13 @@ int hub_probe_range(const struct hub_config *cfg, const struct hub_repo *repo, c
 
 	*ret = (struct hub_probe){ 0 };
 	snprintf(object, sizeof(object), "file '%.80s' of repo '%s'", path, repo->id);
-	r = check_online(cfg, object, err);
+	r = hub_check_online(cfg, object, err);
 	if (r < 0)
 		return r;
 	if (!url)
 		return -ENOMEM;
 	snprintf(range, sizeof(range), "0-%llu", len ? len - 1 : 0);
-	req = metadata_request(cfg, url);
+	req = hub_metadata_request(cfg, url);
 	req.range = range;
 	r = http_request(&req, &resp);
 	if (r >= 0 && resp.status >= 300 && resp.status < 400 && resp.location) {

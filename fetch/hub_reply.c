@@ -188,3 +188,25 @@ int hub_reply_unexpected(const struct http_response *resp, const char *object,
 		      resp->status, object, loc);
 	return -EBADMSG;
 }
+
+int hub_check_online(const struct hub_config *cfg, const char *object, struct hub_error *err)
+{
+	if (!cfg->offline)
+		return 0;
+	hub_error_set(err, FETCH_OFFLINE, 0,
+		      "offline mode (HF_HUB_OFFLINE): %s is not asked of the Hub", object);
+	return -ENETDOWN;
+}
+
+struct http_request hub_metadata_request(const struct hub_config *cfg, const char *url)
+{
+	return (struct http_request){
+		.method = "GET",
+		.url = url,
+		.token = cfg->token,
+		.auth_origin = cfg->endpoint,
+		.user_agent = cfg->user_agent,
+		.timeout_s = cfg->timeout_s,
+		.follow_relative = true,
+	};
+}

@@ -2,6 +2,7 @@
  * on, into a struct hub_error (HUB_PROTOCOL.md 5). Pure; any thread. */
 #pragma once
 
+#include "fetch/http_exchange.h"
 #include "fetch/hub_error.h"
 
 struct http_response;
@@ -32,3 +33,11 @@ int hub_reply_failure(const struct http_response *resp, int r, const char *objec
  * err says so with the Location. Returns -EBADMSG. */
 int hub_reply_unexpected(const struct http_response *resp, const char *object,
 			 struct hub_error *err);
+
+/* 0 when cfg is online; else -ENETDOWN with err saying that object is not asked of the Hub
+ * (HF_HUB_OFFLINE). Every Hub call asks this before its first byte. */
+int hub_check_online(const struct hub_config *cfg, const char *object, struct hub_error *err);
+/* A GET of url on the Hub's API: the Hub token (sent to the endpoint's origin alone), the
+ * user agent and timeout of cfg, relative redirects followed (renamed repos, HUB_PROTOCOL.md
+ * 4.1). Callers add range, accept and the like. */
+struct http_request hub_metadata_request(const struct hub_config *cfg, const char *url);

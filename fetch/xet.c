@@ -36,15 +36,6 @@ static bool is_lower_hex64(const char *s)
 	return true;
 }
 
-static int check_online(const struct hub_config *cfg, const char *object, struct hub_error *err)
-{
-	if (!cfg->offline)
-		return 0;
-	hub_error_set(err, FETCH_OFFLINE, 0,
-		      "offline mode (HF_HUB_OFFLINE): %s is not asked of the Hub", object);
-	return -ENETDOWN;
-}
-
 /* A Xet reply's headers into ret; -EBADMSG with words naming what is missing. */
 static int probe_xet_headers(const struct http_response *resp, const char *object,
 			     struct xet_file *ret, struct hub_error *err)
@@ -82,22 +73,15 @@ int xet_probe(const struct hub_config *cfg, const struct hub_repo *repo, const c
 
 	memset(ret, 0, sizeof(*ret));
 	snprintf(object, sizeof(object), "'%.300s' of repo '%s'", path, repo->id);
-	r = check_online(cfg, object, err);
+	r = hub_check_online(cfg, object, err);
 	if (r < 0)
 		return r;
 	if (!url)
 		return -ENOMEM;
-	struct http_request req = {
-		.method = "GET",
-		.url = url,
-		.token = cfg->token,
-		.auth_origin = cfg->endpoint,
-		.user_agent = cfg->user_agent,
-		.timeout_s = cfg->timeout_s,
-		.range = "0-0",
-		.accept = XET_FILEINFO_TYPE ", */*",
-		.follow_relative = true,
-	};
+	struct http_request req = hub_metadata_request(cfg, url);
+
+	req.range = "0-0";
+	req.accept = XET_FILEINFO_TYPE ", */*";
 	r = http_request(&req, &resp);
 	if (r >= 0 && resp.status >= 200 && resp.status < 400) {
 		bool xet = resp.status < 300 ? resp.content_type && strstr(resp.content_type,
@@ -121,20 +105,12 @@ int xet_token_fetch(const struct hub_config *cfg, const char *auth_url, struct x
 	struct hub_reply_ctx ctx = { .cfg = cfg };
 	struct http_response resp;
 	const char *object = "the Xet read token";
-	int r = check_online(cfg, object, err);
+	int r = hub_check_online(cfg, object, err);
 
 	if (r < 0)
 		return r;
-	struct http_request req = {
-		.method = "GET",
-		.url = auth_url,
-		/* The Hub token goes to the Hub's origin alone (http_request() checks). */
-		.token = cfg->token,
-		.auth_origin = cfg->endpoint,
-		.user_agent = cfg->user_agent,
-		.timeout_s = cfg->timeout_s,
-		.follow_relative = true,
-	};
+	/* The Hub token goes to the Hub's origin alone (http_request() checks). */
+	struct http_request req = hub_metadata_request(cfg, auth_url);
 	r = http_request(&req, &resp);
 	if (r < 0 || resp.status < 200 || resp.status >= 300) {
 		r = hub_reply_failure(&resp, r, object, &ctx, err);
@@ -183,7 +159,7 @@ int xet_reconstruct(const struct hub_config *cfg, const struct xet_token *tok,
 	snprintf(object, sizeof(object), "the reconstruction of Xet file %.64s", file_hash);
 	snprintf(range, sizeof(range), "%llu-%llu", (unsigned long long)first,
 		 (unsigned long long)last);
-	r = check_online(cfg, object, err);
+	r = hub_check_online(cfg, object, err);
 	if (r < 0)
 		return r;
 	for (int v1 = 0;; v1 = 1) {
@@ -249,7 +225,7 @@ int xet_fetch_once(const struct hub_config *cfg, const struct xet_recon *r, size
 	snprintf(object, sizeof(object), "xorb %.64s", f->xorb);
 	snprintf(range, sizeof(range), "%llu-%llu", (unsigned long long)f->byte_first,
 		 (unsigned long long)f->byte_last);
-	rc = check_online(cfg, object, err);
+	rc = hub_check_online(cfg, object, err);
 	if (rc < 0)
 		return rc;
 	struct http_request req = {
