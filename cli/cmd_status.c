@@ -95,18 +95,6 @@ static const char *bar(uint64_t part, uint64_t whole, char *buf, size_t width)
 	return buf;
 }
 
-static const char *format_eta(int64_t s, char *buf, size_t len)
-{
-	if (s < 0)
-		snprintf(buf, len, "unknown");
-	else if (s >= 3600)
-		snprintf(buf, len, "%lld:%02lld:%02lld", (long long)s / 3600,
-			 (long long)s / 60 % 60, (long long)s % 60);
-	else
-		snprintf(buf, len, "%lld:%02lld", (long long)s / 60, (long long)s % 60);
-	return buf;
-}
-
 static bool load_live(struct cache_db *db, const char *mountpoint, struct live *ret)
 {
 	_cleanup_free_ void *buf = NULL;

@@ -63,20 +63,7 @@ void pull_view_done(struct pull_view *v)
 	v->said = NULL;
 }
 
-static const char *format_eta(int64_t s, char *buf, size_t len)
-{
-	if (s < 0)
-		snprintf(buf, len, "--");
-	else if (s >= 3600)
-		snprintf(buf, len, "%lldh%02lldm", (long long)s / 3600, (long long)s / 60 % 60);
-	else if (s >= 60)
-		snprintf(buf, len, "%lldm%02llds", (long long)s / 60, (long long)s % 60);
-	else
-		snprintf(buf, len, "%llds", (long long)s);
-	return buf;
-}
-
-/* "3/12 files, 1.2 GiB of 4.5 GiB, 45.0 MiB/s, ETA 1m12s" */
+/* "3/12 files, 1.2 GiB of 4.5 GiB, 45.0 MiB/s, ETA 1:12" */
 static void total_words(const struct pull_progress *p, char *buf, size_t len)
 {
 	char s1[16], s2[16], s3[16], s4[32];

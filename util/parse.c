@@ -119,3 +119,15 @@ const char *format_size(uint64_t bytes, char *buf, size_t len)
 		snprintf(buf, len, "%.1f %s", v, units[i]);
 	return buf;
 }
+
+const char *format_eta(int64_t s, char *buf, size_t len)
+{
+	if (s < 0)
+		snprintf(buf, len, "unknown");
+	else if (s >= 3600)
+		snprintf(buf, len, "%lld:%02lld:%02lld", (long long)s / 3600,
+			 (long long)s / 60 % 60, (long long)s % 60);
+	else
+		snprintf(buf, len, "%lld:%02lld", (long long)s / 60, (long long)s % 60);
+	return buf;
+}

@@ -25,3 +25,6 @@ bool parse_env_bool(const char *v);
 
 /* Formats a size in human units ("1.5 GiB", "512 B") into buf (at least 16 bytes). */
 const char *format_size(uint64_t bytes, char *buf, size_t len);
+/* Formats a time left in seconds as status and pull show it ("1:02:03", "4:05"; "unknown"
+ * when s < 0) into buf (at least 24 bytes). */
+const char *format_eta(int64_t s, char *buf, size_t len);

@@ -87,6 +87,10 @@ static void test_format_size(void)
 	ASSERT_STR_EQ(format_size(512, b, sizeof(b)), "512 B");
 	ASSERT_STR_EQ(format_size(1536, b, sizeof(b)), "1.5 KiB");
 	ASSERT_STR_EQ(format_size(3ULL << 30, b, sizeof(b)), "3.0 GiB");
+	ASSERT_STR_EQ(format_eta(-1, b, sizeof(b)), "unknown");
+	ASSERT_STR_EQ(format_eta(0, b, sizeof(b)), "0:00");
+	ASSERT_STR_EQ(format_eta(245, b, sizeof(b)), "4:05");
+	ASSERT_STR_EQ(format_eta(3723, b, sizeof(b)), "1:02:03");
 }
 
 static void test_jsonw(void)
